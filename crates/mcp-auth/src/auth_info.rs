@@ -1,0 +1,333 @@
+//! The verified identity handed to every tool: [`AuthInfo`].
+
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use http::HeaderValue;
+use serde_json::{Map, Value};
+
+/// What kind of credential a request carried.
+///
+/// Clerk distinguishes these (its `acceptsToken` option); verifiers refuse the kinds
+/// they were not configured to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TokenKind {
+    /// An OAuth 2.x access token issued to a client on behalf of a user (Clerk: `oauth_token`).
+    OAuthAccessToken,
+    /// A first-party browser session token (Clerk: `session_token`).
+    SessionToken,
+    /// A long-lived API key (Clerk: `api_key`, `ak_…`).
+    ApiKey,
+    /// A machine-to-machine token (Clerk: `m2m_token`, `mt_…`).
+    MachineToken,
+}
+
+impl TokenKind {
+    /// The name used in configuration and logs (`oauth_token`, `session_token`, …), as Clerk spells it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OAuthAccessToken => "oauth_token",
+            Self::SessionToken => "session_token",
+            Self::ApiKey => "api_key",
+            Self::MachineToken => "m2m_token",
+        }
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The caller's verified identity.
+///
+/// Produced by a [`TokenVerifier`](crate::TokenVerifier), placed in the request extensions by
+/// [`AuthLayer`](crate::AuthLayer), and handed to tool handlers (it implements rmcp's
+/// `FromContextPart`, so a `#[tool]` method can take it as an argument).
+///
+/// Cloning is cheap: the identity is shared behind an `Arc`. The raw bearer token is reachable
+/// only through [`AuthInfo::expose_token`]; `Debug` never prints it.
+#[derive(Clone)]
+pub struct AuthInfo {
+    identity: Arc<Identity>,
+    token: Option<RawToken>,
+}
+
+/// The verified fields; shared between cache entries and requests.
+struct Identity {
+    user_id: String,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    kind: TokenKind,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    expires_at: Option<u64>,
+    claims: Map<String, Value>,
+}
+
+/// The `Authorization` header value, kept as received (cloning it is a reference-count bump)
+/// together with where the token starts inside it.
+#[derive(Clone)]
+struct RawToken {
+    header: HeaderValue,
+    start: usize,
+}
+
+impl AuthInfo {
+    /// Starts building an identity for `user_id` (the token's subject).
+    ///
+    /// Verifiers use this; tools normally only read an `AuthInfo`.
+    #[must_use]
+    pub fn builder(user_id: impl Into<String>, kind: TokenKind) -> AuthInfoBuilder {
+        AuthInfoBuilder {
+            identity: Identity {
+                user_id: user_id.into(),
+                client_id: None,
+                scopes: Vec::new(),
+                kind,
+                issuer: None,
+                audience: Vec::new(),
+                expires_at: None,
+                claims: Map::new(),
+            },
+        }
+    }
+
+    /// The user the token speaks for: the token's subject (`sub`, or Clerk's `subject`).
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        &self.identity.user_id
+    }
+
+    /// The OAuth client the token was issued to (`client_id`, else `azp`), when known.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.identity.client_id.as_deref()
+    }
+
+    /// The scopes granted to the token.
+    #[must_use]
+    pub fn scopes(&self) -> &[String] {
+        &self.identity.scopes
+    }
+
+    /// Whether the token was granted `scope`.
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.identity.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Scopes from `required` that the token lacks, in the order given.
+    #[must_use]
+    pub fn missing_scopes<'a>(&self, required: &'a [String]) -> Vec<&'a str> {
+        required
+            .iter()
+            .filter(|s| !self.has_scope(s))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// What kind of credential this was.
+    #[must_use]
+    pub fn kind(&self) -> TokenKind {
+        self.identity.kind
+    }
+
+    /// The token's issuer (`iss`), when known.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.identity.issuer.as_deref()
+    }
+
+    /// The token's audiences (`aud`), possibly empty.
+    #[must_use]
+    pub fn audience(&self) -> &[String] {
+        &self.identity.audience
+    }
+
+    /// When the token expires, when known.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.identity
+            .expires_at
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// When the token expires, in seconds since the Unix epoch.
+    #[must_use]
+    pub fn expires_at_unix(&self) -> Option<u64> {
+        self.identity.expires_at
+    }
+
+    /// Every claim the verifier saw (JWT claims, or the fields of an introspection answer),
+    /// for anything the typed accessors do not cover (`sid`, `org_id`, `email`, …).
+    #[must_use]
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.identity.claims
+    }
+
+    /// One claim by name.
+    #[must_use]
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.identity.claims.get(name)
+    }
+
+    /// The raw bearer token this identity was verified from.
+    ///
+    /// Named loudly on purpose: the MCP specification forbids passing a client's token through to
+    /// upstream APIs. Use it only to talk to the authorization server that issued it (for
+    /// example to revoke it). `None` when the identity did not come from a request.
+    #[must_use]
+    pub fn expose_token(&self) -> Option<&str> {
+        let raw = self.token.as_ref()?;
+        // The layer only attaches headers it parsed as visible ASCII, so this cannot fail.
+        raw.header.to_str().ok().map(|s| &s[raw.start..])
+    }
+
+    /// Attaches the `Authorization` header the identity was verified from; `start` is the byte
+    /// offset of the token inside it.
+    pub(crate) fn with_token(mut self, header: HeaderValue, start: usize) -> Self {
+        self.token = Some(RawToken { header, start });
+        self
+    }
+
+    /// A key that identifies the principal, used to bind sessions: issuer, user and client.
+    pub(crate) fn principal(&self) -> (Option<&str>, &str, Option<&str>) {
+        (self.issuer(), self.user_id(), self.client_id())
+    }
+}
+
+impl fmt::Debug for AuthInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = &self.identity;
+        f.debug_struct("AuthInfo")
+            .field("user_id", &id.user_id)
+            .field("client_id", &id.client_id)
+            .field("scopes", &id.scopes)
+            .field("kind", &id.kind)
+            .field("issuer", &id.issuer)
+            .field("audience", &id.audience)
+            .field("expires_at", &id.expires_at)
+            .field("claims", &format_args!("{{{} claims}}", id.claims.len()))
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// Builds an [`AuthInfo`]; used by [`TokenVerifier`](crate::TokenVerifier) implementations.
+#[derive(Debug)]
+#[must_use]
+pub struct AuthInfoBuilder {
+    identity: Identity,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthInfoBuilder {
+    /// The OAuth client the token was issued to.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.identity.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The granted scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.identity.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.identity.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The audiences.
+    pub fn audience<I, S>(mut self, audience: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.identity.audience = audience.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Expiry, in seconds since the Unix epoch.
+    pub fn expires_at_unix(mut self, secs: u64) -> Self {
+        self.identity.expires_at = Some(secs);
+        self
+    }
+
+    /// All raw claims.
+    pub fn claims(mut self, claims: Map<String, Value>) -> Self {
+        self.identity.claims = claims;
+        self
+    }
+
+    /// Finishes the identity.
+    #[must_use]
+    pub fn build(self) -> AuthInfo {
+        AuthInfo {
+            identity: Arc::new(self.identity),
+            token: None,
+        }
+    }
+}
+
+/// Splits a space-delimited OAuth `scope` string (RFC 6749 §3.3).
+pub(crate) fn split_scopes(scope: &str) -> Vec<String> {
+    scope.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_token() {
+        let header = HeaderValue::from_static("Bearer secret-token-value");
+        let info = AuthInfo::builder("user_1", TokenKind::OAuthAccessToken)
+            .client_id("client_1")
+            .build()
+            .with_token(header, 7);
+        assert_eq!(info.expose_token(), Some("secret-token-value"));
+        let printed = format!("{info:?}");
+        assert!(!printed.contains("secret-token-value"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+        assert!(printed.contains("user_1"));
+    }
+
+    #[test]
+    fn missing_scopes_lists_only_absent_ones() {
+        let info = AuthInfo::builder("u", TokenKind::OAuthAccessToken)
+            .scopes(["a", "b"])
+            .build();
+        let required = vec!["a".to_owned(), "c".to_owned()];
+        assert_eq!(info.missing_scopes(&required), vec!["c"]);
+        assert!(info.has_scope("b"));
+    }
+
+    #[test]
+    fn split_scopes_handles_runs_of_spaces() {
+        assert_eq!(split_scopes(" a  b\tc "), vec!["a", "b", "c"]);
+        assert!(split_scopes("").is_empty());
+    }
+}

@@ -1,0 +1,203 @@
+//! The auth middleware: a tower [`Layer`] usable on any axum router, MCP or not.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use axum::{extract::Request, response::Response};
+use http::{HeaderMap, Uri};
+use tower::{Layer, Service};
+
+use crate::{
+    AuthInfo,
+    bearer::{self},
+    challenge::{AuthError, Challenge},
+    verify::TokenVerifier,
+};
+
+/// Authenticates requests with a bearer token and puts the caller's [`AuthInfo`] into the
+/// request extensions.
+///
+/// - required mode (default): a request without a valid token is refused with 401 and a
+///   `WWW-Authenticate` challenge pointing at the protected resource metadata;
+/// - [`optional`](AuthLayer::optional) mode: a request without any token passes through
+///   anonymously (no `AuthInfo`), but a request with a bad token is still refused.
+///
+/// ```no_run
+/// use axum::{Extension, Router, routing::get};
+/// use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let verifier = JwtVerifier::builder("https://issuer.example", Jwks::from_url("https://issuer.example/jwks".parse()?))
+///     .resource("https://api.example/api")
+///     .build()?;
+/// let app: Router = Router::new()
+///     .route("/api/me", get(|Extension(auth): Extension<AuthInfo>| async move { auth.user_id().to_owned() }))
+///     .layer(AuthLayer::new(verifier, "https://api.example/.well-known/oauth-protected-resource"));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct AuthLayer {
+    state: Arc<State>,
+}
+
+struct State {
+    verifier: Arc<dyn TokenVerifier>,
+    challenge: Challenge,
+    optional: bool,
+    required_scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("challenge", &self.state.challenge)
+            .field("optional", &self.state.optional)
+            .field("required_scopes", &self.state.required_scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthLayer {
+    /// Requires a valid token on every request; challenges point at `resource_metadata_url`.
+    pub fn new(verifier: impl TokenVerifier, resource_metadata_url: &str) -> Self {
+        Self::with_challenge(Arc::new(verifier), Challenge::new(resource_metadata_url))
+    }
+
+    /// Like [`AuthLayer::new`] with a shared verifier and a prepared [`Challenge`].
+    pub fn with_challenge(verifier: Arc<dyn TokenVerifier>, challenge: Challenge) -> Self {
+        Self {
+            state: Arc::new(State {
+                verifier,
+                challenge,
+                optional: false,
+                required_scopes: Vec::new(),
+            }),
+        }
+    }
+
+    fn edit(self, f: impl FnOnce(&mut State)) -> Self {
+        let mut state = Arc::try_unwrap(self.state).unwrap_or_else(|shared| State {
+            verifier: shared.verifier.clone(),
+            challenge: shared.challenge.clone(),
+            optional: shared.optional,
+            required_scopes: shared.required_scopes.clone(),
+        });
+        f(&mut state);
+        Self {
+            state: Arc::new(state),
+        }
+    }
+
+    /// Lets requests without any token through, without an [`AuthInfo`].
+    pub fn optional(self) -> Self {
+        self.edit(|s| s.optional = true)
+    }
+
+    /// Scopes every request needs; a valid token without them gets 403 `insufficient_scope`.
+    pub fn required_scopes<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.edit(|s| s.required_scopes = scopes)
+    }
+
+    /// The challenge this layer answers with.
+    #[must_use]
+    pub fn challenge(&self) -> &Challenge {
+        &self.state.challenge
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service produced by [`AuthLayer`].
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    state: Arc<State>,
+}
+
+impl<S> std::fmt::Debug for AuthService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request> for AuthService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // The ready service is the one we were polled for; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            match authenticate(&state, req.headers(), req.uri()).await {
+                Ok(Some(info)) => {
+                    req.extensions_mut().insert(info);
+                    inner.call(req).await
+                }
+                Ok(None) => inner.call(req).await,
+                Err(error) => {
+                    tracing::debug!(status = error.status().as_u16(), reason = %error, "request refused");
+                    Ok(state.challenge.response(&error))
+                }
+            }
+        })
+    }
+}
+
+async fn authenticate(state: &State, headers: &HeaderMap, uri: &Uri) -> Result<Option<AuthInfo>, AuthError> {
+    let bearer = match bearer::parse(headers, uri)? {
+        Some(b) => b,
+        None if state.optional => return Ok(None),
+        None => return Err(AuthError::MissingToken),
+    };
+    let info = state.verifier.verify(bearer.token()).await?;
+    if !state.required_scopes.is_empty() && !info.missing_scopes(&state.required_scopes).is_empty() {
+        return Err(AuthError::InsufficientScope {
+            scope: merge_scopes(info.scopes(), &state.required_scopes),
+        });
+    }
+    let (header, start) = bearer.into_parts();
+    Ok(Some(info.with_token(header, start)))
+}
+
+/// The scopes to ask for on step-up: what the token already has plus what is missing, so
+/// re-authorizing does not lose the scopes the client already held.
+pub(crate) fn merge_scopes(granted: &[String], required: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = granted.to_vec();
+    for s in required {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}

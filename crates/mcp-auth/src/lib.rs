@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//!
+//! - [`auth_info`](AuthInfo): the verified identity handed to tools.
+//! - `bearer`: RFC 6750 `Authorization` header parsing.
+//! - `challenge`: [`AuthError`] and the 401/403/400/503 answers with `WWW-Authenticate`.
+//! - `verify`: the [`TokenVerifier`] trait, [`JwtVerifier`], [`Jwks`], [`CachedVerifier`].
+//! - `metadata`: RFC 9728 protected resource metadata and the legacy AS-metadata passthrough.
+//! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
+//! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes.
+//! - `step_up` / `session`: per-tool scope challenges and session-to-identity binding.
+//! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
+
+mod auth_info;
+pub mod bearer;
+mod challenge;
+mod layer;
+pub mod metadata;
+mod server;
+mod session;
+mod step_up;
+mod tools;
+pub mod verify;
+
+pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
+pub use challenge::{AuthError, Challenge};
+pub use layer::{AuthLayer, AuthService};
+pub use metadata::ProtectedResourceMetadata;
+pub use server::{BuildError, DEFAULT_MAX_BODY_BYTES, McpServer, McpServerBuilder};
+pub use tools::{ClosureTools, ToolScopes, auth_from_context};
+pub use verify::{
+    Audience, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, TokenVerifier, VerifyError,
+};
+
+/// Re-exported so users name the same versions the framework uses.
+pub use rmcp;

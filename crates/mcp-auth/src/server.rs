@@ -1,0 +1,528 @@
+//! The server builder: rmcp's Streamable HTTP service, the auth middleware and the discovery
+//! routes, wired into one axum [`Router`].
+
+use std::{borrow::Cow, future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::Request,
+    middleware::{self, Next},
+    response::Response,
+};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use rmcp::{
+    ServerHandler,
+    handler::server::tool::IntoCallToolResult,
+    model::ServerConfig,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::{cors::CorsLayer, limit::RequestBodyLimitLayer};
+use url::Url;
+
+use crate::{
+    AuthInfo, AuthLayer,
+    challenge::{Challenge, plain_error},
+    metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
+    session::{self, SessionBindings},
+    step_up::{self, StepUp},
+    tools::{ClosureToolsBuilder, ToolScopes, default_info},
+    verify::TokenVerifier,
+};
+
+/// Default request body limit: 4 MiB, like rmcp's own default.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Entry point: `McpServer::builder(resource_url)`.
+#[derive(Debug)]
+pub struct McpServer;
+
+impl McpServer {
+    /// Starts a server whose canonical resource URL (the URL clients connect to, and the
+    /// audience tokens must name) is `resource`, e.g. `https://mcp.example.com/mcp`. The MCP
+    /// endpoint is mounted at that URL's path.
+    pub fn builder(resource: &str) -> McpServerBuilder {
+        McpServerBuilder::new(resource)
+    }
+}
+
+/// Why a server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The resource URL is not an absolute http(s) URL without query or fragment.
+    #[error("invalid resource URL: {0}")]
+    InvalidResource(String),
+    /// No verifier was given.
+    #[error("no token verifier: call .verifier(...)")]
+    NoVerifier,
+    /// No authorization server was given; RFC 9728 metadata for MCP must name at least one.
+    #[error("no authorization server: call .authorization_server(url)")]
+    NoAuthorizationServer,
+    /// An authorization server or origin is not a valid URL.
+    #[error("invalid URL {0:?}")]
+    InvalidUrl(String),
+}
+
+/// Configures an OAuth-protected MCP server. See the crate docs for a full example.
+#[must_use]
+pub struct McpServerBuilder {
+    resource: Result<Url, BuildError>,
+    authorization_servers: Vec<String>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    scopes_supported: Vec<String>,
+    challenge_scopes: Option<Vec<String>>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    tools: ClosureToolsBuilder,
+    tool_scopes: ToolScopes,
+    info: Option<ServerConfig>,
+    sessions: bool,
+    session_keep_alive: Duration,
+    max_sessions: u64,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+    any_origin: bool,
+    max_body_bytes: usize,
+    trust_forwarded: bool,
+    legacy_as_metadata: bool,
+    optional_auth: bool,
+    cancellation: CancellationToken,
+}
+
+impl std::fmt::Debug for McpServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServerBuilder")
+            .field("resource", &self.resource.as_ref().map(Url::as_str).ok())
+            .field("authorization_servers", &self.authorization_servers)
+            .field("sessions", &self.sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpServerBuilder {
+    fn new(resource: &str) -> Self {
+        let resource = Url::parse(resource)
+            .map_err(|e| BuildError::InvalidResource(e.to_string()))
+            .and_then(|u| {
+                if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+                    Err(BuildError::InvalidResource("must be an absolute http(s) URL".into()))
+                } else if u.query().is_some() || u.fragment().is_some() {
+                    Err(BuildError::InvalidResource("must not have a query or fragment (RFC 8707)".into()))
+                } else {
+                    Ok(u)
+                }
+            });
+        Self {
+            resource,
+            authorization_servers: Vec::new(),
+            verifier: None,
+            scopes_supported: Vec::new(),
+            challenge_scopes: None,
+            resource_name: None,
+            resource_documentation: None,
+            tools: ClosureToolsBuilder::default(),
+            tool_scopes: ToolScopes::default(),
+            info: None,
+            sessions: false,
+            session_keep_alive: Duration::from_secs(300),
+            max_sessions: 100_000,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            any_origin: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            trust_forwarded: false,
+            legacy_as_metadata: true,
+            optional_auth: false,
+            cancellation: CancellationToken::new(),
+        }
+    }
+
+    /// Adds an authorization server (its issuer URL), listed in the protected resource
+    /// metadata. The first one also backs `/.well-known/oauth-authorization-server`.
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers.push(issuer.into());
+        self
+    }
+
+    /// The verifier every request's token goes through.
+    pub fn verifier(mut self, verifier: impl TokenVerifier) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// A shared verifier.
+    pub fn shared_verifier(mut self, verifier: Arc<dyn TokenVerifier>) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// `scopes_supported` in the metadata. Also the default `scope` of 401 challenges unless
+    /// [`challenge_scopes`](Self::challenge_scopes) says otherwise.
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The `scope` put in 401 challenges: what a client should request on first authorization.
+    /// Empty for none.
+    pub fn challenge_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.challenge_scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `resource_name` in the metadata.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// `resource_documentation` in the metadata.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// The `initialize` answer (server name, version, instructions) for closure tools.
+    pub fn server_info(mut self, info: ServerConfig) -> Self {
+        self.info = Some(info);
+        self
+    }
+
+    /// Registers a tool implemented by a closure. The input schema comes from `T`'s
+    /// `JsonSchema`; the handler receives the parsed arguments and the caller's [`AuthInfo`].
+    ///
+    /// ```
+    /// use mcp_auth::{AuthInfo, McpServer};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Greet { name: String }
+    ///
+    /// let builder = McpServer::builder("http://127.0.0.1:8787/mcp")
+    ///     .tool("greet", "Greets someone on behalf of the caller", |args: Greet, auth: AuthInfo| async move {
+    ///         format!("{} says hello to {}", auth.user_id(), args.name)
+    ///     });
+    /// ```
+    pub fn tool<T, F, Fut, R>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        description: impl Into<Cow<'static, str>>,
+        handler: F,
+    ) -> Self
+    where
+        T: DeserializeOwned + JsonSchema + Send + 'static,
+        F: Fn(T, AuthInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoCallToolResult,
+    {
+        self.scoped_tool(name, description, Vec::<String>::new(), handler)
+    }
+
+    /// Registers a closure tool that needs `scopes`. A `tools/call` without them is answered
+    /// with 403 `insufficient_scope` naming the scopes (the step-up challenge).
+    pub fn scoped_tool<T, F, Fut, R, I, S>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        description: impl Into<Cow<'static, str>>,
+        scopes: I,
+        handler: F,
+    ) -> Self
+    where
+        T: DeserializeOwned + JsonSchema + Send + 'static,
+        F: Fn(T, AuthInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoCallToolResult,
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let name = name.into();
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.tool_scopes.insert(name.to_string(), scopes.clone());
+        self.tools.add(name, description.into(), scopes, handler);
+        self
+    }
+
+    /// Requires `scopes` for a tool served by a custom handler (see
+    /// [`build_with`](Self::build_with)), checked at the HTTP layer before the tool runs.
+    pub fn tool_scopes<I, S>(mut self, tool: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tool_scopes
+            .insert(tool, scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keeps MCP sessions (protocol revisions before 2026-07-28). Default: stateless. Each
+    /// session is bound to the identity that opened it.
+    pub fn sessions(mut self, enabled: bool) -> Self {
+        self.sessions = enabled;
+        self
+    }
+
+    /// Also accepts requests whose `Host` is `host` (or `host:port`). The resource URL's host is
+    /// always accepted; anything else is refused by rmcp (DNS-rebinding protection).
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// Also accepts browser requests from `origin` (e.g. `http://localhost:6274` for the MCP
+    /// Inspector), and answers its CORS preflights. The resource URL's own origin is always
+    /// accepted; requests without `Origin` (non-browser clients) always pass; any other
+    /// `Origin` gets 403.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Accepts any `Origin`. **Weakens DNS-rebinding protection**: only for servers that are
+    /// not reachable from a browser on the user's machine.
+    pub fn allow_any_origin(mut self) -> Self {
+        self.any_origin = true;
+        self
+    }
+
+    /// Largest request body accepted (413 above). Default: [`DEFAULT_MAX_BODY_BYTES`].
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Builds advertised URLs from `Forwarded` / `X-Forwarded-Proto` + `X-Forwarded-Host`.
+    /// **Only behind a proxy that overwrites those headers**: otherwise clients choose what the
+    /// metadata says. Default: off (the configured resource URL is used).
+    pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.trust_forwarded = trust;
+        self
+    }
+
+    /// Serves `/.well-known/oauth-authorization-server` at this server's origin by fetching the
+    /// first authorization server's metadata (for 2025-03-26 clients). Default: on.
+    pub fn legacy_authorization_server_metadata(mut self, enabled: bool) -> Self {
+        self.legacy_as_metadata = enabled;
+        self
+    }
+
+    /// Lets requests without a token reach the tools anonymously (a tool taking `AuthInfo`
+    /// then refuses). A presented bad token is still refused. Default: off.
+    pub fn optional_auth(mut self, optional: bool) -> Self {
+        self.optional_auth = optional;
+        self
+    }
+
+    /// Cancelling this token closes every open MCP session and stream (for graceful shutdown).
+    pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
+        self.cancellation = token;
+        self
+    }
+
+    /// Builds the router for the closure-registered tools.
+    pub fn build(mut self) -> Result<Router, BuildError> {
+        let info = self.info.take().unwrap_or_else(|| default_info("mcp-auth"));
+        let tools = std::mem::take(&mut self.tools).build(info);
+        self.build_with(move || Ok(tools.clone()))
+    }
+
+    /// Builds the router around a custom rmcp [`ServerHandler`] (e.g. one written with
+    /// `#[tool_router]`, whose `#[tool]` methods take `auth: AuthInfo`). `factory` makes one
+    /// handler per session (or per request, when stateless).
+    pub fn build_with<H, F>(self, factory: F) -> Result<Router, BuildError>
+    where
+        H: ServerHandler,
+        F: Fn() -> Result<H, std::io::Error> + Send + Sync + 'static,
+    {
+        let resource = self.resource?;
+        let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
+        if self.authorization_servers.is_empty() {
+            return Err(BuildError::NoAuthorizationServer);
+        }
+        for a in &self.authorization_servers {
+            Url::parse(a).map_err(|_| BuildError::InvalidUrl(a.clone()))?;
+        }
+        let origins = allowed_origins(&resource, &self.allowed_origins)?;
+
+        let metadata_url = metadata::metadata_url(&resource);
+        let challenge_scopes = self.challenge_scopes.unwrap_or_else(|| self.scopes_supported.clone());
+        let challenge = Challenge::new(&metadata_url).with_default_scope(&challenge_scopes);
+
+        let mut document = ProtectedResourceMetadata::new(resource.as_str(), self.authorization_servers.clone())
+            .scopes_supported(self.scopes_supported.clone());
+        document.resource_name = self.resource_name;
+        document.resource_documentation = self.resource_documentation;
+        let legacy = if self.legacy_as_metadata {
+            Url::parse(&self.authorization_servers[0])
+                .ok()
+                .map(|u| Arc::new(LegacyAsMetadata::new(u, Duration::from_secs(300))))
+        } else {
+            None
+        };
+        let metadata_routes = metadata::routes(MetadataState::new(document, resource.clone(), self.trust_forwarded, legacy));
+
+        let mut hosts = self.allowed_hosts;
+        if let Some(host) = resource.host_str() {
+            hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+            if let Some(port) = resource.port_or_known_default() {
+                hosts.push(format!("{host}:{port}"));
+            }
+        }
+        let mut rmcp_config = StreamableHttpServerConfig::default()
+            .with_allowed_hosts(hosts)
+            .with_legacy_session_mode(self.sessions)
+            .with_json_response(!self.sessions)
+            .with_max_request_body_bytes(self.max_body_bytes)
+            .with_cancellation_token(self.cancellation.clone());
+        // Origin is checked by our own middleware, before authentication.
+        rmcp_config = rmcp_config.disable_allowed_origins();
+        let mut session_manager = LocalSessionManager::default();
+        session_manager.session_config.keep_alive = Some(self.session_keep_alive);
+        let mcp = StreamableHttpService::new(factory, Arc::new(session_manager), rmcp_config);
+
+        let mut auth = AuthLayer::with_challenge(verifier, challenge.clone());
+        if self.optional_auth {
+            auth = auth.optional();
+        }
+        let bindings = SessionBindings::new(self.max_sessions, self.session_keep_alive * 2);
+        let step_up = StepUp {
+            scopes: Arc::new(self.tool_scopes),
+            challenge,
+            max_body_bytes: self.max_body_bytes,
+        };
+        let guard_scopes = !step_up.scopes.is_empty();
+        let origin_check = OriginCheck {
+            origins: Arc::new(origins.clone()),
+            any: self.any_origin,
+        };
+
+        let cors = CorsLayer::new()
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("mcp-session-id"),
+                HeaderName::from_static("mcp-protocol-version"),
+                HeaderName::from_static("mcp-method"),
+                HeaderName::from_static("mcp-name"),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([
+                header::WWW_AUTHENTICATE,
+                HeaderName::from_static("mcp-session-id"),
+                HeaderName::from_static("mcp-protocol-version"),
+            ])
+            .max_age(Duration::from_secs(600));
+        let cors = if self.any_origin {
+            cors.allow_origin(tower_http::cors::Any)
+        } else {
+            cors.allow_origin(
+                origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok())
+                    .collect::<Vec<_>>(),
+            )
+        };
+
+        let mcp = ServiceBuilder::new()
+            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
+            .service(mcp);
+        let traced = ServiceBuilder::new().layer(middleware::from_fn(trace_request)).service(mcp);
+        let guarded = ServiceBuilder::new()
+            .option_layer(guard_scopes.then(|| middleware::from_fn_with_state(step_up, step_up::guard)))
+            .service(traced);
+        let bound = ServiceBuilder::new()
+            .option_layer(self.sessions.then(|| middleware::from_fn_with_state(bindings, session::enforce)))
+            .service(guarded);
+        let authed = ServiceBuilder::new().layer(auth).service(bound);
+        let limited = ServiceBuilder::new()
+            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
+            .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
+            .map_request(|req: http::Request<tower_http::body::Limited<axum::body::Body>>| req.map(axum::body::Body::new))
+            .service(authed);
+
+        let service = ServiceBuilder::new()
+            .layer(cors)
+            .layer(middleware::from_fn_with_state(origin_check, check_origin))
+            .service(limited);
+        let path = match resource.path() {
+            "" => "/",
+            p => p,
+        };
+        Ok(Router::new().route_service(path, service).merge(metadata_routes))
+    }
+}
+
+/// The origins a browser may call from: the resource's own plus the configured ones.
+fn allowed_origins(resource: &Url, extra: &[String]) -> Result<Vec<String>, BuildError> {
+    let mut out = vec![metadata::origin(resource)];
+    for o in extra {
+        let url = Url::parse(o).map_err(|_| BuildError::InvalidUrl(o.clone()))?;
+        out.push(metadata::origin(&url));
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+struct OriginCheck {
+    origins: Arc<Vec<String>>,
+    any: bool,
+}
+
+/// DNS-rebinding protection (MCP transport specification): a browser request from an origin
+/// not on the list is refused with 403 before anything else happens.
+async fn check_origin(
+    axum::extract::State(check): axum::extract::State<OriginCheck>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !check.any {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let ok = origin
+                .to_str()
+                .is_ok_and(|o| check.origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(o)));
+            if !ok {
+                tracing::debug!("request from a disallowed Origin refused");
+                return plain_error(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed");
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// One span per MCP request with who called, which tool (recorded by the step-up guard) and
+/// the status. Never the token.
+async fn trace_request(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let (user, client) = req
+        .extensions()
+        .get::<AuthInfo>()
+        .map(|a| (a.user_id().to_owned(), a.client_id().unwrap_or("").to_owned()))
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "mcp_request",
+        method = %req.method(),
+        user = %user,
+        client = %client,
+        tool = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
+    response
+}
+
+

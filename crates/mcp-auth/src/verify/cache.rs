@@ -1,0 +1,262 @@
+//! A bounded cache in front of any verifier.
+//!
+//! Keys are SHA-256 hashes of the token, never the token. A verified identity lives no longer
+//! than its token (nor than [`CacheConfig::max_ttl`], which bounds how late a revocation is
+//! noticed for introspected tokens). Refusals are remembered briefly so a bad token sent in a
+//! loop costs one verification per [`CacheConfig::negative_ttl`], and concurrent first requests
+//! with the same token share one verification.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use moka::{Expiry, future::Cache};
+use sha2::{Digest, Sha256};
+
+use super::{TokenVerifier, VerifyError, VerifyFuture};
+use crate::AuthInfo;
+
+/// Sizes and lifetimes of a [`CachedVerifier`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// Most entries kept; the least recently used go first. Bounds memory whatever the number
+    /// of distinct tokens seen. Default: 10,000.
+    pub max_entries: u64,
+    /// Longest an identity is cached, even when the token lives longer. Default: 5 minutes.
+    pub max_ttl: Duration,
+    /// How long a refused token is remembered as refused; zero disables it. Default: 5 seconds.
+    pub negative_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Sets [`CacheConfig::max_entries`].
+    #[must_use]
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n;
+        self
+    }
+    /// Sets [`CacheConfig::max_ttl`].
+    #[must_use]
+    pub fn max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+    /// Sets [`CacheConfig::negative_ttl`].
+    #[must_use]
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+}
+
+type TokenHash = [u8; 32];
+
+#[derive(Clone)]
+enum Entry {
+    Valid(AuthInfo),
+    Refused(VerifyError),
+}
+
+struct EntryExpiry {
+    max_ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl Expiry<TokenHash, Entry> for EntryExpiry {
+    fn expire_after_create(&self, _key: &TokenHash, value: &Entry, _now: Instant) -> Option<Duration> {
+        Some(match value {
+            Entry::Valid(info) => match info.expires_at_unix() {
+                Some(exp) => {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs();
+                    Duration::from_secs(exp.saturating_sub(now)).min(self.max_ttl)
+                }
+                None => self.max_ttl,
+            },
+            Entry::Refused(_) => self.negative_ttl,
+        })
+    }
+}
+
+/// Wraps a verifier with a bounded cache of results. See the [module docs](self).
+pub struct CachedVerifier<V> {
+    inner: Arc<V>,
+    cache: Cache<TokenHash, Entry>,
+}
+
+impl<V> std::fmt::Debug for CachedVerifier<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedVerifier")
+            .field("entries", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V: TokenVerifier> CachedVerifier<V> {
+    /// Caches `inner`'s results with the default [`CacheConfig`].
+    pub fn new(inner: V) -> Self {
+        Self::with_config(inner, CacheConfig::default())
+    }
+
+    /// Caches `inner`'s results with `config`.
+    pub fn with_config(inner: V, config: CacheConfig) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(EntryExpiry {
+                max_ttl: config.max_ttl,
+                negative_ttl: config.negative_ttl,
+            })
+            .build();
+        Self {
+            inner: Arc::new(inner),
+            cache,
+        }
+    }
+
+    /// The wrapped verifier.
+    pub fn inner(&self) -> &V {
+        &self.inner
+    }
+
+    /// Number of cached results (approximate; for metrics and tests).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Forgets every cached result (after a key compromise, say).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
+    async fn verify_cached(&self, token: &str) -> Result<AuthInfo, VerifyError> {
+        let key: TokenHash = Sha256::digest(token.as_bytes()).into();
+        if let Some(entry) = self.cache.get(&key).await {
+            return entry.into_result();
+        }
+        let inner = &self.inner;
+        let entry = self
+            .cache
+            .try_get_with(key, async move {
+                match inner.verify(token).await {
+                    Ok(info) => Ok(Entry::Valid(info)),
+                    Err(VerifyError::Unavailable { retry_after }) => {
+                        Err(VerifyError::Unavailable { retry_after })
+                    }
+                    Err(refused) => Ok(Entry::Refused(refused)),
+                }
+            })
+            .await
+            .map_err(|e: Arc<VerifyError>| (*e).clone())?;
+        entry.into_result()
+    }
+}
+
+impl Entry {
+    fn into_result(self) -> Result<AuthInfo, VerifyError> {
+        match self {
+            Entry::Valid(info) => Ok(info),
+            Entry::Refused(e) => Err(e),
+        }
+    }
+}
+
+impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        Box::pin(self.verify_cached(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::TokenKind;
+
+    struct Counting {
+        calls: AtomicUsize,
+        exp: u64,
+    }
+
+    impl TokenVerifier for Counting {
+        fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                // Yield so concurrent callers really overlap.
+                tokio::task::yield_now().await;
+                match token {
+                    "good" => Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
+                        .expires_at_unix(self.exp)
+                        .build()),
+                    "down" => Err(VerifyError::unavailable(Duration::from_secs(1))),
+                    _ => Err(VerifyError::invalid_token("nope")),
+                }
+            })
+        }
+    }
+
+    fn far_future() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600
+    }
+
+    #[tokio::test]
+    async fn repeated_token_is_verified_once() {
+        let v = CachedVerifier::new(Counting { calls: 0.into(), exp: far_future() });
+        for _ in 0..5 {
+            assert_eq!(v.verify("good").await.unwrap().user_id(), "u");
+        }
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_requests_share_one_verification() {
+        let v = Arc::new(CachedVerifier::new(Counting { calls: 0.into(), exp: far_future() }));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let v = v.clone();
+                tokio::spawn(async move { v.verify("good").await.is_ok() })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_cached_briefly_but_outages_are_not() {
+        let v = CachedVerifier::new(Counting { calls: 0.into(), exp: far_future() });
+        for _ in 0..3 {
+            assert!(matches!(v.verify("bad").await, Err(VerifyError::InvalidToken(_))));
+        }
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
+        for _ in 0..3 {
+            assert!(matches!(v.verify("down").await, Err(VerifyError::Unavailable { .. })));
+        }
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn expired_identities_are_not_served_from_cache() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        // Expires now: the entry's lifetime is zero, so every call verifies again.
+        let v = CachedVerifier::new(Counting { calls: 0.into(), exp: now });
+        v.verify("good").await.unwrap();
+        v.verify("good").await.unwrap();
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
+    }
+}

@@ -1,0 +1,485 @@
+//! JSON Web Key Sets: fetched, cached, refreshed without blocking requests.
+//!
+//! The request path never waits on the network once keys are cached: a stale set keeps
+//! serving while one background task refreshes it, a failing endpoint leaves the last good
+//! keys in place, and an unknown `kid` (key rotation, or an attacker sending random ones)
+//! causes at most one fetch per [`JwksConfig::min_refetch_interval`].
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey,
+    jwk::{AlgorithmParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
+};
+use url::Url;
+
+use super::VerifyError;
+
+/// How a remote key set is cached and refetched. Every default is safe for production.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JwksConfig {
+    /// How long a fetched set is fresh when the response has no usable `Cache-Control: max-age`.
+    /// Default: 10 minutes.
+    pub default_ttl: Duration,
+    /// Lower bound for a `max-age` from the server, so a `max-age=0` cannot turn every request
+    /// into a fetch. Default: 1 minute.
+    pub min_ttl: Duration,
+    /// Upper bound for a `max-age`, so rotated-out keys are dropped eventually. Default: 24 hours.
+    pub max_ttl: Duration,
+    /// Minimum time between two fetches triggered by an unknown `kid` or a failed fetch.
+    /// Bounds the fetch rate an attacker can cause with random `kid`s. Default: 10 seconds.
+    pub min_refetch_interval: Duration,
+    /// Timeout for one fetch. Default: 5 seconds.
+    pub fetch_timeout: Duration,
+    /// Largest key set accepted, in bytes. Default: 256 KiB.
+    pub max_body_bytes: usize,
+    /// `Retry-After` sent when no keys could ever be fetched. Default: 5 seconds.
+    pub retry_after: Duration,
+}
+
+impl Default for JwksConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::from_secs(600),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            min_refetch_interval: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(5),
+            max_body_bytes: 256 * 1024,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A JSON Web Key Set: a static set, or one fetched from a URL and cached.
+///
+/// Cloning shares the cache.
+#[derive(Clone)]
+pub struct Jwks {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Jwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self.snapshot();
+        f.debug_struct("Jwks")
+            .field("url", &self.url().map(Url::as_str))
+            .field("kids", &keys.by_kid.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    remote: Option<Remote>,
+    config: JwksConfig,
+    keys: RwLock<Arc<KeySet>>,
+    /// Serialises fetches and remembers when the last one started.
+    fetch: tokio::sync::Mutex<FetchState>,
+}
+
+struct Remote {
+    url: Url,
+    client: reqwest::Client,
+}
+
+#[derive(Default)]
+struct FetchState {
+    last_attempt: Option<Instant>,
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyKey>>,
+    /// Keys without a `kid`; used only when the set holds exactly one key.
+    all: Vec<Arc<VerifyKey>>,
+    loaded: bool,
+    fresh_until: Option<Instant>,
+}
+
+/// One public key usable for signature checks.
+pub(crate) struct VerifyKey {
+    pub(crate) key: DecodingKey,
+    /// The algorithms this key may verify: its `alg` if the JWK names one, else every
+    /// asymmetric algorithm of its key type.
+    pub(crate) algorithms: &'static [Algorithm],
+}
+
+/// Why a key set could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksError {
+    /// The endpoint could not be reached or answered with an error status.
+    #[error("fetching the key set failed: {0}")]
+    Fetch(String),
+    /// The document is not a JWK Set, is too large, or holds no usable signing key.
+    #[error("the key set is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Jwks {
+    /// A key set fetched from `url` (for example `https://clerk.example.com/.well-known/jwks.json`)
+    /// with the default [`JwksConfig`]. Nothing is fetched until the first token arrives or
+    /// [`Jwks::refresh`] is called.
+    #[must_use]
+    pub fn from_url(url: Url) -> Self {
+        Self::from_url_with(url, default_client(JwksConfig::default().fetch_timeout), JwksConfig::default())
+    }
+
+    /// Like [`Jwks::from_url`] with an explicit HTTP client and configuration.
+    #[must_use]
+    pub fn from_url_with(url: Url, client: reqwest::Client, config: JwksConfig) -> Self {
+        Self::new(Some(Remote { url, client }), config, KeySet::default())
+    }
+
+    /// A fixed key set that is never refetched.
+    pub fn from_set(set: &JwkSet) -> Result<Self, JwksError> {
+        let keys = KeySet::from_jwks(set.keys.iter(), None)?;
+        Ok(Self::new(None, JwksConfig::default(), keys))
+    }
+
+    /// A fixed key set parsed from a JWK Set JSON document.
+    pub fn from_json(json: &[u8]) -> Result<Self, JwksError> {
+        let keys = parse_set(json)?;
+        Ok(Self::new(None, JwksConfig::default(), KeySet::from_jwks(keys.iter(), None)?))
+    }
+
+    fn new(remote: Option<Remote>, config: JwksConfig, keys: KeySet) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                remote,
+                config,
+                keys: RwLock::new(Arc::new(keys)),
+                fetch: tokio::sync::Mutex::new(FetchState::default()),
+            }),
+        }
+    }
+
+    /// The URL keys are fetched from, for a remote set.
+    #[must_use]
+    pub fn url(&self) -> Option<&Url> {
+        self.inner.remote.as_ref().map(|r| &r.url)
+    }
+
+    /// The key ids currently cached.
+    #[must_use]
+    pub fn key_ids(&self) -> Vec<String> {
+        self.snapshot().by_kid.keys().cloned().collect()
+    }
+
+    /// Fetches the set now (at start-up, say, so the first request does not wait).
+    /// A static set returns `Ok(())` at once.
+    pub async fn refresh(&self) -> Result<(), JwksError> {
+        let mut state = self.inner.fetch.lock().await;
+        self.fetch_locked(&mut state).await
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the Arc is whole.
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The key for a token whose header names `kid`.
+    pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerifyKey>, VerifyError> {
+        let keys = self.snapshot();
+        if keys.loaded {
+            if let Some(key) = keys.find(kid) {
+                if keys.fresh_until.is_some_and(|t| Instant::now() >= t) {
+                    self.refresh_in_background();
+                }
+                return Ok(key);
+            }
+        }
+        let Some(_) = &self.inner.remote else {
+            return Err(VerifyError::invalid_token("unknown signing key"));
+        };
+        // Unknown kid or nothing loaded yet: at most one fetch per interval, shared by everyone
+        // waiting here.
+        let mut state = self.inner.fetch.lock().await;
+        let keys = self.snapshot();
+        if let Some(key) = keys.find(kid) {
+            return Ok(key);
+        }
+        let may_fetch = state
+            .last_attempt
+            .is_none_or(|t| t.elapsed() >= self.inner.config.min_refetch_interval);
+        if may_fetch {
+            match self.fetch_locked(&mut state).await {
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "JWKS fetch failed");
+                }
+            }
+        }
+        let keys = self.snapshot();
+        if let Some(key) = keys.find(kid) {
+            return Ok(key);
+        }
+        if keys.loaded {
+            Err(VerifyError::invalid_token("unknown signing key"))
+        } else {
+            Err(VerifyError::unavailable(self.inner.config.retry_after))
+        }
+    }
+
+    fn refresh_in_background(&self) {
+        let this = self.clone();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        handle.spawn(async move {
+            // Someone else is already fetching: nothing to do.
+            let Ok(mut state) = this.inner.fetch.try_lock() else {
+                return;
+            };
+            let recently = state
+                .last_attempt
+                .is_some_and(|t| t.elapsed() < this.inner.config.min_refetch_interval);
+            if recently {
+                return;
+            }
+            if let Err(error) = this.fetch_locked(&mut state).await {
+                tracing::warn!(%error, "JWKS background refresh failed; keeping the cached keys");
+            }
+        });
+    }
+
+    async fn fetch_locked(&self, state: &mut FetchState) -> Result<(), JwksError> {
+        let Some(remote) = &self.inner.remote else {
+            return Ok(());
+        };
+        state.last_attempt = Some(Instant::now());
+        let config = &self.inner.config;
+        let (body, max_age) = fetch(remote, config).await?;
+        let jwks = parse_set(&body)?;
+        let ttl = max_age
+            .map(|age| age.clamp(config.min_ttl, config.max_ttl))
+            .unwrap_or(config.default_ttl);
+        let keys = KeySet::from_jwks(jwks.iter(), Some(Instant::now() + ttl))?;
+        tracing::debug!(url = %remote.url, keys = keys.all.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
+        *self
+            .inner
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        Ok(())
+    }
+}
+
+fn default_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        // Key sets are never behind a redirect we should follow to another host.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+async fn fetch(remote: &Remote, config: &JwksConfig) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
+    let mut response = remote
+        .client
+        .get(remote.url.clone())
+        .header(http::header::ACCEPT, "application/json")
+        .timeout(config.fetch_timeout)
+        .send()
+        .await
+        .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(JwksError::Fetch(format!("HTTP {status}")));
+    }
+    let max_age = response
+        .headers()
+        .get(http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_max_age);
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > config.max_body_bytes {
+            return Err(JwksError::Invalid("larger than the configured limit".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, max_age))
+}
+
+/// `max-age=N` from a `Cache-Control` value; `no-store`/`no-cache` count as zero (and are then
+/// raised to the configured minimum).
+fn parse_max_age(value: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in value.split(',') {
+        let directive = directive.trim();
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache") {
+            return Some(Duration::ZERO);
+        }
+        if let Some((name, v)) = directive.split_once('=') {
+            if name.trim().eq_ignore_ascii_case("max-age") {
+                max_age = v.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            }
+        }
+    }
+    max_age
+}
+
+/// Parses a JWK Set leniently: keys this crate cannot use (encryption keys, unknown key types
+/// or algorithms) are skipped instead of failing the whole set.
+fn parse_set(json: &[u8]) -> Result<Vec<Jwk>, JwksError> {
+    #[derive(serde::Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let raw: RawSet = serde_json::from_slice(json)
+        .map_err(|_| JwksError::Invalid("not a JWK Set document".into()))?;
+    Ok(raw
+        .keys
+        .into_iter()
+        .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
+        .collect())
+}
+
+const RSA_ALGS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+impl KeySet {
+    fn from_jwks<'a>(
+        jwks: impl Iterator<Item = &'a Jwk>,
+        fresh_until: Option<Instant>,
+    ) -> Result<Self, JwksError> {
+        let mut set = KeySet {
+            loaded: true,
+            fresh_until,
+            ..KeySet::default()
+        };
+        for jwk in jwks {
+            let Some(key) = verify_key(jwk) else { continue };
+            let key = Arc::new(key);
+            if let Some(kid) = &jwk.common.key_id {
+                set.by_kid.insert(kid.clone(), key.clone());
+            }
+            set.all.push(key);
+        }
+        if set.all.is_empty() {
+            return Err(JwksError::Invalid("no usable signing key".into()));
+        }
+        Ok(set)
+    }
+
+    fn find(&self, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).cloned(),
+            // No `kid` in the token: unambiguous only when the set has one key.
+            None if self.all.len() == 1 => self.all.first().cloned(),
+            None => None,
+        }
+    }
+}
+
+/// Turns one JWK into a verification key, or `None` for keys that must never verify a token:
+/// symmetric keys, encryption keys, keys whose `alg` does not fit their type.
+fn verify_key(jwk: &Jwk) -> Option<VerifyKey> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))) {
+        return None;
+    }
+    let family: &'static [Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => RSA_ALGS,
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            jsonwebtoken::jwk::EllipticCurve::P256 => &[Algorithm::ES256],
+            jsonwebtoken::jwk::EllipticCurve::P384 => &[Algorithm::ES384],
+            _ => return None,
+        },
+        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
+            jsonwebtoken::jwk::EllipticCurve::Ed25519 => &[Algorithm::EdDSA],
+            _ => return None,
+        },
+        // `oct` keys are shared secrets: accepting them would let anyone holding the public
+        // set forge tokens (the HS256-with-public-key attack).
+        AlgorithmParameters::OctetKey(_) => return None,
+        _ => return None,
+    };
+    let algorithms = match jwk.common.key_algorithm {
+        None => family,
+        Some(alg) => {
+            let alg = key_algorithm(alg)?;
+            let pos = family.iter().position(|a| *a == alg)?;
+            &family[pos..=pos]
+        }
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(VerifyKey { key, algorithms })
+}
+
+fn key_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match alg {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(parse_max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn symmetric_and_encryption_keys_are_skipped() {
+        let json = br#"{"keys":[
+            {"kty":"oct","k":"c2VjcmV0","kid":"hmac"},
+            {"kty":"RSA","use":"enc","kid":"enc","n":"sXch","e":"AQAB"},
+            {"kty":"EC","crv":"P-256","kid":"ec","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty":"weird","kid":"w"}
+        ]}"#;
+        let set = Jwks::from_json(json).unwrap();
+        let mut kids = set.key_ids();
+        kids.sort();
+        assert_eq!(kids, vec!["ec"]);
+    }
+
+    #[test]
+    fn alg_must_fit_the_key_type() {
+        // An RSA key that claims ES256 is unusable.
+        let jwk: Jwk = serde_json::from_str(
+            r#"{"kty":"RSA","alg":"ES256","kid":"x","n":"sXch","e":"AQAB"}"#,
+        )
+        .unwrap();
+        assert!(verify_key(&jwk).is_none());
+    }
+
+    #[test]
+    fn empty_or_garbage_sets_are_refused() {
+        assert!(Jwks::from_json(b"{\"keys\":[]}").is_err());
+        assert!(Jwks::from_json(b"[]").is_err());
+    }
+}

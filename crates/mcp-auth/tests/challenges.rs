@@ -1,0 +1,233 @@
+//! Every refusal over real HTTP, header for header: what a client sees when its request is not
+//! good enough, and that the right requests get through.
+
+mod common;
+
+use common::*;
+use reqwest::{StatusCode, header::WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+
+fn www(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+async fn body(resp: reqwest::Response) -> Value {
+    resp.json().await.unwrap()
+}
+
+/// No token: 401, `resource_metadata` + default `scope`, and no `error` attribute (RFC 6750 §3.1).
+#[tokio::test]
+async fn no_token_gets_a_bare_challenge() {
+    let s = start_server(Options::default()).await;
+    let resp = post(&s.mcp, None, &initialize(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        www(&resp),
+        format!("Bearer resource_metadata=\"{}\", scope=\"openid profile\"", s.metadata_url())
+    );
+    assert_eq!(body(resp).await["error"], "unauthorized");
+}
+
+/// A `Basic` header is "another authentication method": treated like no token.
+#[tokio::test]
+async fn basic_scheme_is_treated_as_no_token() {
+    let s = start_server(Options::default()).await;
+    let resp = post(&s.mcp, None, &initialize(), &[("authorization", "Basic dXNlcjpwYXNz")]).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(!www(&resp).contains("error="), "{}", www(&resp));
+}
+
+/// Malformed credentials are a bad request, with `invalid_request`.
+#[tokio::test]
+async fn malformed_credentials_are_invalid_requests() {
+    let s = start_server(Options::default()).await;
+    for header in ["Bearer", "Bearer ", "Bearer a b c", "Bearer tok\"en"] {
+        let resp = post(&s.mcp, None, &initialize(), &[("authorization", header)]).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{header:?}");
+        assert!(www(&resp).contains("error=\"invalid_request\""), "{header:?}: {}", www(&resp));
+        assert_eq!(body(resp).await["error"], "invalid_request");
+    }
+}
+
+/// Two `Authorization` headers: 400 `invalid_request`, even when both are valid.
+#[tokio::test]
+async fn two_authorization_headers_are_refused() {
+    let s = start_server(Options::default()).await;
+    let t = s.token("user_a", "openid");
+    let resp = reqwest::Client::new()
+        .post(&s.mcp)
+        .header("authorization", format!("Bearer {t}"))
+        .header("authorization", format!("Bearer {t}"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(www(&resp).contains("invalid_request"));
+}
+
+/// A token in the query string is refused even with a good header.
+#[tokio::test]
+async fn token_in_query_is_refused() {
+    let s = start_server(Options::default()).await;
+    let t = s.token("user_a", "openid");
+    let resp = post(&format!("{}?access_token={t}", s.mcp), Some(&t), &initialize(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let b = body(resp).await;
+    assert_eq!(b["error"], "invalid_request");
+    assert!(!b.to_string().contains(&t), "the token must not be echoed");
+}
+
+/// Each kind of bad token gets 401 `invalid_token`, and the body never echoes the token.
+#[tokio::test]
+async fn bad_tokens_are_invalid_tokens() {
+    let s = start_server(Options::default()).await;
+    let good = claims(ISSUER, &s.resource, "user_a", "openid");
+    let now = now();
+    let with = |patch: Value| {
+        let mut c = good.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let other_key = TestKey::rsa("key-1"); // same kid, different key
+    let tampered = {
+        let t = s.token("user_a", "openid");
+        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        let sig = parts[2].clone();
+        let flipped = if sig.starts_with('A') { format!("B{}", &sig[1..]) } else { format!("A{}", &sig[1..]) };
+        parts[2] = flipped;
+        parts.join(".")
+    };
+    let none_alg = {
+        use base64::Engine;
+        let e = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.", e(&json!({"alg":"none","typ":"JWT"})), e(&good))
+    };
+    let hs256_with_public_key = {
+        // The classic confusion attack: sign HS256 with the RSA public key's bytes.
+        let n = match &s.key.jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(r) => r.n.clone(),
+            _ => unreachable!(),
+        };
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some("key-1".into());
+        jsonwebtoken::encode(&h, &good, &jsonwebtoken::EncodingKey::from_secret(n.as_bytes())).unwrap()
+    };
+    let unknown_kid = {
+        let k = TestKey::rsa("nobody-knows-me");
+        k.sign(&good, Some("at+jwt"))
+    };
+    let session_token = s.key.sign(
+        &json!({"iss": ISSUER, "aud": s.resource, "sub": "user_a", "sid": "sess_1", "azp": "https://app", "v": 2,
+                "iat": now, "nbf": now, "exp": now + 600}),
+        None,
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("garbage", "not-a-jwt".into(), "malformed token"),
+        ("tampered signature", tampered, "invalid signature"),
+        ("alg none", none_alg, "malformed token"),
+        ("HS256 with the public key", hs256_with_public_key, "signing algorithm not allowed"),
+        ("signed by another key", other_key.sign(&good, Some("at+jwt")), "invalid signature"),
+        ("unknown kid", unknown_kid, "unknown signing key"),
+        ("expired", s.key.sign(&with(json!({"exp": now - 60, "iat": now - 120})), Some("at+jwt")), "token expired"),
+        ("nbf in the future", s.key.sign(&with(json!({"nbf": now + 600})), Some("at+jwt")), "token not yet valid"),
+        ("iat in the future", s.key.sign(&with(json!({"iat": now + 600})), Some("at+jwt")), "token issued in the future"),
+        ("wrong iss", s.key.sign(&with(json!({"iss": "https://evil.test"})), Some("at+jwt")), "issuer mismatch"),
+        ("aud for another resource", s.key.sign(&with(json!({"aud": "https://other.test/mcp"})), Some("at+jwt")), "audience mismatch"),
+        ("missing aud (strict)", s.key.sign(&with(json!({"aud": null})), Some("at+jwt")), "missing aud claim"),
+        ("missing exp", s.key.sign(&with(json!({"exp": null})), Some("at+jwt")), "missing exp claim"),
+        ("missing sub", s.key.sign(&with(json!({"sub": null})), Some("at+jwt")), "missing subject"),
+        ("session token", session_token, "session tokens are not accepted here"),
+    ];
+    for (name, token, description) in cases {
+        let resp = post(&s.mcp, Some(&token), &initialize(), &[]).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{name}");
+        let challenge = www(&resp);
+        assert_eq!(
+            challenge,
+            format!(
+                "Bearer resource_metadata=\"{}\", scope=\"openid profile\", error=\"invalid_token\", error_description=\"{description}\"",
+                s.metadata_url()
+            ),
+            "{name}"
+        );
+        let b = body(resp).await;
+        assert_eq!(b["error"], "invalid_token", "{name}");
+        assert!(!b.to_string().contains(&token), "{name}: token echoed");
+    }
+}
+
+/// ES256 tokens verify too, from a key set with mixed key types.
+#[tokio::test]
+async fn es256_tokens_are_accepted() {
+    let s = start_server(Options::default()).await;
+    let ec = TestKey::ec("ec-1");
+    s.jwks.set_keys(vec![s.key.jwk.clone(), ec.jwk.clone()]);
+    let t = ec.sign(&claims(ISSUER, &s.resource, "user_ec", "openid"), Some("at+jwt"));
+    let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let r = rpc_result(resp).await;
+    assert_eq!(r["result"]["structuredContent"]["user_id"], "user_ec", "{r}");
+}
+
+/// The documented opt-out accepts a token without `aud` but still refuses a wrong one.
+#[tokio::test]
+async fn audience_optional_accepts_missing_but_not_wrong_aud() {
+    let s = start_server(Options { audience_optional: true, ..Options::default() }).await;
+    let mut c = claims(ISSUER, &s.resource, "user_a", "openid");
+    c.as_object_mut().unwrap().remove("aud");
+    let resp = post(&s.mcp, Some(&s.key.sign(&c, Some("at+jwt"))), &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    c["aud"] = json!("https://other.test/mcp");
+    let resp = post(&s.mcp, Some(&s.key.sign(&c, Some("at+jwt"))), &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// An oversized token is refused before verification; an oversized body gets 413.
+#[tokio::test]
+async fn oversized_header_and_body_are_refused() {
+    let s = start_server(Options { max_body: 4096, ..Options::default() }).await;
+    let huge = "a".repeat(mcp_auth::bearer::MAX_TOKEN_LEN + 1);
+    let resp = post(&s.mcp, Some(&huge), &initialize(), &[]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(www(&resp).contains("invalid_request"));
+
+    let t = s.token("user_a", "openid");
+    let big = call("whoami", json!({"padding": "x".repeat(10_000)}));
+    let resp = post(&s.mcp, Some(&t), &big, &[]).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// A bad Origin is refused with 403 before authentication; the resource's own origin passes.
+#[tokio::test]
+async fn bad_origin_is_forbidden() {
+    let s = start_server(Options::default()).await;
+    let resp = post(&s.mcp, None, &initialize(), &[("origin", "https://evil.example")]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let own = format!("http://{}", s.addr);
+    let t = s.token("user_a", "openid");
+    let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[("origin", &own)]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("access-control-allow-origin").is_some());
+}
+
+/// Browsers may read `WWW-Authenticate` on a 401 (CORS exposes it).
+#[tokio::test]
+async fn www_authenticate_is_exposed_to_browsers() {
+    let s = start_server(Options::default()).await;
+    let own = format!("http://{}", s.addr);
+    let resp = post(&s.mcp, None, &initialize(), &[("origin", &own)]).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let exposed = resp.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+}
