@@ -42,6 +42,29 @@ pub struct JwksConfig {
     pub retry_after: Duration,
 }
 
+impl JwksConfig {
+    /// Sets [`JwksConfig::min_refetch_interval`].
+    #[must_use]
+    pub fn min_refetch_interval(mut self, d: Duration) -> Self {
+        self.min_refetch_interval = d;
+        self
+    }
+    /// Sets the TTL bounds and default ([`JwksConfig::default_ttl`], `min_ttl`, `max_ttl`).
+    #[must_use]
+    pub fn ttl(mut self, default: Duration, min: Duration, max: Duration) -> Self {
+        self.default_ttl = default;
+        self.min_ttl = min;
+        self.max_ttl = max;
+        self
+    }
+    /// Sets [`JwksConfig::fetch_timeout`].
+    #[must_use]
+    pub fn fetch_timeout(mut self, d: Duration) -> Self {
+        self.fetch_timeout = d;
+        self
+    }
+}
+
 impl Default for JwksConfig {
     fn default() -> Self {
         Self {
@@ -128,6 +151,13 @@ impl Jwks {
     #[must_use]
     pub fn from_url(url: Url) -> Self {
         Self::from_url_with(url, default_client(JwksConfig::default().fetch_timeout), JwksConfig::default())
+    }
+
+    /// Like [`Jwks::from_url`] with an explicit configuration.
+    #[must_use]
+    pub fn from_url_config(url: Url, config: JwksConfig) -> Self {
+        let client = default_client(config.fetch_timeout);
+        Self::from_url_with(url, client, config)
     }
 
     /// Like [`Jwks::from_url`] with an explicit HTTP client and configuration.

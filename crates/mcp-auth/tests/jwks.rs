@@ -1,0 +1,115 @@
+//! Key-set behaviour against a real JWKS endpoint on loopback: rotation, outages, and a
+//! random-`kid` flood.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mcp_auth::{Jwks, JwksConfig, JwtVerifier, TokenVerifier, VerifyError};
+
+const RESOURCE: &str = "http://127.0.0.1:1/mcp";
+
+fn verifier(jwks: &JwksServer, config: JwksConfig) -> JwtVerifier {
+    JwtVerifier::builder(ISSUER, Jwks::from_url_config(jwks.url.parse().unwrap(), config))
+        .resource(RESOURCE)
+        .build()
+        .unwrap()
+}
+
+fn token(key: &TestKey, sub: &str) -> String {
+    key.sign(&claims(ISSUER, RESOURCE, sub, "openid"), Some("at+jwt"))
+}
+
+/// A new `kid` after rotation is picked up with exactly one more fetch.
+#[tokio::test]
+async fn rotation_is_picked_up_with_one_fetch() {
+    let k1 = TestKey::rsa("k1");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let v = verifier(&server, JwksConfig::default().min_refetch_interval(Duration::ZERO));
+    assert_eq!(v.verify(&token(&k1, "a")).await.unwrap().user_id(), "a");
+    assert_eq!(server.fetches(), 1);
+
+    let k2 = TestKey::rsa("k2");
+    server.set_keys(vec![k1.jwk.clone(), k2.jwk.clone()]);
+    assert_eq!(v.verify(&token(&k2, "b")).await.unwrap().user_id(), "b");
+    assert_eq!(server.fetches(), 2);
+    // Both keys now cached: no more fetches.
+    v.verify(&token(&k2, "c")).await.unwrap();
+    v.verify(&token(&k1, "d")).await.unwrap();
+    assert_eq!(server.fetches(), 2);
+}
+
+/// The endpoint going down does not affect tokens signed with cached keys, even when the
+/// cached set is stale and every request triggers a (failing) background refresh.
+#[tokio::test]
+async fn endpoint_down_keeps_cached_keys_working() {
+    let k1 = TestKey::rsa("k1");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let config = JwksConfig::default()
+        .ttl(Duration::ZERO, Duration::ZERO, Duration::ZERO)
+        .min_refetch_interval(Duration::ZERO);
+    let v = verifier(&server, config);
+    v.verify(&token(&k1, "a")).await.unwrap();
+    server.set_down(true);
+    for i in 0..5 {
+        let info = v.verify(&token(&k1, &format!("u{i}"))).await.unwrap();
+        assert_eq!(info.user_id(), format!("u{i}"));
+    }
+}
+
+/// With nothing cached and the endpoint down, verification is unavailable (503 later), not
+/// "invalid token".
+#[tokio::test]
+async fn endpoint_down_with_nothing_cached_is_unavailable() {
+    let k1 = TestKey::rsa("k1");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    server.set_down(true);
+    let v = verifier(&server, JwksConfig::default());
+    match v.verify(&token(&k1, "a")).await {
+        Err(VerifyError::Unavailable { retry_after }) => assert!(retry_after > Duration::ZERO),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+/// Hundreds of tokens with random `kid`s cause no fetch beyond the first within the refetch
+/// interval: an attacker cannot turn us into a load generator against the issuer.
+#[tokio::test]
+async fn random_kid_flood_is_bounded() {
+    let k1 = TestKey::rsa("k1");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let v = std::sync::Arc::new(verifier(&server, JwksConfig::default().min_refetch_interval(Duration::from_secs(60))));
+    let attacker = TestKey::rsa("attacker");
+    let forged: Vec<String> = (0..300)
+        .map(|i| {
+            let mut k = attacker.clone();
+            k.kid = format!("random-{i}");
+            token(&k, "mallory")
+        })
+        .collect();
+    let tasks: Vec<_> = forged
+        .into_iter()
+        .map(|t| {
+            let v = v.clone();
+            tokio::spawn(async move { v.verify(&t).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Err(VerifyError::InvalidToken(_))));
+    }
+    assert_eq!(server.fetches(), 1, "one initial load, then nothing");
+    // Legitimate tokens keep working.
+    v.verify(&token(&k1, "alice")).await.unwrap();
+    assert_eq!(server.fetches(), 1);
+}
+
+/// Over HTTP: JWKS down with nothing cached → 503 with Retry-After, never 401.
+#[tokio::test]
+async fn unavailable_verifier_answers_503() {
+    let s = start_server(Options::default()).await;
+    s.jwks.set_down(true);
+    let resp = post(&s.mcp, Some(&s.token("user_a", "openid")), &initialize(), &[]).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert!(resp.headers().get("www-authenticate").is_none());
+}

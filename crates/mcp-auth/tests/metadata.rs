@@ -1,0 +1,126 @@
+//! Discovery documents over HTTP: RFC 9728 metadata compared with the golden file, CORS for
+//! browser clients, the legacy AS-metadata passthrough, and `AuthLayer` on a plain router.
+
+mod common;
+
+use std::path::Path;
+
+use axum::{Extension, Router, routing::get};
+use common::*;
+use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier, McpServer};
+use serde_json::{Value, json};
+
+fn golden(name: &str, base: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.well-known-fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap().replace("{base}", base);
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The document is served at the path-inserted URI and at the root fallback, equal to the
+/// golden file, cacheable, and readable cross-origin.
+#[tokio::test]
+async fn protected_resource_metadata_matches_golden_file() {
+    let s = start_server(Options::default()).await;
+    let base = format!("http://{}", s.addr);
+    for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
+        let resp = reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .header("origin", "https://some-browser-client.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+        assert!(resp.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+        let doc: Value = resp.json().await.unwrap();
+        assert_eq!(doc, golden("oauth-protected-resource.json", &base), "{path}");
+    }
+    // CORS preflight with the MCP protocol header browsers send.
+    let resp = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .header("origin", "https://some-browser-client.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "mcp-protocol-version")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+}
+
+/// `/.well-known/oauth-authorization-server` at the MCP origin passes the issuer's own
+/// metadata through (2025-03-26 discovery), and keeps serving it when the issuer goes away.
+#[tokio::test]
+async fn legacy_authorization_server_metadata_is_passed_through() {
+    let as_doc = std::sync::Arc::new(std::sync::Mutex::new(None::<Value>));
+    let doc_for_route = as_doc.clone();
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let up_route = up.clone();
+    let as_addr = spawn(Router::new().route(
+        "/.well-known/oauth-authorization-server",
+        get(move || {
+            let doc = doc_for_route.lock().unwrap().clone();
+            let up = up_route.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if up { axum::Json(doc.unwrap()).into_response() } else { axum::http::StatusCode::BAD_GATEWAY.into_response() }
+            }
+        }),
+    ))
+    .await;
+    use axum::response::IntoResponse;
+    let issuer = format!("http://{as_addr}");
+    let doc = json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/oauth/authorize"), "token_endpoint": format!("{issuer}/oauth/token")});
+    *as_doc.lock().unwrap() = Some(doc.clone());
+
+    let key = TestKey::rsa("k");
+    let addr = spawn_with(|addr| {
+        let resource = format!("http://{addr}/mcp");
+        let v = JwtVerifier::builder(&issuer, Jwks::from_set(&jsonwebtoken::jwk::JwkSet { keys: vec![key.jwk.clone()] }).unwrap())
+            .resource(&resource)
+            .build()
+            .unwrap();
+        McpServer::builder(&resource).authorization_server(&issuer).verifier(v).build().unwrap()
+    })
+    .await;
+    let url = format!("http://{addr}/.well-known/oauth-authorization-server");
+    let got: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(got, doc);
+    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let got: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(got, doc, "cached copy served while the issuer is down");
+}
+
+/// `AuthLayer` protects ordinary axum routes: required mode refuses anonymous calls,
+/// optional mode lets them through without an identity but still refuses bad tokens.
+#[tokio::test]
+async fn auth_layer_on_a_plain_router() {
+    let key = TestKey::rsa("k");
+    let resource = "http://127.0.0.1/api";
+    let verifier = || {
+        JwtVerifier::builder(ISSUER, Jwks::from_set(&jsonwebtoken::jwk::JwkSet { keys: vec![key.jwk.clone()] }).unwrap())
+            .resource(resource)
+            .build()
+            .unwrap()
+    };
+    let me = |auth: Option<Extension<AuthInfo>>| async move {
+        auth.map(|Extension(a)| a.user_id().to_owned()).unwrap_or_else(|| "anonymous".into())
+    };
+    let md = "http://127.0.0.1/.well-known/oauth-protected-resource/api";
+    let required = spawn(Router::new().route("/me", get(me)).layer(AuthLayer::new(verifier(), md))).await;
+    let optional = spawn(Router::new().route("/me", get(me)).layer(AuthLayer::new(verifier(), md).optional())).await;
+    let good = key.sign(&claims(ISSUER, resource, "user_z", "openid"), Some("at+jwt"));
+    let c = reqwest::Client::new();
+
+    let r = c.get(format!("http://{required}/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], format!("Bearer resource_metadata=\"{md}\""));
+    let r = c.get(format!("http://{required}/me")).bearer_auth(&good).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "user_z");
+
+    let r = c.get(format!("http://{optional}/me")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "anonymous");
+    let r = c.get(format!("http://{optional}/me")).bearer_auth("bad.token.here").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c.get(format!("http://{optional}/me")).bearer_auth(&good).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "user_z");
+}

@@ -1,0 +1,145 @@
+//! An MCP server whose tools are protected by JWT access tokens from any standards-compliant
+//! issuer (Auth0, Keycloak, Okta, Entra ID, Clerk, `mcp-auth-issuer`, …).
+//!
+//! Run with
+//!
+//! ```sh
+//! cargo run -p oidc-resource-server -- --issuer https://your-tenant.example.com
+//! ```
+//!
+//! then try
+//!
+//! ```sh
+//! curl -i -X POST http://127.0.0.1:8787/mcp                     # 401 + WWW-Authenticate
+//! curl http://127.0.0.1:8787/.well-known/oauth-protected-resource/mcp
+//! curl -X POST http://127.0.0.1:8787/mcp -H "Authorization: Bearer $TOKEN" \
+//!   -H 'Accept: application/json, text/event-stream' -H 'Content-Type: application/json' \
+//!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
+//! ```
+//!
+//! Tokens must name this server in `aud` (its `--resource` URL) unless `--audience-optional`.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use mcp_auth::{Audience, AuthInfo, CachedVerifier, Jwks, JwtVerifier, McpServer};
+use rmcp::model::CallToolResult;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+#[derive(Parser, Debug)]
+#[command(about = "An MCP server protected by tokens from any OAuth 2.x / OIDC issuer")]
+struct Args {
+    /// The issuer URL, exactly as it appears in the tokens' `iss` claim.
+    #[arg(long)]
+    issuer: String,
+    /// Where the signing keys are. Default: `jwks_uri` from the issuer's metadata, else
+    /// `{issuer}/.well-known/jwks.json`.
+    #[arg(long)]
+    jwks_url: Option<Url>,
+    /// The canonical MCP URL, which tokens must name in `aud`. Default: `http://127.0.0.1:{port}/mcp`.
+    #[arg(long)]
+    resource: Option<Url>,
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// Accept tokens without an `aud` claim (a present `aud` must still name this server).
+    /// For issuers that do not support RFC 8707 resource indicators. Weaker: see the README.
+    #[arg(long)]
+    audience_optional: bool,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NoArgs {}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    // `iss` is compared exactly, so keep the issuer as given.
+    let issuer = args.issuer.clone();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let port = listener.local_addr()?.port();
+    let resource = args
+        .resource
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| format!("http://127.0.0.1:{port}/mcp"));
+    let jwks_url = match args.jwks_url {
+        Some(u) => u,
+        None => discover_jwks(&issuer).await?,
+    };
+    let jwks = Jwks::from_url(jwks_url.clone());
+    if let Err(error) = jwks.refresh().await {
+        tracing::warn!(%error, url = %jwks_url, "could not load signing keys yet; will retry on first request");
+    }
+    let verifier = JwtVerifier::builder(&issuer, jwks);
+    let verifier = if args.audience_optional {
+        verifier.audience(Audience::RequiredIfPresent(vec![resource.clone()]))
+    } else {
+        verifier.resource(&resource)
+    };
+    let verifier = CachedVerifier::new(verifier.build()?);
+
+    let shutdown = CancellationToken::new();
+    let app = McpServer::builder(&resource)
+        .authorization_server(&issuer)
+        .scopes_supported(["openid", "profile", "email", "admin:read"])
+        .challenge_scopes(["openid", "profile"])
+        .resource_name("oidc-resource-server example")
+        .verifier(verifier)
+        .cancellation_token(shutdown.clone())
+        .tool("whoami", "Returns the caller's user id, client id and scopes", |_: NoArgs, auth: AuthInfo| async move {
+            whoami(&auth)
+        })
+        .scoped_tool(
+            "admin-report",
+            "An administrative report; requires the admin:read scope",
+            ["admin:read"],
+            |_: NoArgs, auth: AuthInfo| async move { format!("Admin report prepared for {}", auth.user_id()) },
+        )
+        .build()?;
+
+    tracing::info!(mcp_url = %resource, issuer = %issuer, jwks = %jwks_url, "MCP server ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+        })
+        .await?;
+    Ok(())
+}
+
+/// Text content with the user id (for clients that only show text) and structured content
+/// with the whole identity.
+fn whoami(auth: &AuthInfo) -> CallToolResult {
+    let mut result = CallToolResult::structured(json!({
+        "user_id": auth.user_id(),
+        "client_id": auth.client_id(),
+        "scopes": auth.scopes(),
+    }));
+    result.content = vec![rmcp::model::ContentBlock::text(auth.user_id().to_owned())];
+    result
+}
+
+/// `jwks_uri` from the issuer's RFC 8414 / OIDC metadata, else the conventional path.
+async fn discover_jwks(issuer: &str) -> Result<Url, Box<dyn std::error::Error>> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let base = issuer.trim_end_matches('/');
+    for doc in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
+        let Ok(resp) = client.get(format!("{base}{doc}")).send().await else { continue };
+        if !resp.status().is_success() {
+            continue;
+        }
+        if let Ok(meta) = resp.json::<serde_json::Value>().await {
+            if let Some(uri) = meta.get("jwks_uri").and_then(|v| v.as_str()) {
+                return Ok(Url::parse(uri)?);
+            }
+        }
+    }
+    Ok(Url::parse(&format!("{base}/.well-known/jwks.json"))?)
+}
