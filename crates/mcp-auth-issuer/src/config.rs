@@ -1,0 +1,131 @@
+//! Run-time configuration of the issuer: a plain struct whose every field documents its default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::users::{User, default_users};
+
+/// The shape of the access tokens the issuer hands out, as Clerk offers both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// RS256 JWT with header `typ: at+jwt` and `jti` = `oat_…` (Clerk's default).
+    #[default]
+    Jwt,
+    /// Opaque `oat_…` string that resource servers check with the Backend API verify endpoint.
+    Opaque,
+}
+
+impl std::str::FromStr for TokenFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "jwt" => Ok(Self::Jwt),
+            "opaque" => Ok(Self::Opaque),
+            other => Err(format!(
+                "unknown token format `{other}`: expected `jwt` or `opaque`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for TokenFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Jwt => "jwt",
+            Self::Opaque => "opaque",
+        })
+    }
+}
+
+/// Emulation of Clerk's Backend API rate limit (a fixed window per instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window. Default 100 (a Clerk development instance; production is 1000).
+    pub requests: u32,
+    /// Window length. Default 10 seconds.
+    pub window: Duration,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests: 100,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything [`Issuer::serve`](crate::Issuer::serve) needs to know. Start from
+/// [`IssuerConfig::default`] and change what you need.
+#[derive(Clone, Debug)]
+pub struct IssuerConfig {
+    /// Local users a person (or test) can sign in as. Default: [`default_users`] (three users with
+    /// stable ids). Must not be empty and ids must be unique.
+    pub users: Vec<User>,
+    /// Format of OAuth access tokens. Default [`TokenFormat::Jwt`].
+    pub token_format: TokenFormat,
+    /// Lifetime of access tokens. Default one day, as Clerk.
+    pub access_token_lifetime: Duration,
+    /// Lifetime of refresh tokens. Default 30 days.
+    pub refresh_token_lifetime: Duration,
+    /// Lifetime of authorization codes. Default 5 minutes; RFC 6749 recommends at most 10.
+    pub authorization_code_lifetime: Duration,
+    /// Lifetime of Clerk-style session tokens minted through the admin helpers. Default 60 s, as Clerk.
+    pub session_token_lifetime: Duration,
+    /// How long the consent form stays valid after it was rendered. Default 10 minutes.
+    pub consent_lifetime: Duration,
+    /// How long a key replaced by a rotation stays published in the JWKS. Default one day (the
+    /// default access token lifetime), so tokens signed just before a rotation keep verifying.
+    pub key_rotation_grace: Duration,
+    /// Backend API rate limit. Default 100 requests per 10 seconds.
+    pub rate_limit: RateLimit,
+    /// Secret key (`sk_test_…`) that authenticates Backend API and admin calls. Default `None`:
+    /// taken from the key file when it holds one, otherwise generated at start.
+    pub secret_key: Option<String>,
+    /// Approve every authorization request as this user without showing the consent page. For
+    /// automated tests only; default `None`. Refused unless the listener is on a loopback address.
+    pub auto_approve_user: Option<String>,
+    /// File the signing keys (and the generated secret key) are loaded from and saved to, so tokens
+    /// survive a restart. Default `None`: keys live in memory only.
+    pub key_file: Option<PathBuf>,
+    /// Scopes clients may request. Default `openid profile email offline_access public_metadata
+    /// private_metadata`; anything else is refused with `invalid_scope`.
+    pub scopes_supported: Vec<String>,
+    /// Scopes granted when an authorization request names none. Default `profile email`.
+    pub default_scopes: Vec<String>,
+    /// Public base URL (issuer) when it differs from the listener address, e.g. behind a proxy or
+    /// when listening on `0.0.0.0`. Default `None`: `http://<listener address>`.
+    pub public_url: Option<String>,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self {
+            users: default_users(),
+            token_format: TokenFormat::Jwt,
+            access_token_lifetime: Duration::from_secs(24 * 60 * 60),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+            authorization_code_lifetime: Duration::from_secs(5 * 60),
+            session_token_lifetime: Duration::from_secs(60),
+            consent_lifetime: Duration::from_secs(10 * 60),
+            key_rotation_grace: Duration::from_secs(24 * 60 * 60),
+            rate_limit: RateLimit::default(),
+            secret_key: None,
+            auto_approve_user: None,
+            key_file: None,
+            scopes_supported: [
+                "openid",
+                "profile",
+                "email",
+                "offline_access",
+                "public_metadata",
+                "private_metadata",
+            ]
+            .map(String::from)
+            .to_vec(),
+            default_scopes: ["profile", "email"].map(String::from).to_vec(),
+            public_url: None,
+        }
+    }
+}

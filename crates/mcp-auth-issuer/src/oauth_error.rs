@@ -1,0 +1,103 @@
+//! RFC 6749 / RFC 7591 / RFC 8707 error responses: one type, one place that maps it to HTTP.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An OAuth error for the JSON endpoints (token, register, revoke, introspect, userinfo).
+#[derive(Debug, Clone)]
+pub(crate) struct OAuthError {
+    pub(crate) code: &'static str,
+    pub(crate) description: String,
+    status: StatusCode,
+    challenge: Option<&'static str>,
+}
+
+impl OAuthError {
+    fn new(code: &'static str, status: StatusCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            status,
+            challenge: None,
+        }
+    }
+
+    pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new("invalid_request", StatusCode::BAD_REQUEST, d)
+    }
+
+    /// `invalid_client` is always 401; `basic` adds the `WWW-Authenticate: Basic` challenge that
+    /// RFC 6749 §5.2 requires when the client tried the `Authorization` header.
+    pub(crate) fn invalid_client(d: impl Into<String>, basic: bool) -> Self {
+        let mut e = Self::new("invalid_client", StatusCode::UNAUTHORIZED, d);
+        if basic {
+            e.challenge = Some("Basic realm=\"mcp-auth-issuer\", charset=\"UTF-8\"");
+        }
+        e
+    }
+
+    pub(crate) fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new("invalid_grant", StatusCode::BAD_REQUEST, d)
+    }
+
+    pub(crate) fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new("unauthorized_client", StatusCode::BAD_REQUEST, d)
+    }
+
+    pub(crate) fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new("unsupported_grant_type", StatusCode::BAD_REQUEST, d)
+    }
+
+    pub(crate) fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new("invalid_scope", StatusCode::BAD_REQUEST, d)
+    }
+
+    pub(crate) fn invalid_target(d: impl Into<String>) -> Self {
+        Self::new("invalid_target", StatusCode::BAD_REQUEST, d)
+    }
+
+    pub(crate) fn invalid_redirect_uri(d: impl Into<String>) -> Self {
+        Self::new("invalid_redirect_uri", StatusCode::BAD_REQUEST, d)
+    }
+
+    pub(crate) fn invalid_client_metadata(d: impl Into<String>) -> Self {
+        Self::new("invalid_client_metadata", StatusCode::BAD_REQUEST, d)
+    }
+
+    /// RFC 6750 `invalid_token` (userinfo): 401 with a Bearer challenge.
+    pub(crate) fn invalid_token(d: impl Into<String>) -> Self {
+        let mut e = Self::new("invalid_token", StatusCode::UNAUTHORIZED, d);
+        e.challenge = Some("Bearer realm=\"mcp-auth-issuer\", error=\"invalid_token\"");
+        e
+    }
+
+    pub(crate) fn server_error(d: impl Into<String>) -> Self {
+        Self::new("server_error", StatusCode::INTERNAL_SERVER_ERROR, d)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "error_description": self.description });
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(challenge) = self.challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+impl From<crate::Error> for OAuthError {
+    fn from(e: crate::Error) -> Self {
+        tracing::error!(error = %e, "internal failure while handling an OAuth request");
+        Self::server_error("the issuer failed internally; see its log")
+    }
+}

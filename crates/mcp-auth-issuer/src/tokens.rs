@@ -1,0 +1,503 @@
+//! Minting, finding and revoking tokens in Clerk's shapes: OAuth access tokens (JWT `at+jwt` or
+//! opaque `oat_…`), refresh tokens, OIDC ID tokens, session tokens, API keys (`ak_…`) and machine
+//! tokens (`mt_…`).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::clock::millis;
+use crate::config::TokenFormat;
+use crate::ids;
+use crate::state::Shared;
+use crate::store::{AccessToken, MachineCredential, RefreshStatus, RefreshToken, SessionToken};
+use crate::{Error, User};
+
+/// Ask for an OAuth access token without going through the browser flow.
+#[derive(Clone, Debug, Default)]
+pub struct MintRequest {
+    /// The token's subject (`sub`), normally a `user_…` id.
+    pub user_id: String,
+    /// The OAuth client the token is issued to (`client_id` claim).
+    pub client_id: String,
+    /// Granted scopes (any strings; not checked against `scopes_supported`).
+    pub scopes: Vec<String>,
+    /// Audience (`aud`), the RFC 8707 resource; `None` leaves `aud` out, as Clerk does.
+    pub resource: Option<String>,
+    /// Lifetime; `None` uses the configured access-token lifetime. Zero mints an expired token.
+    pub lifetime: Option<Duration>,
+    /// Token format; `None` uses the configured one.
+    pub format: Option<TokenFormat>,
+}
+
+impl MintRequest {
+    /// A request for `user_id` and `client_id` with no scopes and configured defaults.
+    pub fn new(user_id: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            client_id: client_id.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Organization claims of a session token (Clerk session token v2 `o` claim).
+#[derive(Clone, Debug, Default)]
+pub struct OrganizationClaims {
+    /// `org_…` id (`o.id`).
+    pub id: String,
+    /// Slug (`o.slg`).
+    pub slug: String,
+    /// Role without the `org:` prefix, e.g. `admin` (`o.rol`).
+    pub role: String,
+    /// Permissions, emitted comma-separated (`o.per`).
+    pub permissions: Vec<String>,
+}
+
+/// Ask for a Clerk session token: an RS256 JWT with `sid`, `azp`, `v`, no `typ: at+jwt`.
+#[derive(Clone, Debug, Default)]
+pub struct SessionTokenRequest {
+    /// The signed-in user (`sub`).
+    pub user_id: String,
+    /// Session id (`sid`); `None` generates `sess_…`.
+    pub session_id: Option<String>,
+    /// Authorized party (`azp`), the origin of the frontend; `None` uses the issuer's base URL.
+    pub authorized_party: Option<String>,
+    /// Active organization, if any.
+    pub organization: Option<OrganizationClaims>,
+    /// Lifetime; `None` uses the configured session-token lifetime (60 s).
+    pub lifetime: Option<Duration>,
+}
+
+/// Ask for a Clerk API key (`ak_…`), verified with `POST /v1/api_keys/verify`.
+#[derive(Clone, Debug, Default)]
+pub struct ApiKeyRequest {
+    /// Owner: a `user_…` or `org_…` id.
+    pub subject: String,
+    /// Display name; empty gives `"Test API key"`.
+    pub name: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Custom claims returned by verify.
+    pub claims: Option<Value>,
+    /// Lifetime; `None` never expires.
+    pub lifetime: Option<Duration>,
+}
+
+/// Ask for a Clerk machine-to-machine token (`mt_…`), verified with `POST /v1/m2m_tokens/verify`.
+#[derive(Clone, Debug, Default)]
+pub struct MachineTokenRequest {
+    /// The calling machine, `mch_…`.
+    pub subject: String,
+    /// Scopes (Clerk lists the machine ids this machine may call).
+    pub scopes: Vec<String>,
+    /// Custom claims.
+    pub claims: Option<Value>,
+    /// Lifetime; `None` is one hour.
+    pub lifetime: Option<Duration>,
+}
+
+/// What an access token is bound to; shared by the token endpoint and the admin helpers.
+pub(crate) struct AccessGrant<'a> {
+    pub(crate) subject: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) scopes: &'a [String],
+    pub(crate) resource: Option<&'a str>,
+    pub(crate) lifetime: Duration,
+    pub(crate) format: TokenFormat,
+    pub(crate) grant_id: Option<&'a str>,
+}
+
+/// An OAuth token (access or refresh) this issuer recognises, with its current record.
+#[derive(Debug)]
+pub(crate) enum Found {
+    Access(AccessToken),
+    Refresh(RefreshToken),
+}
+
+fn non_empty(value: &str, what: &str) -> Result<(), Error> {
+    if value.trim().is_empty() {
+        Err(Error::InvalidRequest(format!("{what} must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+impl Shared {
+    /// Issue an access token in the requested format and record it.
+    pub(crate) fn issue_access_token(&self, grant: &AccessGrant<'_>) -> Result<String, Error> {
+        non_empty(grant.subject, "user_id")?;
+        non_empty(grant.client_id, "client_id")?;
+        let now_ms = self.clock.now_ms();
+        let record = AccessToken {
+            id: ids::id("oat_"),
+            client_id: grant.client_id.to_owned(),
+            subject: grant.subject.to_owned(),
+            scopes: grant.scopes.to_vec(),
+            resource: grant.resource.map(str::to_owned),
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(millis(grant.lifetime)),
+            revoked_at_ms: None,
+            revocation_reason: None,
+            grant_id: grant.grant_id.map(str::to_owned),
+        };
+        let token = match grant.format {
+            TokenFormat::Jwt => {
+                let iat = now_ms / 1000;
+                let mut claims = json!({
+                    "iss": self.base_url,
+                    "sub": record.subject,
+                    "client_id": record.client_id,
+                    "scope": record.scopes.join(" "),
+                    "jti": record.id,
+                    "iat": iat,
+                    "nbf": iat,
+                    "exp": record.expires_at_ms / 1000,
+                });
+                if let Some(aud) = &record.resource {
+                    claims["aud"] = json!(aud);
+                }
+                self.keys().sign("at+jwt", &claims)?
+            }
+            TokenFormat::Opaque => ids::secret("oat_"),
+        };
+        let mut store = self.store();
+        if grant.format == TokenFormat::Opaque {
+            store.opaque.insert(ids::hash(&token), record.id.clone());
+        }
+        store.access.insert(record.id.clone(), record);
+        drop(store);
+        self.metrics.token_issued("access_token");
+        Ok(token)
+    }
+
+    /// Issue a refresh token (opaque) bound to the same grant.
+    pub(crate) fn issue_refresh_token(&self, grant: &AccessGrant<'_>, grant_id: &str) -> String {
+        let token = format!("rt_{}", ids::random_urlsafe());
+        let record = RefreshToken {
+            client_id: grant.client_id.to_owned(),
+            subject: grant.subject.to_owned(),
+            scopes: grant.scopes.to_vec(),
+            resource: grant.resource.map(str::to_owned),
+            expires_at_ms: self
+                .clock
+                .now_ms()
+                .saturating_add(millis(self.config.refresh_token_lifetime)),
+            status: RefreshStatus::Active,
+            grant_id: grant_id.to_owned(),
+        };
+        self.store().refresh.insert(ids::hash(&token), record);
+        self.metrics.token_issued("refresh_token");
+        token
+    }
+
+    /// OIDC ID token for the `openid` scope; profile and email claims follow the granted scopes.
+    pub(crate) fn issue_id_token(
+        &self,
+        user: &User,
+        client_id: &str,
+        scopes: &[String],
+        nonce: Option<&str>,
+        auth_time: u64,
+    ) -> Result<String, Error> {
+        let now = self.clock.now_secs();
+        let mut claims = json!({
+            "iss": self.base_url,
+            "sub": user.id,
+            "aud": client_id,
+            "azp": client_id,
+            "iat": now,
+            "exp": now + self.config.access_token_lifetime.as_secs(),
+            "auth_time": auth_time,
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        if let Value::Object(map) = &mut claims {
+            map.extend(self.user_claims(user, scopes));
+        }
+        let token = self.keys().sign("JWT", &claims)?;
+        self.metrics.token_issued("id_token");
+        Ok(token)
+    }
+
+    /// OIDC standard claims for the granted scopes (userinfo and ID tokens).
+    pub(crate) fn user_claims(&self, user: &User, scopes: &[String]) -> Map<String, Value> {
+        let has = |s: &str| scopes.iter().any(|x| x == s);
+        let mut out = Map::new();
+        if has("profile") {
+            out.insert("name".into(), json!(user.full_name()));
+            out.insert("given_name".into(), json!(user.first_name));
+            out.insert("family_name".into(), json!(user.last_name));
+            out.insert("preferred_username".into(), json!(user.username));
+            out.insert("picture".into(), json!(user.picture(&self.base_url)));
+        }
+        if has("email") {
+            out.insert("email".into(), json!(user.email));
+            out.insert("email_verified".into(), json!(true));
+        }
+        if has("public_metadata") {
+            out.insert("public_metadata".into(), user.public_metadata.clone());
+        }
+        if has("private_metadata") {
+            out.insert("private_metadata".into(), json!({}));
+        }
+        out
+    }
+
+    /// A Clerk session token (v2 claims).
+    pub(crate) fn mint_session_token(&self, req: &SessionTokenRequest) -> Result<String, Error> {
+        non_empty(&req.user_id, "user_id")?;
+        let now = self.clock.now_secs();
+        let lifetime = req.lifetime.unwrap_or(self.config.session_token_lifetime);
+        let jti = ids::random_alnum(20);
+        let mut claims = json!({
+            "azp": req.authorized_party.clone().unwrap_or_else(|| self.base_url.clone()),
+            "exp": now + lifetime.as_secs(),
+            "fva": [0, -1],
+            "iat": now,
+            "iss": self.base_url,
+            "jti": jti,
+            "nbf": now,
+            "sid": req.session_id.clone().unwrap_or_else(|| ids::id("sess_")),
+            "sub": req.user_id,
+            "v": 2,
+        });
+        if let Some(org) = &req.organization {
+            claims["o"] = json!({
+                "id": org.id,
+                "slg": org.slug,
+                "rol": org.role,
+                "per": org.permissions.join(","),
+            });
+        }
+        let token = self.keys().sign("JWT", &claims)?;
+        self.store()
+            .sessions
+            .insert(jti, SessionToken { revoked: false });
+        self.metrics.token_issued("session_token");
+        Ok(token)
+    }
+
+    fn machine_credential(
+        &self,
+        id_prefix: &str,
+        name: &str,
+        subject: &str,
+        scopes: &[String],
+        claims: Option<&Value>,
+        lifetime: Option<Duration>,
+    ) -> MachineCredential {
+        let now_ms = self.clock.now_ms();
+        MachineCredential {
+            id: ids::id(id_prefix),
+            name: name.to_owned(),
+            subject: subject.to_owned(),
+            scopes: scopes.to_vec(),
+            claims: claims.cloned(),
+            created_at_ms: now_ms,
+            expires_at_ms: lifetime.map(|l| now_ms.saturating_add(millis(l))),
+            revoked_at_ms: None,
+            revocation_reason: None,
+            last_used_at_ms: None,
+        }
+    }
+
+    /// A Clerk API key secret.
+    pub(crate) fn mint_api_key(&self, req: &ApiKeyRequest) -> Result<String, Error> {
+        non_empty(&req.subject, "subject")?;
+        let name = if req.name.is_empty() {
+            "Test API key"
+        } else {
+            &req.name
+        };
+        let record = self.machine_credential(
+            "ak_",
+            name,
+            &req.subject,
+            &req.scopes,
+            req.claims.as_ref(),
+            req.lifetime,
+        );
+        let secret = ids::secret("ak_");
+        self.store().api_keys.insert(ids::hash(&secret), record);
+        self.metrics.token_issued("api_key");
+        Ok(secret)
+    }
+
+    /// A Clerk machine token.
+    pub(crate) fn mint_machine_token(&self, req: &MachineTokenRequest) -> Result<String, Error> {
+        non_empty(&req.subject, "subject")?;
+        let lifetime = req.lifetime.unwrap_or(Duration::from_secs(3600));
+        let record = self.machine_credential(
+            "mt_",
+            "",
+            &req.subject,
+            &req.scopes,
+            req.claims.as_ref(),
+            Some(lifetime),
+        );
+        let token = ids::secret("mt_");
+        self.store()
+            .machine_tokens
+            .insert(ids::hash(&token), record);
+        self.metrics.token_issued("machine_token");
+        Ok(token)
+    }
+
+    /// Find an access token (JWT issued here, or opaque). A JWT whose record is gone (issuer
+    /// restarted with a key file) is rebuilt from its claims.
+    pub(crate) fn find_access_token(&self, token: &str) -> Option<AccessToken> {
+        if looks_like_jwt(token) {
+            let (typ, claims) = self.verify_own_jwt(token)?;
+            if typ.as_deref() != Some("at+jwt") {
+                return None;
+            }
+            let jti = claims.get("jti")?.as_str()?;
+            if let Some(record) = self.store().access.get(jti) {
+                return Some(record.clone());
+            }
+            return Some(AccessToken {
+                id: jti.to_owned(),
+                client_id: claims.get("client_id")?.as_str()?.to_owned(),
+                subject: claims.get("sub")?.as_str()?.to_owned(),
+                scopes: claims
+                    .get("scope")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                resource: claims.get("aud").and_then(Value::as_str).map(str::to_owned),
+                created_at_ms: claims.get("iat")?.as_u64()?.saturating_mul(1000),
+                expires_at_ms: claims.get("exp")?.as_u64()?.saturating_mul(1000),
+                revoked_at_ms: None,
+                revocation_reason: None,
+                grant_id: None,
+            });
+        }
+        let store = self.store();
+        let id = store.opaque.get(&ids::hash(token))?;
+        store.access.get(id).cloned()
+    }
+
+    /// Signature and issuer check of a JWT signed by this issuer.
+    pub(crate) fn verify_own_jwt(&self, token: &str) -> Option<(Option<String>, Value)> {
+        let (typ, claims) = self.keys().verify(token, self.clock.now_secs())?;
+        (claims.get("iss").and_then(Value::as_str) == Some(self.base_url.as_str()))
+            .then_some((typ, claims))
+    }
+
+    /// Find an OAuth access or refresh token by its string (introspection).
+    pub(crate) fn find_token(&self, token: &str) -> Option<Found> {
+        if looks_like_jwt(token) {
+            return self.find_access_token(token).map(Found::Access);
+        }
+        let hash = ids::hash(token);
+        let store = self.store();
+        if let Some(id) = store.opaque.get(&hash) {
+            return store.access.get(id).cloned().map(Found::Access);
+        }
+        store.refresh.get(&hash).cloned().map(Found::Refresh)
+    }
+
+    /// Revoke a token of any kind. With `client_id`, only a token issued to that client is
+    /// touched (RFC 7009 §2.1). Returns whether something was revoked.
+    pub(crate) fn revoke_token(&self, token: &str, client_id: Option<&str>, reason: &str) -> bool {
+        let now_ms = self.clock.now_ms();
+        let owned_by = |owner: &str| client_id.is_none_or(|c| c == owner);
+        if looks_like_jwt(token) {
+            let Some((typ, claims)) = self.verify_own_jwt(token) else {
+                return false;
+            };
+            let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+                return false;
+            };
+            let mut store = self.store();
+            if typ.as_deref() == Some("at+jwt") {
+                let owner = claims
+                    .get("client_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !owned_by(owner) {
+                    return false;
+                }
+                let record = store
+                    .access
+                    .entry(jti.to_owned())
+                    .or_insert_with(|| AccessToken {
+                        id: jti.to_owned(),
+                        client_id: owner.to_owned(),
+                        subject: claims
+                            .get("sub")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        scopes: Vec::new(),
+                        resource: None,
+                        created_at_ms: now_ms,
+                        expires_at_ms: claims.get("exp").and_then(Value::as_u64).unwrap_or(0)
+                            * 1000,
+                        revoked_at_ms: None,
+                        revocation_reason: None,
+                        grant_id: None,
+                    });
+                record.revoked_at_ms.get_or_insert(now_ms);
+                record
+                    .revocation_reason
+                    .get_or_insert_with(|| reason.to_owned());
+                return true;
+            }
+            if client_id.is_some() {
+                return false;
+            }
+            return store
+                .sessions
+                .get_mut(jti)
+                .map(|s| s.revoked = true)
+                .is_some();
+        }
+        let hash = ids::hash(token);
+        let mut store = self.store();
+        if let Some(id) = store.opaque.get(&hash).cloned()
+            && let Some(record) = store.access.get_mut(&id)
+        {
+            if !owned_by(&record.client_id) {
+                return false;
+            }
+            record.revoked_at_ms.get_or_insert(now_ms);
+            record
+                .revocation_reason
+                .get_or_insert_with(|| reason.to_owned());
+            return true;
+        }
+        if let Some(record) = store.refresh.get_mut(&hash) {
+            if !owned_by(&record.client_id) {
+                return false;
+            }
+            // RFC 7009 §2.1: revoking a refresh token also invalidates its access tokens.
+            let grant = record.grant_id.clone();
+            store.revoke_grant(&grant, now_ms, reason);
+            return true;
+        }
+        if client_id.is_some() {
+            return false;
+        }
+        let store = &mut *store;
+        for map in [&mut store.api_keys, &mut store.machine_tokens] {
+            if let Some(record) = map.get_mut(&hash) {
+                record.revoked_at_ms.get_or_insert(now_ms);
+                record
+                    .revocation_reason
+                    .get_or_insert_with(|| reason.to_owned());
+                return true;
+            }
+        }
+        false
+    }
+}
