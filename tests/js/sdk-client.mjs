@@ -14,6 +14,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import crypto from "node:crypto";
 
 const [mcpUrl, userId, ...tools] = process.argv.slice(2);
 if (!mcpUrl || !userId) {
@@ -34,11 +35,15 @@ class HeadlessProvider {
     this.pendingAuthorization = undefined;
   }
   get redirectUrl() { return redirectUrl; }
+  state() { return crypto.randomUUID(); }
   get clientMetadata() {
     return {
       client_name: "mcp-auth e2e (TypeScript SDK)",
       redirect_uris: [redirectUrl],
-      grant_types: ["authorization_code", "refresh_token"],
+      // No refresh_token grant: SDK 1.32 answers a 403 insufficient_scope by refreshing when it
+      // holds a refresh token, and a refresh cannot widen the grant (RFC 6749 §6), so step-up
+      // would never reach the consent page. Without one it re-authorizes with the wider scope.
+      grant_types: ["authorization_code"],
       response_types: ["code"],
       token_endpoint_auth_method: "none",
     };
@@ -85,7 +90,7 @@ async function consent(authUrl) {
     throw new Error(`consent form answered ${submitted.status}: ${await submitted.text()}`);
   }
   const back = new URL(location);
-  if (back.searchParams.get("state") !== params.state) throw new Error("state mismatch");
+  if (back.searchParams.get("state") !== (params.state ?? null)) throw new Error("state mismatch");
   const code = back.searchParams.get("code");
   if (!code) throw new Error(`no code in redirect: ${back.search}`);
   log("consented", { user_id: userId });

@@ -84,7 +84,6 @@ impl AuthInfo {
     /// Starts building an identity for `user_id` (the token's subject).
     ///
     /// Verifiers use this; tools normally only read an `AuthInfo`.
-    #[must_use]
     pub fn builder(user_id: impl Into<String>, kind: TokenKind) -> AuthInfoBuilder {
         AuthInfoBuilder {
             identity: Identity {

@@ -114,7 +114,9 @@ pub fn parse_value(value: &HeaderValue) -> Result<Option<Bearer>, BearerError> {
 fn is_token68(token: &[u8]) -> bool {
     let body_len = token
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        .take_while(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
         .count();
     body_len > 0 && token[body_len..].iter().all(|b| *b == b'=')
 }
@@ -152,7 +154,11 @@ mod tests {
     #[test]
     fn other_schemes_and_absence_mean_no_token() {
         assert!(parse(&headers(&[]), &uri()).unwrap().is_none());
-        assert!(parse(&headers(&["Basic dXNlcjpwdw=="]), &uri()).unwrap().is_none());
+        assert!(
+            parse(&headers(&["Basic dXNlcjpwdw=="]), &uri())
+                .unwrap()
+                .is_none()
+        );
         assert!(parse(&headers(&["Bearerx abc"]), &uri()).unwrap().is_none());
     }
 
@@ -167,7 +173,11 @@ mod tests {
             ("Bearer a\"b", BearerError::Malformed),
         ];
         for (value, want) in cases {
-            assert_eq!(parse(&headers(&[value]), &uri()).unwrap_err(), want, "{value}");
+            assert_eq!(
+                parse(&headers(&[value]), &uri()).unwrap_err(),
+                want,
+                "{value}"
+            );
         }
     }
 
@@ -189,6 +199,9 @@ mod tests {
     #[test]
     fn refuses_oversized_tokens() {
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
-        assert_eq!(parse(&headers(&[&long]), &uri()).unwrap_err(), BearerError::TooLong);
+        assert_eq!(
+            parse(&headers(&[&long]), &uri()).unwrap_err(),
+            BearerError::TooLong
+        );
     }
 }

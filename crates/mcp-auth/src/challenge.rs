@@ -82,9 +82,11 @@ impl AuthError {
         match self {
             AuthError::MissingToken => "a bearer token is required".into(),
             AuthError::InvalidRequest(d) | AuthError::InvalidToken(d) => Cow::Borrowed(d),
-            AuthError::InsufficientScope { scope } => {
-                format!("the token lacks a required scope; re-authorize with: {}", scope.join(" ")).into()
-            }
+            AuthError::InsufficientScope { scope } => format!(
+                "the token lacks a required scope; re-authorize with: {}",
+                scope.join(" ")
+            )
+            .into(),
             AuthError::Unavailable { .. } => {
                 "token verification is temporarily unavailable; retry later".into()
             }
@@ -107,7 +109,10 @@ impl Challenge {
     #[must_use]
     pub fn new(resource_metadata_url: &str) -> Self {
         Self {
-            prefix: format!("Bearer resource_metadata=\"{}\"", quote(resource_metadata_url)),
+            prefix: format!(
+                "Bearer resource_metadata=\"{}\"",
+                quote(resource_metadata_url)
+            ),
             default_scope: None,
         }
     }
@@ -159,7 +164,10 @@ impl Challenge {
             value.push_str(&quote(&scope));
             value.push('"');
         }
-        if let Some(code) = error.code().filter(|_| !matches!(error, AuthError::Unavailable { .. })) {
+        if let Some(code) = error
+            .code()
+            .filter(|_| !matches!(error, AuthError::Unavailable { .. }))
+        {
             sep(&mut value);
             value.push_str("error=\"");
             value.push_str(code);
@@ -198,7 +206,11 @@ impl Challenge {
 
 /// A JSON error body with a status, for refusals that are not token problems (bad Origin,
 /// session bound to someone else).
-pub(crate) fn plain_error(status: StatusCode, code: &'static str, description: &'static str) -> Response {
+pub(crate) fn plain_error(
+    status: StatusCode,
+    code: &'static str,
+    description: &'static str,
+) -> Response {
     let body = serde_json::json!({ "error": code, "error_description": description });
     let mut response = (status, axum::Json(body)).into_response();
     response
@@ -209,7 +221,10 @@ pub(crate) fn plain_error(status: StatusCode, code: &'static str, description: &
 
 /// Escapes a value for an RFC 9110 quoted-string, and drops characters a header cannot carry.
 fn quote(value: &str) -> Cow<'_, str> {
-    if value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len() + 4);
@@ -225,7 +240,6 @@ fn quote(value: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -247,10 +261,19 @@ mod tests {
         let c = Challenge::new(MD);
         assert_eq!(
             c.header_value(&AuthError::InvalidToken("token expired".into())),
-            format!("Bearer resource_metadata=\"{MD}\", error=\"invalid_token\", error_description=\"token expired\"")
+            format!(
+                "Bearer resource_metadata=\"{MD}\", error=\"invalid_token\", error_description=\"token expired\""
+            )
         );
-        let v = c.header_value(&AuthError::InsufficientScope { scope: vec!["a".into(), "b".into()] });
-        assert!(v.starts_with(&format!("Bearer resource_metadata=\"{MD}\", scope=\"a b\", error=\"insufficient_scope\"")), "{v}");
+        let v = c.header_value(&AuthError::InsufficientScope {
+            scope: vec!["a".into(), "b".into()],
+        });
+        assert!(
+            v.starts_with(&format!(
+                "Bearer resource_metadata=\"{MD}\", scope=\"a b\", error=\"insufficient_scope\""
+            )),
+            "{v}"
+        );
     }
 
     #[test]
@@ -258,7 +281,9 @@ mod tests {
         assert_eq!(AuthError::MissingToken.status(), 401);
         assert_eq!(AuthError::InvalidRequest("x".into()).status(), 400);
         assert_eq!(AuthError::InsufficientScope { scope: vec![] }.status(), 403);
-        let r = Challenge::new(MD).response(&AuthError::Unavailable { retry_after: Duration::from_secs(7) });
+        let r = Challenge::new(MD).response(&AuthError::Unavailable {
+            retry_after: Duration::from_secs(7),
+        });
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[header::RETRY_AFTER], "7");
         assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());

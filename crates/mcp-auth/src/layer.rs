@@ -174,14 +174,19 @@ where
     }
 }
 
-async fn authenticate(state: &State, headers: &HeaderMap, uri: &Uri) -> Result<Option<AuthInfo>, AuthError> {
+async fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<Option<AuthInfo>, AuthError> {
     let bearer = match bearer::parse(headers, uri)? {
         Some(b) => b,
         None if state.optional => return Ok(None),
         None => return Err(AuthError::MissingToken),
     };
     let info = state.verifier.verify(bearer.token()).await?;
-    if !state.required_scopes.is_empty() && !info.missing_scopes(&state.required_scopes).is_empty() {
+    if !state.required_scopes.is_empty() && !info.missing_scopes(&state.required_scopes).is_empty()
+    {
         return Err(AuthError::InsufficientScope {
             scope: merge_scopes(info.scopes(), &state.required_scopes),
         });

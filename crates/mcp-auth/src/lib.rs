@@ -6,6 +6,8 @@
 //! - `bearer`: RFC 6750 `Authorization` header parsing.
 //! - `challenge`: [`AuthError`] and the 401/403/400/503 answers with `WWW-Authenticate`.
 //! - `verify`: the [`TokenVerifier`] trait, [`JwtVerifier`], [`Jwks`], [`CachedVerifier`].
+//! - [`clerk`]: the Clerk preset ([`clerk::ClerkConfig`], [`clerk::ClerkVerifier`]) and its
+//!   Backend API client.
 //! - `metadata`: RFC 9728 protected resource metadata and the legacy AS-metadata passthrough.
 //! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
 //! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes.
@@ -15,6 +17,7 @@
 mod auth_info;
 pub mod bearer;
 mod challenge;
+pub mod clerk;
 mod layer;
 pub mod metadata;
 mod server;
@@ -30,8 +33,14 @@ pub use metadata::ProtectedResourceMetadata;
 pub use server::{BuildError, DEFAULT_MAX_BODY_BYTES, McpServer, McpServerBuilder};
 pub use tools::{ClosureTools, ToolScopes, auth_from_context};
 pub use verify::{
-    Audience, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, TokenVerifier, VerifyError,
+    Audience, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, TokenVerifier,
+    VerifyError,
 };
 
 /// Re-exported so users name the same versions the framework uses.
 pub use rmcp;
+
+/// The workspace README's Rust examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod root_readme {}

@@ -153,7 +153,11 @@ pub(crate) fn routes(state: MetadataState) -> Router {
 }
 
 async fn serve_prm(State(state): State<MetadataState>, headers: HeaderMap) -> Response {
-    let body = match state.trust_forwarded.then(|| forwarded_origin(&headers)).flatten() {
+    let body = match state
+        .trust_forwarded
+        .then(|| forwarded_origin(&headers))
+        .flatten()
+    {
         Some(public_origin) => {
             let mut doc = (*state.document).clone();
             doc.resource = format!("{public_origin}{}", state.resource.path());
@@ -163,8 +167,14 @@ async fn serve_prm(State(state): State<MetadataState>, headers: HeaderMap) -> Re
     };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
         ],
         body,
     )
@@ -177,7 +187,10 @@ async fn serve_legacy(State(state): State<MetadataState>) -> Response {
     };
     match legacy.get().await {
         Some(doc) => (
-            [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))],
+            [(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            )],
             Json((*doc).clone()),
         )
             .into_response(),
@@ -187,7 +200,8 @@ async fn serve_legacy(State(state): State<MetadataState>) -> Response {
                 "temporarily_unavailable",
                 "the authorization server metadata could not be fetched; retry later",
             );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             r
         }
     }
@@ -199,7 +213,8 @@ async fn serve_legacy(State(state): State<MetadataState>) -> Response {
 pub(crate) fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
     let valid_host = |h: &str| {
         !h.is_empty()
-            && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
     };
     let valid_proto = |p: &str| p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https");
     if let Some(fwd) = headers.get("forwarded").and_then(|v| v.to_str().ok()) {
@@ -215,15 +230,29 @@ pub(crate) fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
                 }
             }
         }
-        if let (Some(p), Some(h)) = (proto, host) {
-            if valid_proto(&p) && valid_host(&h) {
-                return Some(format!("{p}://{h}"));
-            }
+        if let (Some(p), Some(h)) = (proto, host)
+            && valid_proto(&p)
+            && valid_host(&h)
+        {
+            return Some(format!("{p}://{h}"));
         }
     }
-    let proto = headers.get("x-forwarded-proto")?.to_str().ok()?.split(',').next()?.trim();
-    let host = headers.get("x-forwarded-host")?.to_str().ok()?.split(',').next()?.trim();
-    (valid_proto(proto) && valid_host(host)).then(|| format!("{}://{host}", proto.to_ascii_lowercase()))
+    let proto = headers
+        .get("x-forwarded-proto")?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    let host = headers
+        .get("x-forwarded-host")?
+        .to_str()
+        .ok()?
+        .split(',')
+        .next()?
+        .trim();
+    (valid_proto(proto) && valid_host(host))
+        .then(|| format!("{}://{host}", proto.to_ascii_lowercase()))
 }
 
 /// The authorization server's RFC 8414 metadata, fetched from the issuer and cached, served
@@ -237,7 +266,9 @@ pub struct LegacyAsMetadata {
 
 impl std::fmt::Debug for LegacyAsMetadata {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LegacyAsMetadata").field("issuer", &self.issuer.as_str()).finish()
+        f.debug_struct("LegacyAsMetadata")
+            .field("issuer", &self.issuer.as_str())
+            .finish()
     }
 }
 
@@ -261,10 +292,10 @@ impl LegacyAsMetadata {
     /// The document, from cache or freshly fetched; the last good copy when the issuer is down.
     pub async fn get(&self) -> Option<Arc<serde_json::Value>> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, doc)) = cached.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Some(doc.clone());
-            }
+        if let Some((at, doc)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Some(doc.clone());
         }
         match self.fetch().await {
             Some(doc) => {
@@ -286,14 +317,16 @@ impl LegacyAsMetadata {
             format!("{base}/.well-known/openid-configuration"),
         ];
         for url in candidates {
-            let Ok(resp) = self.client.get(&url).send().await else { continue };
+            let Ok(resp) = self.client.get(&url).send().await else {
+                continue;
+            };
             if !resp.status().is_success() {
                 continue;
             }
-            if let Ok(doc) = resp.json::<serde_json::Value>().await {
-                if doc.get("issuer").is_some() {
-                    return Some(doc);
-                }
+            if let Ok(doc) = resp.json::<serde_json::Value>().await
+                && doc.get("issuer").is_some()
+            {
+                return Some(doc);
             }
         }
         tracing::warn!(issuer = %self.issuer, "could not fetch authorization server metadata");
@@ -308,12 +341,24 @@ mod tests {
     #[test]
     fn path_insertion() {
         let u: Url = "https://mcp.example/mcp".parse().unwrap();
-        assert_eq!(well_known_path(&u), "/.well-known/oauth-protected-resource/mcp");
-        assert_eq!(metadata_url(&u), "https://mcp.example/.well-known/oauth-protected-resource/mcp");
+        assert_eq!(
+            well_known_path(&u),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            metadata_url(&u),
+            "https://mcp.example/.well-known/oauth-protected-resource/mcp"
+        );
         let root: Url = "http://127.0.0.1:8787/".parse().unwrap();
-        assert_eq!(well_known_path(&root), "/.well-known/oauth-protected-resource");
+        assert_eq!(
+            well_known_path(&root),
+            "/.well-known/oauth-protected-resource"
+        );
         let nested: Url = "https://h:8443/a/b/".parse().unwrap();
-        assert_eq!(metadata_url(&nested), "https://h:8443/.well-known/oauth-protected-resource/a/b");
+        assert_eq!(
+            metadata_url(&nested),
+            "https://h:8443/.well-known/oauth-protected-resource/a/b"
+        );
     }
 
     #[test]
@@ -329,12 +374,21 @@ mod tests {
     #[test]
     fn forwarded_headers() {
         let mut h = HeaderMap::new();
-        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4;proto=https;host=mcp.example"));
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=1.2.3.4;proto=https;host=mcp.example"),
+        );
         assert_eq!(forwarded_origin(&h).as_deref(), Some("https://mcp.example"));
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        h.insert("x-forwarded-host", HeaderValue::from_static("a.example:8443"));
-        assert_eq!(forwarded_origin(&h).as_deref(), Some("https://a.example:8443"));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("a.example:8443"),
+        );
+        assert_eq!(
+            forwarded_origin(&h).as_deref(),
+            Some("https://a.example:8443")
+        );
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-proto", HeaderValue::from_static("javascript"));
         h.insert("x-forwarded-host", HeaderValue::from_static("evil"));

@@ -111,9 +111,13 @@ impl McpServerBuilder {
             .map_err(|e| BuildError::InvalidResource(e.to_string()))
             .and_then(|u| {
                 if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-                    Err(BuildError::InvalidResource("must be an absolute http(s) URL".into()))
+                    Err(BuildError::InvalidResource(
+                        "must be an absolute http(s) URL".into(),
+                    ))
                 } else if u.query().is_some() || u.fragment().is_some() {
-                    Err(BuildError::InvalidResource("must not have a query or fragment (RFC 8707)".into()))
+                    Err(BuildError::InvalidResource(
+                        "must not have a query or fragment (RFC 8707)".into(),
+                    ))
                 } else {
                     Ok(u)
                 }
@@ -303,7 +307,9 @@ impl McpServerBuilder {
         self
     }
 
-    /// Builds advertised URLs from `Forwarded` / `X-Forwarded-Proto` + `X-Forwarded-Host`.
+    /// Builds the metadata document's `resource` from `Forwarded` / `X-Forwarded-Proto` +
+    /// `X-Forwarded-Host` (for one server reachable under several public hosts). Tokens must
+    /// still name an accepted audience, and challenges keep pointing at the configured URL.
     /// **Only behind a proxy that overwrites those headers**: otherwise clients choose what the
     /// metadata says. Default: off (the configured resource URL is used).
     pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
@@ -357,11 +363,14 @@ impl McpServerBuilder {
         let origins = allowed_origins(&resource, &self.allowed_origins)?;
 
         let metadata_url = metadata::metadata_url(&resource);
-        let challenge_scopes = self.challenge_scopes.unwrap_or_else(|| self.scopes_supported.clone());
+        let challenge_scopes = self
+            .challenge_scopes
+            .unwrap_or_else(|| self.scopes_supported.clone());
         let challenge = Challenge::new(&metadata_url).with_default_scope(&challenge_scopes);
 
-        let mut document = ProtectedResourceMetadata::new(resource.as_str(), self.authorization_servers.clone())
-            .scopes_supported(self.scopes_supported.clone());
+        let mut document =
+            ProtectedResourceMetadata::new(resource.as_str(), self.authorization_servers.clone())
+                .scopes_supported(self.scopes_supported.clone());
         document.resource_name = self.resource_name;
         document.resource_documentation = self.resource_documentation;
         let legacy = if self.legacy_as_metadata {
@@ -371,11 +380,20 @@ impl McpServerBuilder {
         } else {
             None
         };
-        let metadata_routes = metadata::routes(MetadataState::new(document, resource.clone(), self.trust_forwarded, legacy));
+        let metadata_routes = metadata::routes(MetadataState::new(
+            document,
+            resource.clone(),
+            self.trust_forwarded,
+            legacy,
+        ));
 
         let mut hosts = self.allowed_hosts;
         if let Some(host) = resource.host_str() {
-            hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+            hosts.push(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+            );
             if let Some(port) = resource.port_or_known_default() {
                 hosts.push(format!("{host}:{port}"));
             }
@@ -440,18 +458,29 @@ impl McpServerBuilder {
         let mcp = ServiceBuilder::new()
             .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
             .service(mcp);
-        let traced = ServiceBuilder::new().layer(middleware::from_fn(trace_request)).service(mcp);
+        let traced = ServiceBuilder::new()
+            .layer(middleware::from_fn(trace_request))
+            .service(mcp);
         let guarded = ServiceBuilder::new()
-            .option_layer(guard_scopes.then(|| middleware::from_fn_with_state(step_up, step_up::guard)))
+            .option_layer(
+                guard_scopes.then(|| middleware::from_fn_with_state(step_up, step_up::guard)),
+            )
             .service(traced);
         let bound = ServiceBuilder::new()
-            .option_layer(self.sessions.then(|| middleware::from_fn_with_state(bindings, session::enforce)))
+            .option_layer(
+                self.sessions
+                    .then(|| middleware::from_fn_with_state(bindings, session::enforce)),
+            )
             .service(guarded);
         let authed = ServiceBuilder::new().layer(auth).service(bound);
         let limited = ServiceBuilder::new()
             .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
             .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
-            .map_request(|req: http::Request<tower_http::body::Limited<axum::body::Body>>| req.map(axum::body::Body::new))
+            .map_request(
+                |req: http::Request<tower_http::body::Limited<axum::body::Body>>| {
+                    req.map(axum::body::Body::new)
+                },
+            )
             .service(authed);
 
         let service = ServiceBuilder::new()
@@ -462,7 +491,9 @@ impl McpServerBuilder {
             "" => "/",
             p => p,
         };
-        Ok(Router::new().route_service(path, service).merge(metadata_routes))
+        Ok(Router::new()
+            .route_service(path, service)
+            .merge(metadata_routes))
     }
 }
 
@@ -489,15 +520,18 @@ async fn check_origin(
     req: Request,
     next: Next,
 ) -> Response {
-    if !check.any {
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let ok = origin
-                .to_str()
-                .is_ok_and(|o| check.origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(o)));
-            if !ok {
-                tracing::debug!("request from a disallowed Origin refused");
-                return plain_error(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed");
-            }
+    if !check.any
+        && let Some(origin) = req.headers().get(header::ORIGIN)
+    {
+        let ok = origin.to_str().is_ok_and(|o| {
+            check
+                .origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(o))
+        });
+        if !ok {
+            tracing::debug!("request from a disallowed Origin refused");
+            return plain_error(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed");
         }
     }
     next.run(req).await
@@ -510,7 +544,12 @@ async fn trace_request(req: Request, next: Next) -> Response {
     let (user, client) = req
         .extensions()
         .get::<AuthInfo>()
-        .map(|a| (a.user_id().to_owned(), a.client_id().unwrap_or("").to_owned()))
+        .map(|a| {
+            (
+                a.user_id().to_owned(),
+                a.client_id().unwrap_or("").to_owned(),
+            )
+        })
         .unwrap_or_default();
     let span = tracing::info_span!(
         "mcp_request",
@@ -524,5 +563,3 @@ async fn trace_request(req: Request, next: Next) -> Response {
     span.record("status", response.status().as_u16());
     response
 }
-
-

@@ -7,7 +7,11 @@
 
 use std::time::Duration;
 
-use axum::{extract::{Request, State}, middleware::Next, response::Response};
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
 use http::StatusCode;
 use moka::sync::Cache;
 
@@ -38,18 +42,30 @@ impl SessionBindings {
 
     fn principal(info: &AuthInfo) -> Principal {
         let (iss, user, client) = info.principal();
-        (iss.map(str::to_owned), user.to_owned(), client.map(str::to_owned))
+        (
+            iss.map(str::to_owned),
+            user.to_owned(),
+            client.map(str::to_owned),
+        )
     }
 }
 
 /// Middleware: refuses a session id presented by anyone but its owner, and records the owner
 /// of each session the inner service creates.
-pub(crate) async fn enforce(State(bindings): State<SessionBindings>, req: Request, next: Next) -> Response {
+pub(crate) async fn enforce(
+    State(bindings): State<SessionBindings>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(info) = req.extensions().get::<AuthInfo>().cloned() else {
         // No identity means the auth layer is in optional mode and the caller is anonymous;
         // anonymous callers may not use sessions that belong to someone.
         if req.headers().contains_key(SESSION_HEADER) {
-            return plain_error(StatusCode::FORBIDDEN, "forbidden", "this session belongs to an authenticated caller");
+            return plain_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this session belongs to an authenticated caller",
+            );
         }
         return next.run(req).await;
     };
@@ -62,7 +78,10 @@ pub(crate) async fn enforce(State(bindings): State<SessionBindings>, req: Reques
         Some(id) => match bindings.bindings.get(&id) {
             Some(owner) if owner == SessionBindings::principal(&info) => next.run(req).await,
             Some(_) => {
-                tracing::warn!(user = info.user_id(), "request on a session opened by another identity refused");
+                tracing::warn!(
+                    user = info.user_id(),
+                    "request on a session opened by another identity refused"
+                );
                 plain_error(
                     StatusCode::FORBIDDEN,
                     "forbidden",
@@ -75,8 +94,14 @@ pub(crate) async fn enforce(State(bindings): State<SessionBindings>, req: Reques
         },
         None => {
             let response = next.run(req).await;
-            if let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
-                bindings.bindings.insert(id.to_owned(), SessionBindings::principal(&info));
+            if let Some(id) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                bindings
+                    .bindings
+                    .insert(id.to_owned(), SessionBindings::principal(&info));
             }
             response
         }

@@ -4,7 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::{body::Body, extract::{Request, State}, middleware::Next, response::Response};
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    middleware::Next,
+    response::Response,
+};
 use http::Method;
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -78,7 +83,10 @@ pub(crate) async fn guard(State(step_up): State<StepUp>, req: Request, next: Nex
         return next.run(req).await;
     };
     if headers_are_verified(&req) {
-        let method = req.headers().get("mcp-method").and_then(|v| v.to_str().ok());
+        let method = req
+            .headers()
+            .get("mcp-method")
+            .and_then(|v| v.to_str().ok());
         if let Some(method) = method {
             let tool = req.headers().get("mcp-name").and_then(|v| v.to_str().ok());
             return match (method, tool) {
@@ -92,7 +100,10 @@ pub(crate) async fn guard(State(step_up): State<StepUp>, req: Request, next: Nex
     }
     // Read the body once (bounded), look, and hand the same bytes on.
     let (parts, body) = req.into_parts();
-    let bytes = match http_body_util::Limited::new(body, step_up.max_body_bytes).collect().await {
+    let bytes = match http_body_util::Limited::new(body, step_up.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return plain_error(
@@ -106,10 +117,15 @@ pub(crate) async fn guard(State(step_up): State<StepUp>, req: Request, next: Nex
     if let Some(r) = refuse(&step_up, &info, tools.iter().map(String::as_str)) {
         return r;
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
-fn refuse<'a>(step_up: &StepUp, info: &AuthInfo, tools: impl IntoIterator<Item = &'a str>) -> Option<Response> {
+fn refuse<'a>(
+    step_up: &StepUp,
+    info: &AuthInfo,
+    tools: impl IntoIterator<Item = &'a str>,
+) -> Option<Response> {
     let mut needed: Vec<String> = Vec::new();
     for tool in tools {
         tracing::Span::current().record("tool", tool);
@@ -125,9 +141,16 @@ fn refuse<'a>(step_up: &StepUp, info: &AuthInfo, tools: impl IntoIterator<Item =
     if needed.is_empty() {
         return None;
     }
-    tracing::debug!(user = info.user_id(), "tool call refused: insufficient scope");
+    tracing::debug!(
+        user = info.user_id(),
+        "tool call refused: insufficient scope"
+    );
     let scope = merge_scopes(info.scopes(), &needed);
-    Some(step_up.challenge.response(&AuthError::InsufficientScope { scope }))
+    Some(
+        step_up
+            .challenge
+            .response(&AuthError::InsufficientScope { scope }),
+    )
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{
         common::{AsRequestContext, FromContextPart},
-        tool::{IntoCallToolResult, ToolCallContext, ToolRoute, ToolRouter, parse_json_object, schema_for_input},
+        tool::{
+            IntoCallToolResult, ToolCallContext, ToolRoute, ToolRouter, parse_json_object,
+            schema_for_input,
+        },
     },
     model::{
         CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
@@ -29,8 +32,9 @@ use crate::AuthInfo;
 /// default identity.
 impl<C: AsRequestContext> FromContextPart<C> for AuthInfo {
     fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
-        auth_from_context(context.as_request_context())
-            .ok_or_else(|| ErrorData::invalid_request("this tool requires an authenticated caller", None))
+        auth_from_context(context.as_request_context()).ok_or_else(|| {
+            ErrorData::invalid_request("this tool requires an authenticated caller", None)
+        })
     }
 }
 
@@ -84,7 +88,15 @@ pub struct ClosureTools {
 impl std::fmt::Debug for ClosureTools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClosureTools")
-            .field("tools", &self.router.list_all().iter().map(|t| t.name.clone()).collect::<Vec<_>>())
+            .field(
+                "tools",
+                &self
+                    .router
+                    .list_all()
+                    .iter()
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -126,7 +138,10 @@ impl ClosureToolsBuilder {
                 let missing = auth.missing_scopes(&required);
                 if !missing.is_empty() {
                     return Err(ErrorData::invalid_request(
-                        format!("insufficient scope: this tool requires {}", missing.join(" ")),
+                        format!(
+                            "insufficient scope: this tool requires {}",
+                            missing.join(" ")
+                        ),
                         None,
                     ));
                 }
@@ -169,7 +184,9 @@ impl ServerHandler for ClosureTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.router.call(ToolCallContext::new(self, request, context)).await
+        self.router
+            .call(ToolCallContext::new(self, request, context))
+            .await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -26,7 +26,10 @@ async fn no_token_gets_a_bare_challenge() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         www(&resp),
-        format!("Bearer resource_metadata=\"{}\", scope=\"openid profile\"", s.metadata_url())
+        format!(
+            "Bearer resource_metadata=\"{}\", scope=\"openid profile\"",
+            s.metadata_url()
+        )
     );
     assert_eq!(body(resp).await["error"], "unauthorized");
 }
@@ -35,7 +38,13 @@ async fn no_token_gets_a_bare_challenge() {
 #[tokio::test]
 async fn basic_scheme_is_treated_as_no_token() {
     let s = start_server(Options::default()).await;
-    let resp = post(&s.mcp, None, &initialize(), &[("authorization", "Basic dXNlcjpwYXNz")]).await;
+    let resp = post(
+        &s.mcp,
+        None,
+        &initialize(),
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(!www(&resp).contains("error="), "{}", www(&resp));
 }
@@ -47,7 +56,11 @@ async fn malformed_credentials_are_invalid_requests() {
     for header in ["Bearer", "Bearer ", "Bearer a b c", "Bearer tok\"en"] {
         let resp = post(&s.mcp, None, &initialize(), &[("authorization", header)]).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{header:?}");
-        assert!(www(&resp).contains("error=\"invalid_request\""), "{header:?}: {}", www(&resp));
+        assert!(
+            www(&resp).contains("error=\"invalid_request\""),
+            "{header:?}: {}",
+            www(&resp)
+        );
         assert_eq!(body(resp).await["error"], "invalid_request");
     }
 }
@@ -75,7 +88,13 @@ async fn two_authorization_headers_are_refused() {
 async fn token_in_query_is_refused() {
     let s = start_server(Options::default()).await;
     let t = s.token("user_a", "openid");
-    let resp = post(&format!("{}?access_token={t}", s.mcp), Some(&t), &initialize(), &[]).await;
+    let resp = post(
+        &format!("{}?access_token={t}", s.mcp),
+        Some(&t),
+        &initialize(),
+        &[],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let b = body(resp).await;
     assert_eq!(b["error"], "invalid_request");
@@ -104,7 +123,9 @@ async fn bad_tokens_are_invalid_tokens() {
         let t = s.token("user_a", "openid");
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
         let sig = parts[2].clone();
-        let flipped = if sig.starts_with('A') { format!("B{}", &sig[1..]) } else { format!("A{}", &sig[1..]) };
+        // Change the first signature character (keeps valid base64url).
+        let first = if sig.starts_with('A') { "B" } else { "A" };
+        let flipped = format!("{first}{}", &sig[1..]);
         parts[2] = flipped;
         parts.join(".")
     };
@@ -121,7 +142,12 @@ async fn bad_tokens_are_invalid_tokens() {
         };
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         h.kid = Some("key-1".into());
-        jsonwebtoken::encode(&h, &good, &jsonwebtoken::EncodingKey::from_secret(n.as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &h,
+            &good,
+            &jsonwebtoken::EncodingKey::from_secret(n.as_bytes()),
+        )
+        .unwrap()
     };
     let unknown_kid = {
         let k = TestKey::rsa("nobody-knows-me");
@@ -136,18 +162,69 @@ async fn bad_tokens_are_invalid_tokens() {
         ("garbage", "not-a-jwt".into(), "malformed token"),
         ("tampered signature", tampered, "invalid signature"),
         ("alg none", none_alg, "malformed token"),
-        ("HS256 with the public key", hs256_with_public_key, "signing algorithm not allowed"),
-        ("signed by another key", other_key.sign(&good, Some("at+jwt")), "invalid signature"),
+        (
+            "HS256 with the public key",
+            hs256_with_public_key,
+            "signing algorithm not allowed",
+        ),
+        (
+            "signed by another key",
+            other_key.sign(&good, Some("at+jwt")),
+            "invalid signature",
+        ),
         ("unknown kid", unknown_kid, "unknown signing key"),
-        ("expired", s.key.sign(&with(json!({"exp": now - 60, "iat": now - 120})), Some("at+jwt")), "token expired"),
-        ("nbf in the future", s.key.sign(&with(json!({"nbf": now + 600})), Some("at+jwt")), "token not yet valid"),
-        ("iat in the future", s.key.sign(&with(json!({"iat": now + 600})), Some("at+jwt")), "token issued in the future"),
-        ("wrong iss", s.key.sign(&with(json!({"iss": "https://evil.test"})), Some("at+jwt")), "issuer mismatch"),
-        ("aud for another resource", s.key.sign(&with(json!({"aud": "https://other.test/mcp"})), Some("at+jwt")), "audience mismatch"),
-        ("missing aud (strict)", s.key.sign(&with(json!({"aud": null})), Some("at+jwt")), "missing aud claim"),
-        ("missing exp", s.key.sign(&with(json!({"exp": null})), Some("at+jwt")), "missing exp claim"),
-        ("missing sub", s.key.sign(&with(json!({"sub": null})), Some("at+jwt")), "missing subject"),
-        ("session token", session_token, "session tokens are not accepted here"),
+        (
+            "expired",
+            s.key.sign(
+                &with(json!({"exp": now - 60, "iat": now - 120})),
+                Some("at+jwt"),
+            ),
+            "token expired",
+        ),
+        (
+            "nbf in the future",
+            s.key.sign(&with(json!({"nbf": now + 600})), Some("at+jwt")),
+            "token not yet valid",
+        ),
+        (
+            "iat in the future",
+            s.key.sign(&with(json!({"iat": now + 600})), Some("at+jwt")),
+            "token issued in the future",
+        ),
+        (
+            "wrong iss",
+            s.key
+                .sign(&with(json!({"iss": "https://evil.test"})), Some("at+jwt")),
+            "issuer mismatch",
+        ),
+        (
+            "aud for another resource",
+            s.key.sign(
+                &with(json!({"aud": "https://other.test/mcp"})),
+                Some("at+jwt"),
+            ),
+            "audience mismatch",
+        ),
+        (
+            "missing aud (strict)",
+            s.key.sign(&with(json!({"aud": null})), Some("at+jwt")),
+            "missing aud claim",
+        ),
+        (
+            "missing exp",
+            s.key.sign(&with(json!({"exp": null})), Some("at+jwt")),
+            "missing exp claim",
+        ),
+        (
+            "missing sub",
+            s.key.sign(&with(json!({"sub": null})), Some("at+jwt")),
+            "missing subject",
+        ),
+        (
+            "session token",
+            session_token,
+            "session tokens are not accepted here",
+        ),
     ];
     for (name, token, description) in cases {
         let resp = post(&s.mcp, Some(&token), &initialize(), &[]).await;
@@ -173,30 +250,56 @@ async fn es256_tokens_are_accepted() {
     let s = start_server(Options::default()).await;
     let ec = TestKey::ec("ec-1");
     s.jwks.set_keys(vec![s.key.jwk.clone(), ec.jwk.clone()]);
-    let t = ec.sign(&claims(ISSUER, &s.resource, "user_ec", "openid"), Some("at+jwt"));
+    let t = ec.sign(
+        &claims(ISSUER, &s.resource, "user_ec", "openid"),
+        Some("at+jwt"),
+    );
     let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let r = rpc_result(resp).await;
-    assert_eq!(r["result"]["structuredContent"]["user_id"], "user_ec", "{r}");
+    assert_eq!(
+        r["result"]["structuredContent"]["user_id"], "user_ec",
+        "{r}"
+    );
 }
 
 /// The documented opt-out accepts a token without `aud` but still refuses a wrong one.
 #[tokio::test]
 async fn audience_optional_accepts_missing_but_not_wrong_aud() {
-    let s = start_server(Options { audience_optional: true, ..Options::default() }).await;
+    let s = start_server(Options {
+        audience_optional: true,
+        ..Options::default()
+    })
+    .await;
     let mut c = claims(ISSUER, &s.resource, "user_a", "openid");
     c.as_object_mut().unwrap().remove("aud");
-    let resp = post(&s.mcp, Some(&s.key.sign(&c, Some("at+jwt"))), &call("whoami", json!({})), &[]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&s.key.sign(&c, Some("at+jwt"))),
+        &call("whoami", json!({})),
+        &[],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     c["aud"] = json!("https://other.test/mcp");
-    let resp = post(&s.mcp, Some(&s.key.sign(&c, Some("at+jwt"))), &call("whoami", json!({})), &[]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&s.key.sign(&c, Some("at+jwt"))),
+        &call("whoami", json!({})),
+        &[],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// An oversized token is refused before verification; an oversized body gets 413.
 #[tokio::test]
 async fn oversized_header_and_body_are_refused() {
-    let s = start_server(Options { max_body: 4096, ..Options::default() }).await;
+    let s = start_server(Options {
+        max_body: 4096,
+        ..Options::default()
+    })
+    .await;
     let huge = "a".repeat(mcp_auth::bearer::MAX_TOKEN_LEN + 1);
     let resp = post(&s.mcp, Some(&huge), &initialize(), &[]).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
@@ -212,11 +315,23 @@ async fn oversized_header_and_body_are_refused() {
 #[tokio::test]
 async fn bad_origin_is_forbidden() {
     let s = start_server(Options::default()).await;
-    let resp = post(&s.mcp, None, &initialize(), &[("origin", "https://evil.example")]).await;
+    let resp = post(
+        &s.mcp,
+        None,
+        &initialize(),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let own = format!("http://{}", s.addr);
     let t = s.token("user_a", "openid");
-    let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[("origin", &own)]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&t),
+        &call("whoami", json!({})),
+        &[("origin", &own)],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().get("access-control-allow-origin").is_some());
 }
@@ -228,6 +343,9 @@ async fn www_authenticate_is_exposed_to_browsers() {
     let own = format!("http://{}", s.addr);
     let resp = post(&s.mcp, None, &initialize(), &[("origin", &own)]).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let exposed = resp.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    let exposed = resp.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
     assert!(exposed.contains("www-authenticate"), "{exposed}");
 }

@@ -11,10 +11,13 @@ use mcp_auth::{Jwks, JwksConfig, JwtVerifier, TokenVerifier, VerifyError};
 const RESOURCE: &str = "http://127.0.0.1:1/mcp";
 
 fn verifier(jwks: &JwksServer, config: JwksConfig) -> JwtVerifier {
-    JwtVerifier::builder(ISSUER, Jwks::from_url_config(jwks.url.parse().unwrap(), config))
-        .resource(RESOURCE)
-        .build()
-        .unwrap()
+    JwtVerifier::builder(
+        ISSUER,
+        Jwks::from_url_config(jwks.url.parse().unwrap(), config),
+    )
+    .resource(RESOURCE)
+    .build()
+    .unwrap()
 }
 
 fn token(key: &TestKey, sub: &str) -> String {
@@ -26,7 +29,10 @@ fn token(key: &TestKey, sub: &str) -> String {
 async fn rotation_is_picked_up_with_one_fetch() {
     let k1 = TestKey::rsa("k1");
     let server = JwksServer::start(vec![k1.jwk.clone()]).await;
-    let v = verifier(&server, JwksConfig::default().min_refetch_interval(Duration::ZERO));
+    let v = verifier(
+        &server,
+        JwksConfig::default().min_refetch_interval(Duration::ZERO),
+    );
     assert_eq!(v.verify(&token(&k1, "a")).await.unwrap().user_id(), "a");
     assert_eq!(server.fetches(), 1);
 
@@ -78,7 +84,10 @@ async fn endpoint_down_with_nothing_cached_is_unavailable() {
 async fn random_kid_flood_is_bounded() {
     let k1 = TestKey::rsa("k1");
     let server = JwksServer::start(vec![k1.jwk.clone()]).await;
-    let v = std::sync::Arc::new(verifier(&server, JwksConfig::default().min_refetch_interval(Duration::from_secs(60))));
+    let v = std::sync::Arc::new(verifier(
+        &server,
+        JwksConfig::default().min_refetch_interval(Duration::from_secs(60)),
+    ));
     let attacker = TestKey::rsa("attacker");
     let forged: Vec<String> = (0..300)
         .map(|i| {
@@ -95,7 +104,10 @@ async fn random_kid_flood_is_bounded() {
         })
         .collect();
     for t in tasks {
-        assert!(matches!(t.await.unwrap(), Err(VerifyError::InvalidToken(_))));
+        assert!(matches!(
+            t.await.unwrap(),
+            Err(VerifyError::InvalidToken(_))
+        ));
     }
     assert_eq!(server.fetches(), 1, "one initial load, then nothing");
     // Legitimate tokens keep working.
@@ -108,7 +120,13 @@ async fn random_kid_flood_is_bounded() {
 async fn unavailable_verifier_answers_503() {
     let s = start_server(Options::default()).await;
     s.jwks.set_down(true);
-    let resp = post(&s.mcp, Some(&s.token("user_a", "openid")), &initialize(), &[]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("user_a", "openid")),
+        &initialize(),
+        &[],
+    )
+    .await;
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().get("retry-after").is_some());
     assert!(resp.headers().get("www-authenticate").is_none());

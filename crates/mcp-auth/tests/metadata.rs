@@ -11,8 +11,12 @@ use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier, McpServer};
 use serde_json::{Value, json};
 
 fn golden(name: &str, base: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.well-known-fixtures").join(name);
-    let text = std::fs::read_to_string(&path).unwrap().replace("{base}", base);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.well-known-fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("{base}", base);
     serde_json::from_str(&text).unwrap()
 }
 
@@ -22,7 +26,10 @@ fn golden(name: &str, base: &str) -> Value {
 async fn protected_resource_metadata_matches_golden_file() {
     let s = start_server(Options::default()).await;
     let base = format!("http://{}", s.addr);
-    for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
         let resp = reqwest::Client::new()
             .get(format!("{base}{path}"))
             .header("origin", "https://some-browser-client.example")
@@ -31,13 +38,25 @@ async fn protected_resource_metadata_matches_golden_file() {
             .unwrap();
         assert_eq!(resp.status(), 200, "{path}");
         assert_eq!(resp.headers()["access-control-allow-origin"], "*");
-        assert!(resp.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+        assert!(
+            resp.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age")
+        );
         let doc: Value = resp.json().await.unwrap();
-        assert_eq!(doc, golden("oauth-protected-resource.json", &base), "{path}");
+        assert_eq!(
+            doc,
+            golden("oauth-protected-resource.json", &base),
+            "{path}"
+        );
     }
     // CORS preflight with the MCP protocol header browsers send.
     let resp = reqwest::Client::new()
-        .request(reqwest::Method::OPTIONS, format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}/.well-known/oauth-protected-resource/mcp"),
+        )
         .header("origin", "https://some-browser-client.example")
         .header("access-control-request-method", "GET")
         .header("access-control-request-headers", "mcp-protocol-version")
@@ -62,7 +81,11 @@ async fn legacy_authorization_server_metadata_is_passed_through() {
             let doc = doc_for_route.lock().unwrap().clone();
             let up = up_route.load(std::sync::atomic::Ordering::SeqCst);
             async move {
-                if up { axum::Json(doc.unwrap()).into_response() } else { axum::http::StatusCode::BAD_GATEWAY.into_response() }
+                if up {
+                    axum::Json(doc.unwrap()).into_response()
+                } else {
+                    axum::http::StatusCode::BAD_GATEWAY.into_response()
+                }
             }
         }),
     ))
@@ -75,11 +98,21 @@ async fn legacy_authorization_server_metadata_is_passed_through() {
     let key = TestKey::rsa("k");
     let addr = spawn_with(|addr| {
         let resource = format!("http://{addr}/mcp");
-        let v = JwtVerifier::builder(&issuer, Jwks::from_set(&jsonwebtoken::jwk::JwkSet { keys: vec![key.jwk.clone()] }).unwrap())
-            .resource(&resource)
+        let v = JwtVerifier::builder(
+            &issuer,
+            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                keys: vec![key.jwk.clone()],
+            })
+            .unwrap(),
+        )
+        .resource(&resource)
+        .build()
+        .unwrap();
+        McpServer::builder(&resource)
+            .authorization_server(&issuer)
+            .verifier(v)
             .build()
-            .unwrap();
-        McpServer::builder(&resource).authorization_server(&issuer).verifier(v).build().unwrap()
+            .unwrap()
     })
     .await;
     let url = format!("http://{addr}/.well-known/oauth-authorization-server");
@@ -97,30 +130,68 @@ async fn auth_layer_on_a_plain_router() {
     let key = TestKey::rsa("k");
     let resource = "http://127.0.0.1/api";
     let verifier = || {
-        JwtVerifier::builder(ISSUER, Jwks::from_set(&jsonwebtoken::jwk::JwkSet { keys: vec![key.jwk.clone()] }).unwrap())
-            .resource(resource)
-            .build()
-            .unwrap()
+        JwtVerifier::builder(
+            ISSUER,
+            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                keys: vec![key.jwk.clone()],
+            })
+            .unwrap(),
+        )
+        .resource(resource)
+        .build()
+        .unwrap()
     };
     let me = |auth: Option<Extension<AuthInfo>>| async move {
-        auth.map(|Extension(a)| a.user_id().to_owned()).unwrap_or_else(|| "anonymous".into())
+        auth.map(|Extension(a)| a.user_id().to_owned())
+            .unwrap_or_else(|| "anonymous".into())
     };
     let md = "http://127.0.0.1/.well-known/oauth-protected-resource/api";
-    let required = spawn(Router::new().route("/me", get(me)).layer(AuthLayer::new(verifier(), md))).await;
-    let optional = spawn(Router::new().route("/me", get(me)).layer(AuthLayer::new(verifier(), md).optional())).await;
-    let good = key.sign(&claims(ISSUER, resource, "user_z", "openid"), Some("at+jwt"));
+    let required = spawn(
+        Router::new()
+            .route("/me", get(me))
+            .layer(AuthLayer::new(verifier(), md)),
+    )
+    .await;
+    let optional = spawn(
+        Router::new()
+            .route("/me", get(me))
+            .layer(AuthLayer::new(verifier(), md).optional()),
+    )
+    .await;
+    let good = key.sign(
+        &claims(ISSUER, resource, "user_z", "openid"),
+        Some("at+jwt"),
+    );
     let c = reqwest::Client::new();
 
     let r = c.get(format!("http://{required}/me")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.headers()["www-authenticate"], format!("Bearer resource_metadata=\"{md}\""));
-    let r = c.get(format!("http://{required}/me")).bearer_auth(&good).send().await.unwrap();
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!("Bearer resource_metadata=\"{md}\"")
+    );
+    let r = c
+        .get(format!("http://{required}/me"))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "user_z");
 
     let r = c.get(format!("http://{optional}/me")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "anonymous");
-    let r = c.get(format!("http://{optional}/me")).bearer_auth("bad.token.here").send().await.unwrap();
+    let r = c
+        .get(format!("http://{optional}/me"))
+        .bearer_auth("bad.token.here")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c.get(format!("http://{optional}/me")).bearer_auth(&good).send().await.unwrap();
+    let r = c
+        .get(format!("http://{optional}/me"))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "user_z");
 }

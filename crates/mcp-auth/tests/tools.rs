@@ -13,7 +13,13 @@ use serde_json::{Value, json};
 async fn tool_sees_the_callers_identity() {
     let s = start_server(Options::default()).await;
     for (user, scope) in [("user_alice", "openid"), ("user_bob", "openid profile")] {
-        let resp = post(&s.mcp, Some(&s.token(user, scope)), &call("whoami", json!({})), &[]).await;
+        let resp = post(
+            &s.mcp,
+            Some(&s.token(user, scope)),
+            &call("whoami", json!({})),
+            &[],
+        )
+        .await;
         assert_eq!(resp.status(), 200);
         let r = rpc_result(resp).await;
         let content = &r["result"]["structuredContent"];
@@ -32,7 +38,10 @@ async fn scoped_tool_steps_up() {
     let narrow = s.token("user_alice", "openid profile");
     let resp = post(&s.mcp, Some(&narrow), &call("admin-report", json!({})), &[]).await;
     assert_eq!(resp.status(), 403);
-    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         challenge,
         format!(
@@ -40,7 +49,10 @@ async fn scoped_tool_steps_up() {
             s.metadata_url()
         )
     );
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "insufficient_scope");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "insufficient_scope"
+    );
 
     // Unscoped tools still work with the narrow token.
     let resp = post(&s.mcp, Some(&narrow), &call("whoami", json!({})), &[]).await;
@@ -50,7 +62,10 @@ async fn scoped_tool_steps_up() {
     let resp = post(&s.mcp, Some(&wide), &call("admin-report", json!({})), &[]).await;
     assert_eq!(resp.status(), 200);
     let r = rpc_result(resp).await;
-    assert_eq!(r["result"]["content"][0]["text"], "report for user_alice", "{r}");
+    assert_eq!(
+        r["result"]["content"][0]["text"], "report for user_alice",
+        "{r}"
+    );
 }
 
 /// A 2025-03-26 style batch hiding a scoped call behind an unscoped one is still refused.
@@ -76,7 +91,11 @@ async fn step_up_uses_standard_headers_only_when_verified() {
         &[("mcp-method", "tools/call"), ("mcp-name", "whoami")],
     )
     .await;
-    assert_eq!(resp.status(), 403, "an old-revision header must not override the body");
+    assert_eq!(
+        resp.status(),
+        403,
+        "an old-revision header must not override the body"
+    );
 
     let resp = reqwest::Client::new()
         .post(&s.mcp)
@@ -89,25 +108,48 @@ async fn step_up_uses_standard_headers_only_when_verified() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 403, "the verified header alone triggers step-up");
+    assert_eq!(
+        resp.status(),
+        403,
+        "the verified header alone triggers step-up"
+    );
 }
 
 /// Sessions are bound to the identity that opened them: another user's valid token on the
 /// same session id is refused; the owner keeps working.
 #[tokio::test]
 async fn session_is_bound_to_its_opener() {
-    let s = start_server(Options { sessions: true, ..Options::default() }).await;
+    let s = start_server(Options {
+        sessions: true,
+        ..Options::default()
+    })
+    .await;
     let alice = s.token("user_alice", "openid");
     let bob = s.token("user_bob", "openid");
     let resp = post(&s.mcp, Some(&alice), &initialize(), &[]).await;
     assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = resp.text().await;
     let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
-    let resp = post(&s.mcp, Some(&alice), &initialized, &[("mcp-session-id", &session)]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&alice),
+        &initialized,
+        &[("mcp-session-id", &session)],
+    )
+    .await;
     assert!(resp.status().is_success(), "{}", resp.status());
 
-    let resp = post(&s.mcp, Some(&bob), &call("whoami", json!({})), &[("mcp-session-id", &session)]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&bob),
+        &call("whoami", json!({})),
+        &[("mcp-session-id", &session)],
+    )
+    .await;
     assert_eq!(resp.status(), 403);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "forbidden");
@@ -116,10 +158,22 @@ async fn session_is_bound_to_its_opener() {
     let mut other_client = claims(ISSUER, &s.resource, "user_alice", "openid");
     other_client["client_id"] = json!("another_client");
     let t = s.key.sign(&other_client, Some("at+jwt"));
-    let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[("mcp-session-id", &session)]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&t),
+        &call("whoami", json!({})),
+        &[("mcp-session-id", &session)],
+    )
+    .await;
     assert_eq!(resp.status(), 403);
 
-    let resp = post(&s.mcp, Some(&alice), &call("whoami", json!({})), &[("mcp-session-id", &session)]).await;
+    let resp = post(
+        &s.mcp,
+        Some(&alice),
+        &call("whoami", json!({})),
+        &[("mcp-session-id", &session)],
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let r = rpc_result(resp).await;
     assert_eq!(r["result"]["structuredContent"]["user_id"], "user_alice");
@@ -128,10 +182,29 @@ async fn session_is_bound_to_its_opener() {
 /// A session id never stands in for a token.
 #[tokio::test]
 async fn session_id_does_not_authenticate() {
-    let s = start_server(Options { sessions: true, ..Options::default() }).await;
-    let resp = post(&s.mcp, Some(&s.token("user_alice", "openid")), &initialize(), &[]).await;
-    let session = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let resp = post(&s.mcp, None, &call("whoami", json!({})), &[("mcp-session-id", &session)]).await;
+    let s = start_server(Options {
+        sessions: true,
+        ..Options::default()
+    })
+    .await;
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("user_alice", "openid")),
+        &initialize(),
+        &[],
+    )
+    .await;
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let resp = post(
+        &s.mcp,
+        None,
+        &call("whoami", json!({})),
+        &[("mcp-session-id", &session)],
+    )
+    .await;
     assert_eq!(resp.status(), 401);
 }
 
@@ -159,10 +232,13 @@ async fn tool_macro_methods_receive_auth_info() {
     let mut resource = String::new();
     let addr = spawn_with(|addr| {
         resource = format!("http://{addr}/mcp");
-        let verifier = mcp_auth::JwtVerifier::builder(ISSUER, mcp_auth::Jwks::from_url(jwks.url.parse().unwrap()))
-            .resource(&resource)
-            .build()
-            .unwrap();
+        let verifier = mcp_auth::JwtVerifier::builder(
+            ISSUER,
+            mcp_auth::Jwks::from_url(jwks.url.parse().unwrap()),
+        )
+        .resource(&resource)
+        .build()
+        .unwrap();
         McpServer::builder(&resource)
             .authorization_server(ISSUER)
             .legacy_authorization_server_metadata(false)
@@ -173,10 +249,22 @@ async fn tool_macro_methods_receive_auth_info() {
     })
     .await;
     let url = format!("http://{addr}/mcp");
-    let narrow = key.sign(&claims(ISSUER, &resource, "user_m", "openid"), Some("at+jwt"));
-    let resp = post(&url, Some(&narrow), &call("echo", json!({"text": "hi"})), &[]).await;
+    let narrow = key.sign(
+        &claims(ISSUER, &resource, "user_m", "openid"),
+        Some("at+jwt"),
+    );
+    let resp = post(
+        &url,
+        Some(&narrow),
+        &call("echo", json!({"text": "hi"})),
+        &[],
+    )
+    .await;
     assert_eq!(resp.status(), 403);
-    let wide = key.sign(&claims(ISSUER, &resource, "user_m", "echo:write"), Some("at+jwt"));
+    let wide = key.sign(
+        &claims(ISSUER, &resource, "user_m", "echo:write"),
+        Some("at+jwt"),
+    );
     let resp = post(&url, Some(&wide), &call("echo", json!({"text": "hi"})), &[]).await;
     let r = rpc_result(resp).await;
     assert_eq!(r["result"]["content"][0]["text"], "user_m: hi", "{r}");

@@ -63,7 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     // `iss` is compared exactly, so keep the issuer as given.
     let issuer = args.issuer.clone();
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     let port = listener.local_addr()?.port();
     let resource = args
         .resource
@@ -93,14 +94,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .resource_name("oidc-resource-server example")
         .verifier(verifier)
         .cancellation_token(shutdown.clone())
-        .tool("whoami", "Returns the caller's user id, client id and scopes", |_: NoArgs, auth: AuthInfo| async move {
-            whoami(&auth)
-        })
+        .tool(
+            "whoami",
+            "Returns the caller's user id, client id and scopes",
+            |_: NoArgs, auth: AuthInfo| async move { whoami(&auth) },
+        )
         .scoped_tool(
             "admin-report",
             "An administrative report; requires the admin:read scope",
             ["admin:read"],
-            |_: NoArgs, auth: AuthInfo| async move { format!("Admin report prepared for {}", auth.user_id()) },
+            |_: NoArgs, auth: AuthInfo| async move {
+                format!("Admin report prepared for {}", auth.user_id())
+            },
         )
         .build()?;
 
@@ -128,17 +133,24 @@ fn whoami(auth: &AuthInfo) -> CallToolResult {
 
 /// `jwks_uri` from the issuer's RFC 8414 / OIDC metadata, else the conventional path.
 async fn discover_jwks(issuer: &str) -> Result<Url, Box<dyn std::error::Error>> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let base = issuer.trim_end_matches('/');
-    for doc in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
-        let Ok(resp) = client.get(format!("{base}{doc}")).send().await else { continue };
+    for doc in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let Ok(resp) = client.get(format!("{base}{doc}")).send().await else {
+            continue;
+        };
         if !resp.status().is_success() {
             continue;
         }
-        if let Ok(meta) = resp.json::<serde_json::Value>().await {
-            if let Some(uri) = meta.get("jwks_uri").and_then(|v| v.as_str()) {
-                return Ok(Url::parse(uri)?);
-            }
+        if let Ok(meta) = resp.json::<serde_json::Value>().await
+            && let Some(uri) = meta.get("jwks_uri").and_then(|v| v.as_str())
+        {
+            return Ok(Url::parse(uri)?);
         }
     }
     Ok(Url::parse(&format!("{base}/.well-known/jwks.json"))?)

@@ -34,7 +34,10 @@ fn key(kid: &'static str, alg: Algorithm) -> Key {
             EncodingKey::from_rsa_pem(pem(der.as_ref()).as_bytes()).unwrap()
         }
         _ => {
-            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            )
+            .unwrap();
             EncodingKey::from_ec_pem(pem(pair.to_pkcs8v1().unwrap().as_ref()).as_bytes()).unwrap()
         }
     };
@@ -60,7 +63,11 @@ impl Drop for Server {
 
 /// Starts the binary on a free port and waits for its "ready" log line.
 fn start(issuer: &str, extra: &[&str]) -> (Server, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_oidc-resource-server"))
         .args(["--issuer", issuer, "--port", &port.to_string()])
         .args(extra)
@@ -74,7 +81,10 @@ fn start(issuer: &str, extra: &[&str]) -> (Server, String) {
     let mut lines = BufReader::new(stdout).lines();
     let url = format!("http://127.0.0.1:{port}/mcp");
     loop {
-        let line = lines.next().expect("server exited before it was ready").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before it was ready")
+            .unwrap();
         if line.contains("MCP server ready") {
             assert!(line.contains(&url), "{line}");
             break;
@@ -109,12 +119,18 @@ async fn tokens_from_any_rs256_or_es256_issuer_work() {
     let meta = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/keys")});
     let keys = json!({"keys": [rsa.jwk, ec.jwk]});
     let app = Router::new()
-        .route("/.well-known/oauth-authorization-server", get(move || async move { Json(meta) }))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || async move { Json(meta) }),
+        )
         .route("/keys", get(move || async move { Json(keys) }));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (_server, url) = start(&issuer, &[]);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = |sub: &str, scope: &str, aud: Option<&str>| {
         let mut c = json!({"iss": issuer, "sub": sub, "client_id": "cli", "scope": scope, "iat": now, "exp": now + 600});
         if let Some(a) = aud {
@@ -123,24 +139,57 @@ async fn tokens_from_any_rs256_or_es256_issuer_work() {
         c
     };
     for (k, user) in [(&rsa, "user_rs"), (&ec, "user_es")] {
-        let (status, body) = call(&url, &sign(k, &claims(user, "openid", Some(&url))), "whoami").await;
+        let (status, body) = call(
+            &url,
+            &sign(k, &claims(user, "openid", Some(&url))),
+            "whoami",
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["result"]["content"][0]["text"], user);
         assert_eq!(body["result"]["structuredContent"]["client_id"], "cli");
     }
-    let (status, _) = call(&url, &sign(&rsa, &claims("user_rs", "openid", Some(&url))), "admin-report").await;
+    let (status, _) = call(
+        &url,
+        &sign(&rsa, &claims("user_rs", "openid", Some(&url))),
+        "admin-report",
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, body) = call(&url, &sign(&rsa, &claims("user_rs", "admin:read", Some(&url))), "admin-report").await;
+    let (status, body) = call(
+        &url,
+        &sign(&rsa, &claims("user_rs", "admin:read", Some(&url))),
+        "admin-report",
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     // Strict audience by default: a token without `aud` is refused...
-    let (status, _) = call(&url, &sign(&rsa, &claims("user_rs", "openid", None)), "whoami").await;
+    let (status, _) = call(
+        &url,
+        &sign(&rsa, &claims("user_rs", "openid", None)),
+        "whoami",
+    )
+    .await;
     assert_eq!(status, 401);
     drop(_server);
 
     // ...and accepted with the documented opt-out, which still refuses a wrong `aud`.
     let (_server, url) = start(&issuer, &["--audience-optional"]);
-    let (status, _) = call(&url, &sign(&rsa, &claims("user_rs", "openid", None)), "whoami").await;
+    let (status, _) = call(
+        &url,
+        &sign(&rsa, &claims("user_rs", "openid", None)),
+        "whoami",
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _) = call(&url, &sign(&rsa, &claims("user_rs", "openid", Some("https://elsewhere/mcp"))), "whoami").await;
+    let (status, _) = call(
+        &url,
+        &sign(
+            &rsa,
+            &claims("user_rs", "openid", Some("https://elsewhere/mcp")),
+        ),
+        "whoami",
+    )
+    .await;
     assert_eq!(status, 401);
 }

@@ -75,7 +75,12 @@ struct EntryExpiry {
 }
 
 impl Expiry<TokenHash, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _key: &TokenHash, value: &Entry, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &TokenHash,
+        value: &Entry,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(match value {
             Entry::Valid(info) => match info.expires_at_unix() {
                 Some(exp) => {
@@ -210,12 +215,19 @@ mod tests {
     }
 
     fn far_future() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600
     }
 
     #[tokio::test]
     async fn repeated_token_is_verified_once() {
-        let v = CachedVerifier::new(Counting { calls: 0.into(), exp: far_future() });
+        let v = CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: far_future(),
+        });
         for _ in 0..5 {
             assert_eq!(v.verify("good").await.unwrap().user_id(), "u");
         }
@@ -224,7 +236,10 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_first_requests_share_one_verification() {
-        let v = Arc::new(CachedVerifier::new(Counting { calls: 0.into(), exp: far_future() }));
+        let v = Arc::new(CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: far_future(),
+        }));
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let v = v.clone();
@@ -239,22 +254,37 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_are_cached_briefly_but_outages_are_not() {
-        let v = CachedVerifier::new(Counting { calls: 0.into(), exp: far_future() });
+        let v = CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: far_future(),
+        });
         for _ in 0..3 {
-            assert!(matches!(v.verify("bad").await, Err(VerifyError::InvalidToken(_))));
+            assert!(matches!(
+                v.verify("bad").await,
+                Err(VerifyError::InvalidToken(_))
+            ));
         }
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
         for _ in 0..3 {
-            assert!(matches!(v.verify("down").await, Err(VerifyError::Unavailable { .. })));
+            assert!(matches!(
+                v.verify("down").await,
+                Err(VerifyError::Unavailable { .. })
+            ));
         }
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
     async fn expired_identities_are_not_served_from_cache() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         // Expires now: the entry's lifetime is zero, so every call verifies again.
-        let v = CachedVerifier::new(Counting { calls: 0.into(), exp: now });
+        let v = CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: now,
+        });
         v.verify("good").await.unwrap();
         v.verify("good").await.unwrap();
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);

@@ -150,7 +150,11 @@ impl Jwks {
     /// [`Jwks::refresh`] is called.
     #[must_use]
     pub fn from_url(url: Url) -> Self {
-        Self::from_url_with(url, default_client(JwksConfig::default().fetch_timeout), JwksConfig::default())
+        Self::from_url_with(
+            url,
+            default_client(JwksConfig::default().fetch_timeout),
+            JwksConfig::default(),
+        )
     }
 
     /// Like [`Jwks::from_url`] with an explicit configuration.
@@ -175,7 +179,11 @@ impl Jwks {
     /// A fixed key set parsed from a JWK Set JSON document.
     pub fn from_json(json: &[u8]) -> Result<Self, JwksError> {
         let keys = parse_set(json)?;
-        Ok(Self::new(None, JwksConfig::default(), KeySet::from_jwks(keys.iter(), None)?))
+        Ok(Self::new(
+            None,
+            JwksConfig::default(),
+            KeySet::from_jwks(keys.iter(), None)?,
+        ))
     }
 
     fn new(remote: Option<Remote>, config: JwksConfig, keys: KeySet) -> Self {
@@ -220,13 +228,13 @@ impl Jwks {
     /// The key for a token whose header names `kid`.
     pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerifyKey>, VerifyError> {
         let keys = self.snapshot();
-        if keys.loaded {
-            if let Some(key) = keys.find(kid) {
-                if keys.fresh_until.is_some_and(|t| Instant::now() >= t) {
-                    self.refresh_in_background();
-                }
-                return Ok(key);
+        if keys.loaded
+            && let Some(key) = keys.find(kid)
+        {
+            if keys.fresh_until.is_some_and(|t| Instant::now() >= t) {
+                self.refresh_in_background();
             }
+            return Ok(key);
         }
         let Some(_) = &self.inner.remote else {
             return Err(VerifyError::invalid_token("unknown signing key"));
@@ -313,7 +321,10 @@ fn default_client(timeout: Duration) -> reqwest::Client {
         .unwrap_or_default()
 }
 
-async fn fetch(remote: &Remote, config: &JwksConfig) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
+async fn fetch(
+    remote: &Remote,
+    config: &JwksConfig,
+) -> Result<(Vec<u8>, Option<Duration>), JwksError> {
     let mut response = remote
         .client
         .get(remote.url.clone())
@@ -338,7 +349,9 @@ async fn fetch(remote: &Remote, config: &JwksConfig) -> Result<(Vec<u8>, Option<
         .map_err(|e| JwksError::Fetch(e.without_url().to_string()))?
     {
         if body.len() + chunk.len() > config.max_body_bytes {
-            return Err(JwksError::Invalid("larger than the configured limit".into()));
+            return Err(JwksError::Invalid(
+                "larger than the configured limit".into(),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -351,13 +364,19 @@ fn parse_max_age(value: &str) -> Option<Duration> {
     let mut max_age = None;
     for directive in value.split(',') {
         let directive = directive.trim();
-        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache") {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
             return Some(Duration::ZERO);
         }
-        if let Some((name, v)) = directive.split_once('=') {
-            if name.trim().eq_ignore_ascii_case("max-age") {
-                max_age = v.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
-            }
+        if let Some((name, v)) = directive.split_once('=')
+            && name.trim().eq_ignore_ascii_case("max-age")
+        {
+            max_age = v
+                .trim()
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age
@@ -425,7 +444,10 @@ impl KeySet {
 /// Turns one JWK into a verification key, or `None` for keys that must never verify a token:
 /// symmetric keys, encryption keys, keys whose `alg` does not fit their type.
 fn verify_key(jwk: &Jwk) -> Option<VerifyKey> {
-    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))) {
+    if matches!(
+        jwk.common.public_key_use,
+        Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))
+    ) {
         return None;
     }
     let family: &'static [Algorithm] = match &jwk.algorithm {
@@ -477,7 +499,10 @@ mod tests {
 
     #[test]
     fn max_age_parsing() {
-        assert_eq!(parse_max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            parse_max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(parse_max_age("public"), None);
         assert_eq!(parse_max_age("max-age=abc"), None);
@@ -500,10 +525,9 @@ mod tests {
     #[test]
     fn alg_must_fit_the_key_type() {
         // An RSA key that claims ES256 is unusable.
-        let jwk: Jwk = serde_json::from_str(
-            r#"{"kty":"RSA","alg":"ES256","kid":"x","n":"sXch","e":"AQAB"}"#,
-        )
-        .unwrap();
+        let jwk: Jwk =
+            serde_json::from_str(r#"{"kty":"RSA","alg":"ES256","kid":"x","n":"sXch","e":"AQAB"}"#)
+                .unwrap();
         assert!(verify_key(&jwk).is_none());
     }
 

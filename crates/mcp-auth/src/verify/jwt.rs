@@ -137,7 +137,10 @@ impl JwtVerifier {
         if let Some(expected) = &self.typ {
             let typ = header.typ.as_deref().unwrap_or("");
             let typ = strip_application(typ);
-            if !expected.iter().any(|t| strip_application(t).eq_ignore_ascii_case(typ)) {
+            if !expected
+                .iter()
+                .any(|t| strip_application(t).eq_ignore_ascii_case(typ))
+            {
                 return Err(VerifyError::invalid_token("unexpected token type"));
             }
         }
@@ -145,7 +148,9 @@ impl JwtVerifier {
         // from the configured set.
         let key = self.jwks.key_for(header.kid.as_deref()).await?;
         if !key.algorithms.contains(&header.alg) {
-            return Err(VerifyError::invalid_token("signing algorithm does not fit the key"));
+            return Err(VerifyError::invalid_token(
+                "signing algorithm does not fit the key",
+            ));
         }
 
         let mut validation = Validation::new(header.alg);
@@ -168,7 +173,11 @@ impl JwtVerifier {
         self.identity(header.typ.as_deref(), claims)
     }
 
-    fn identity(&self, typ: Option<&str>, claims: Map<String, Value>) -> Result<AuthInfo, VerifyError> {
+    fn identity(
+        &self,
+        typ: Option<&str>,
+        claims: Map<String, Value>,
+    ) -> Result<AuthInfo, VerifyError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -193,10 +202,10 @@ impl JwtVerifier {
             }));
         }
         let azp = claims.get("azp").and_then(Value::as_str);
-        if let (Some(parties), Some(azp)) = (&self.authorized_parties, azp) {
-            if !parties.iter().any(|p| p == azp) {
-                return Err(VerifyError::invalid_token("unauthorized party"));
-            }
+        if let (Some(parties), Some(azp)) = (&self.authorized_parties, azp)
+            && !parties.iter().any(|p| p == azp)
+        {
+            return Err(VerifyError::invalid_token("unauthorized party"));
         }
         let client_id = claims
             .get("client_id")
@@ -216,12 +225,18 @@ impl JwtVerifier {
         let issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
         let audience: Vec<String> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.clone()],
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             _ => Vec::new(),
         };
         let exp = claims.get("exp").and_then(Value::as_u64);
 
-        let mut builder = AuthInfo::builder(sub, kind).scopes(scopes).audience(audience);
+        let mut builder = AuthInfo::builder(sub, kind)
+            .scopes(scopes)
+            .audience(audience);
         if let Some(c) = client_id {
             builder = builder.client_id(c);
         }
@@ -406,7 +421,10 @@ mod tests {
         let mut claims = Map::new();
         claims.insert("sid".into(), "sess_1".into());
         assert_eq!(classify(None, &claims), TokenKind::SessionToken);
-        assert_eq!(classify(Some("at+jwt"), &claims), TokenKind::OAuthAccessToken);
+        assert_eq!(
+            classify(Some("at+jwt"), &claims),
+            TokenKind::OAuthAccessToken
+        );
         assert_eq!(
             classify(Some("application/AT+JWT"), &claims),
             TokenKind::OAuthAccessToken
@@ -431,7 +449,9 @@ mod tests {
             br#"{"keys":[{"kty":"EC","crv":"P-256","kid":"ec","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
         )
         .unwrap();
-        let err = JwtVerifier::builder("https://iss", jwks.clone()).build().unwrap_err();
+        let err = JwtVerifier::builder("https://iss", jwks.clone())
+            .build()
+            .unwrap_err();
         assert_eq!(err, JwtConfigError::NoAudience);
         let err = JwtVerifier::builder("https://iss", jwks.clone())
             .resource("https://r")

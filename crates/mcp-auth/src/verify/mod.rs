@@ -11,14 +11,15 @@ mod jwt;
 use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 pub use cache::{CacheConfig, CachedVerifier};
+pub use jwks::JwksError;
 pub use jwks::{Jwks, JwksConfig};
 pub use jwt::{Audience, DEFAULT_ALGORITHMS, JwtConfigError, JwtVerifier, JwtVerifierBuilder};
-pub use jwks::JwksError;
 
 use crate::AuthInfo;
 
 /// A boxed, `Send` future, the return type of [`TokenVerifier::verify`].
-pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<AuthInfo, VerifyError>> + Send + 'a>>;
+pub type VerifyFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AuthInfo, VerifyError>> + Send + 'a>>;
 
 /// Turns a bearer token into the caller's identity.
 ///
@@ -65,7 +66,6 @@ impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
         (**self).verify(token)
     }
 }
-
 
 /// Why a token was not accepted. Each variant maps to exactly one HTTP answer (see
 /// [`AuthError`](crate::AuthError)).

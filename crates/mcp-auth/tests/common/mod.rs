@@ -29,15 +29,23 @@ pub struct TestKey {
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
 
 impl TestKey {
     pub fn rsa(kid: &str) -> Self {
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair).unwrap();
-        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", der.as_ref()).as_bytes()).unwrap();
+        let encoding =
+            EncodingKey::from_rsa_pem(pem("PRIVATE KEY", der.as_ref()).as_bytes()).unwrap();
         Self::finish(kid, Algorithm::RS256, encoding)
     }
 
@@ -47,7 +55,8 @@ impl TestKey {
         )
         .unwrap();
         let der = pair.to_pkcs8v1().unwrap();
-        let encoding = EncodingKey::from_ec_pem(pem("PRIVATE KEY", der.as_ref()).as_bytes()).unwrap();
+        let encoding =
+            EncodingKey::from_ec_pem(pem("PRIVATE KEY", der.as_ref()).as_bytes()).unwrap();
         Self::finish(kid, Algorithm::ES256, encoding)
     }
 
@@ -55,7 +64,12 @@ impl TestKey {
         let mut jwk = Jwk::from_encoding_key(&encoding, alg).unwrap();
         jwk.common.key_id = Some(kid.to_owned());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-        Self { kid: kid.to_owned(), alg, encoding, jwk }
+        Self {
+            kid: kid.to_owned(),
+            alg,
+            encoding,
+            jwk,
+        }
     }
 
     /// Signs `claims` with this key (header `kid`, `typ` as given).
@@ -68,7 +82,10 @@ impl TestKey {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Standard access-token claims for `sub`, valid for an hour.
@@ -95,7 +112,11 @@ struct JwksState {
 
 impl JwksServer {
     pub async fn start(keys: Vec<Jwk>) -> Self {
-        let state = Arc::new(JwksState { keys: Mutex::new(keys), down: AtomicBool::new(false), fetches: AtomicUsize::new(0) });
+        let state = Arc::new(JwksState {
+            keys: Mutex::new(keys),
+            down: AtomicBool::new(false),
+            fetches: AtomicUsize::new(0),
+        });
         async fn serve(State(s): State<Arc<JwksState>>) -> axum::response::Response {
             s.fetches.fetch_add(1, Ordering::SeqCst);
             if s.down.load(Ordering::SeqCst) {
@@ -104,9 +125,14 @@ impl JwksServer {
             let keys = s.keys.lock().unwrap().clone();
             axum::Json(json!({ "keys": keys })).into_response()
         }
-        let app = Router::new().route("/jwks.json", get(serve)).with_state(state.clone());
+        let app = Router::new()
+            .route("/jwks.json", get(serve))
+            .with_state(state.clone());
         let addr = spawn(app).await;
-        Self { url: format!("http://{addr}/jwks.json"), state }
+        Self {
+            url: format!("http://{addr}/jwks.json"),
+            state,
+        }
     }
 
     pub fn set_keys(&self, keys: Vec<Jwk>) {
@@ -151,7 +177,12 @@ pub fn call(tool: &str, args: Value) -> Value {
 }
 
 /// POSTs a JSON-RPC message to `url` with `token` (if any) and extra headers.
-pub async fn post(url: &str, token: Option<&str>, body: &Value, extra: &[(&str, &str)]) -> reqwest::Response {
+pub async fn post(
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("accept", "application/json, text/event-stream")
@@ -203,7 +234,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { sessions: false, audience_optional: false, max_body: mcp_auth::DEFAULT_MAX_BODY_BYTES }
+        Self {
+            sessions: false,
+            audience_optional: false,
+            max_body: mcp_auth::DEFAULT_MAX_BODY_BYTES,
+        }
     }
 }
 
@@ -214,9 +249,14 @@ pub async fn start_server(opts: Options) -> TestServer {
     let mut resource = String::new();
     let addr = spawn_with(|addr| {
         resource = format!("http://{addr}/mcp");
-        let builder = mcp_auth::JwtVerifier::builder(ISSUER, mcp_auth::Jwks::from_url(jwks_url.parse().unwrap()));
+        let builder = mcp_auth::JwtVerifier::builder(
+            ISSUER,
+            mcp_auth::Jwks::from_url(jwks_url.parse().unwrap()),
+        );
         let builder = if opts.audience_optional {
-            builder.audience(mcp_auth::Audience::RequiredIfPresent(vec![resource.clone()]))
+            builder.audience(mcp_auth::Audience::RequiredIfPresent(vec![
+                resource.clone(),
+            ]))
         } else {
             builder.resource(resource.clone())
         };
@@ -230,30 +270,49 @@ pub async fn start_server(opts: Options) -> TestServer {
             .verifier(verifier)
             .sessions(opts.sessions)
             .max_body_bytes(opts.max_body)
-            .tool("whoami", "Who is calling", |_: NoArgs, auth: mcp_auth::AuthInfo| async move {
-                rmcp::model::CallToolResult::structured(json!({
-                    "user_id": auth.user_id(),
-                    "client_id": auth.client_id(),
-                    "scopes": auth.scopes(),
-                }))
-            })
-            .scoped_tool("admin-report", "Needs admin:read", ["admin:read"], |_: NoArgs, auth: mcp_auth::AuthInfo| async move {
-                format!("report for {}", auth.user_id())
-            })
+            .tool(
+                "whoami",
+                "Who is calling",
+                |_: NoArgs, auth: mcp_auth::AuthInfo| async move {
+                    rmcp::model::CallToolResult::structured(json!({
+                        "user_id": auth.user_id(),
+                        "client_id": auth.client_id(),
+                        "scopes": auth.scopes(),
+                    }))
+                },
+            )
+            .scoped_tool(
+                "admin-report",
+                "Needs admin:read",
+                ["admin:read"],
+                |_: NoArgs, auth: mcp_auth::AuthInfo| async move {
+                    format!("report for {}", auth.user_id())
+                },
+            )
             .build()
             .unwrap()
     })
     .await;
-    TestServer { addr, mcp: format!("http://{addr}/mcp"), resource, key, jwks }
+    TestServer {
+        addr,
+        mcp: format!("http://{addr}/mcp"),
+        resource,
+        key,
+        jwks,
+    }
 }
 
 impl TestServer {
     /// A valid token for `sub` with `scope`.
     pub fn token(&self, sub: &str, scope: &str) -> String {
-        self.key.sign(&claims(ISSUER, &self.resource, sub, scope), Some("at+jwt"))
+        self.key
+            .sign(&claims(ISSUER, &self.resource, sub, scope), Some("at+jwt"))
     }
 
     pub fn metadata_url(&self) -> String {
-        format!("http://{}/.well-known/oauth-protected-resource/mcp", self.addr)
+        format!(
+            "http://{}/.well-known/oauth-protected-resource/mcp",
+            self.addr
+        )
     }
 }

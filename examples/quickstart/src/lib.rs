@@ -1,0 +1,223 @@
+//! The quickstart as a library, so the end-to-end tests start exactly what `cargo run -p
+//! quickstart` starts (on free ports) and drive it with real MCP clients.
+
+use std::net::SocketAddr;
+
+use mcp_auth::AuthInfo;
+use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
+use rmcp::model::CallToolResult;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+mod protect;
+
+pub use protect::ClerkKeys;
+
+/// What to start.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// MCP server port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// Embedded issuer port on 127.0.0.1 (0: any free port). Unused with real Clerk keys.
+    pub issuer_port: u16,
+    /// Embedded issuer hands out opaque `oat_…` tokens instead of JWTs.
+    pub opaque_tokens: bool,
+    /// Real Clerk keys: when set, no issuer is started.
+    pub clerk: Option<ClerkKeys>,
+}
+
+/// Why the quickstart could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The embedded issuer failed to start.
+    #[error("the embedded authorization server failed to start: {0}")]
+    Issuer(String),
+    /// The MCP server could not be configured.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A running quickstart.
+#[derive(Debug)]
+pub struct Quickstart {
+    mcp_url: String,
+    issuer: Option<IssuerHandle>,
+    authorization_server: String,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NoArgs {}
+
+impl Quickstart {
+    /// Starts the issuer (unless Clerk keys are given) and the MCP server.
+    pub async fn start(options: Options) -> Result<Self, StartError> {
+        let mcp_addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let listener = TcpListener::bind(mcp_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: mcp_addr,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: mcp_addr,
+                source,
+            })?
+            .port();
+        let mcp_url = format!("http://127.0.0.1:{port}/mcp");
+
+        let (issuer, clerk) = match options.clerk {
+            Some(keys) => (None, keys),
+            None => {
+                let addr = SocketAddr::from(([127, 0, 0, 1], options.issuer_port));
+                let issuer_listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let config = IssuerConfig {
+                    token_format: if options.opaque_tokens {
+                        TokenFormat::Opaque
+                    } else {
+                        TokenFormat::Jwt
+                    },
+                    ..IssuerConfig::default()
+                };
+                let handle = Issuer::serve(issuer_listener, config)
+                    .await
+                    .map_err(|e| StartError::Issuer(e.to_string()))?;
+                // Wired exactly as a Clerk user wires it: the two keys, plus the URL overrides
+                // (CLERK_API_URL / CLERK_FRONTEND_API_URL) that point at the local issuer.
+                let keys = ClerkKeys {
+                    secret_key: handle.secret_key(),
+                    publishable_key: handle.publishable_key(),
+                    api_url: Some(handle.base_url()),
+                    frontend_api_url: Some(handle.base_url()),
+                };
+                (Some(handle), keys)
+            }
+        };
+
+        let shutdown = CancellationToken::new();
+        let protected = protect::clerk(&clerk, &mcp_url).map_err(StartError::Config)?;
+        let authorization_server = protected.authorization_server.clone();
+        let backend = protected.backend.clone();
+        let backend_for_private = protected.backend.clone();
+        let builder = protected
+            .builder
+            .resource_name("mcp-auth quickstart")
+            .cancellation_token(shutdown.clone())
+            .tool("whoami", "Who am I? Returns your user id, the client you connected with, and the scopes you granted.", |_: NoArgs, auth: AuthInfo| async move {
+                let mut result = CallToolResult::structured(json!({
+                    "user_id": auth.user_id(),
+                    "client_id": auth.client_id(),
+                    "scopes": auth.scopes(),
+                }));
+                result.content = vec![rmcp::model::ContentBlock::text(auth.user_id().to_owned())];
+                result
+            })
+            .tool(
+                "get-clerk-user-data",
+                "Your Clerk user profile (name, email addresses, image, public metadata), fetched from Clerk's Backend API.",
+                move |_: NoArgs, auth: AuthInfo| {
+                    let backend = backend.clone();
+                    async move { protect::user_json(&backend, auth.user_id()).await }
+                },
+            )
+            .scoped_tool(
+                "get-private-metadata",
+                "Your Clerk private metadata. Needs the private_metadata scope: the client is asked to re-authorize (step-up).",
+                ["private_metadata"],
+                move |_: NoArgs, auth: AuthInfo| {
+                    let backend = backend_for_private.clone();
+                    async move { protect::private_metadata(&backend, auth.user_id()).await }
+                },
+            );
+        let app = builder
+            .build()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let token = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "MCP server stopped");
+            }
+        });
+        tracing::info!(mcp_url = %mcp_url, authorization_server = %authorization_server, "quickstart ready");
+        Ok(Self {
+            mcp_url,
+            issuer,
+            authorization_server,
+            shutdown,
+            server,
+        })
+    }
+
+    /// The MCP URL clients connect to.
+    #[must_use]
+    pub fn mcp_url(&self) -> &str {
+        &self.mcp_url
+    }
+
+    /// The embedded issuer, when one was started.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&IssuerHandle> {
+        self.issuer.as_ref()
+    }
+
+    /// What the binary prints at start: every line ready to paste.
+    #[must_use]
+    pub fn banner(&self) -> String {
+        let url = &self.mcp_url;
+        let mut out = String::new();
+        out.push_str("\nmcp-auth quickstart is running\n\n");
+        out.push_str(&format!("  MCP URL:               {url}\n"));
+        out.push_str(&format!(
+            "  Authorization server:  {}",
+            self.authorization_server
+        ));
+        if self.issuer.is_some() {
+            out.push_str("  (embedded, for development only)\n");
+        } else {
+            out.push_str("  (Clerk)\n");
+        }
+        out.push_str("\nConnect a client:\n\n");
+        out.push_str(&format!(
+            "  Cursor (~/.cursor/mcp.json):\n    {{\"mcpServers\": {{\"mcp-auth-quickstart\": {{\"url\": \"{url}\"}}}}}}\n\n"
+        ));
+        out.push_str(&format!(
+            "  Claude Code:\n    claude mcp add --transport http mcp-auth-quickstart {url}\n\n"
+        ));
+        out.push_str(&format!(
+            "  stdio-only clients, through mcp-remote:\n    npx mcp-remote {url}\n\n"
+        ));
+        out.push_str(&format!(
+            "  MCP Inspector:\n    npx @modelcontextprotocol/inspector  (then connect to {url}, transport: Streamable HTTP)\n\n"
+        ));
+        out.push_str("Tools: whoami, get-clerk-user-data, get-private-metadata (asks for the private_metadata scope).\n");
+        out.push_str("Press Ctrl-C to stop.\n");
+        out
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, stops the issuer.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        if let Some(issuer) = self.issuer {
+            let _ = issuer.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The quickstart: an OAuth-protected MCP server and, unless Clerk keys are set, the embedded
+//! Clerk-compatible authorization server, in one process.
+//!
+//! Run with
+//!
+//! ```sh
+//! cargo run --release -p quickstart
+//! ```
+//!
+//! then paste the printed MCP URL into Cursor, Claude, VS Code or the MCP Inspector, consent in
+//! the browser, and call `whoami`, `get-clerk-user-data` or (step-up) `get-private-metadata`.
+//! With `CLERK_SECRET_KEY` and `CLERK_PUBLISHABLE_KEY` set, your real Clerk instance is used and
+//! no local issuer starts (`CLERK_API_URL` / `CLERK_FRONTEND_API_URL` override its URLs).
+
+use clap::Parser;
+use quickstart::{ClerkKeys, Options, Quickstart};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "An OAuth-protected MCP server with a local Clerk-compatible authorization server"
+)]
+struct Args {
+    /// Port of the MCP server (its URL is http://127.0.0.1:PORT/mcp). 0 picks a free port.
+    #[arg(long, default_value_t = 8787)]
+    port: u16,
+    /// Port of the embedded authorization server (ignored when Clerk keys are set). 0 picks a
+    /// free port.
+    #[arg(long, default_value_t = 8788)]
+    issuer_port: u16,
+    /// Have the embedded issuer hand out opaque `oat_…` access tokens instead of JWTs; the MCP
+    /// server then verifies each new token through the Backend API (cached).
+    #[arg(long)]
+    opaque_tokens: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,mcp_auth_issuer=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let clerk = ClerkKeys::from_env(|name| std::env::var(name).ok());
+    let running = Quickstart::start(Options {
+        port: args.port,
+        issuer_port: args.issuer_port,
+        opaque_tokens: args.opaque_tokens,
+        clerk,
+    })
+    .await?;
+    println!("{}", running.banner());
+    let _ = tokio::signal::ctrl_c().await;
+    println!("shutting down (finishing in-flight requests)…");
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The Clerk wiring, exactly as a Clerk user writes it: two keys (plus, locally, the two URL
+//! overrides pointing at the embedded issuer), the Clerk preset, and its Backend API client.
+
+use mcp_auth::{
+    McpServerBuilder,
+    clerk::{BackendApi, BackendError, ClerkConfig},
+};
+use rmcp::{ErrorData, model::CallToolResult};
+
+/// Clerk's keys and URL overrides, as the binaries read them from `CLERK_SECRET_KEY`,
+/// `CLERK_PUBLISHABLE_KEY`, `CLERK_API_URL` and `CLERK_FRONTEND_API_URL`.
+#[derive(Clone)]
+pub struct ClerkKeys {
+    /// `sk_test_…` / `sk_live_…`.
+    pub secret_key: String,
+    /// `pk_test_…` / `pk_live_…`.
+    pub publishable_key: String,
+    /// Backend API base URL override.
+    pub api_url: Option<String>,
+    /// Frontend API URL override.
+    pub frontend_api_url: Option<String>,
+}
+
+impl std::fmt::Debug for ClerkKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClerkKeys")
+            .field("secret_key", &"[redacted]")
+            .field("publishable_key", &self.publishable_key)
+            .field("api_url", &self.api_url)
+            .field("frontend_api_url", &self.frontend_api_url)
+            .finish()
+    }
+}
+
+impl ClerkKeys {
+    /// The keys from the environment (through `get`), when both are set and non-empty.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        Some(Self {
+            secret_key: non_empty("CLERK_SECRET_KEY")?,
+            publishable_key: non_empty("CLERK_PUBLISHABLE_KEY")?,
+            api_url: non_empty("CLERK_API_URL"),
+            frontend_api_url: non_empty("CLERK_FRONTEND_API_URL"),
+        })
+    }
+}
+
+/// The scopes the metadata advertises. `private_metadata` is advertised but not asked for up
+/// front (see [`CHALLENGE_SCOPES`]): the tool that needs it demonstrates step-up.
+pub(crate) const SCOPES_SUPPORTED: [&str; 4] = ["openid", "profile", "email", "private_metadata"];
+/// What clients are told to request on first authorization.
+pub(crate) const CHALLENGE_SCOPES: [&str; 2] = ["profile", "email"];
+
+/// A server builder protected by the Clerk preset, and the Backend API client for tools.
+pub(crate) struct Protected {
+    pub(crate) builder: McpServerBuilder,
+    pub(crate) backend: BackendApi,
+    pub(crate) authorization_server: String,
+}
+
+pub(crate) fn clerk(keys: &ClerkKeys, mcp_url: &str) -> Result<Protected, String> {
+    let config = ClerkConfig::from_env_values(
+        Some(&keys.secret_key),
+        Some(&keys.publishable_key),
+        keys.api_url.as_deref(),
+        keys.frontend_api_url.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let backend = config.backend_api();
+    let authorization_server = config.frontend_api_url().to_owned();
+    let builder = config
+        .verifier(mcp_url)
+        .mcp_server(SCOPES_SUPPORTED)
+        .map_err(|e| e.to_string())?
+        .challenge_scopes(CHALLENGE_SCOPES);
+    Ok(Protected {
+        builder,
+        backend,
+        authorization_server,
+    })
+}
+
+/// `get-clerk-user-data`: the caller's Clerk user, as JSON.
+pub(crate) async fn user_json(
+    backend: &BackendApi,
+    user_id: &str,
+) -> Result<CallToolResult, ErrorData> {
+    let user = backend.users().get(user_id).await.map_err(backend_error)?;
+    let value =
+        serde_json::to_value(&user).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    Ok(CallToolResult::structured(value))
+}
+
+/// `get-private-metadata`: the caller's private metadata (needs the `private_metadata` scope).
+pub(crate) async fn private_metadata(
+    backend: &BackendApi,
+    user_id: &str,
+) -> Result<CallToolResult, ErrorData> {
+    let user = backend.users().get(user_id).await.map_err(backend_error)?;
+    let value =
+        serde_json::to_value(&user).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    let private = value
+        .get("private_metadata")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    Ok(CallToolResult::structured(
+        serde_json::json!({ "user_id": user_id, "private_metadata": private }),
+    ))
+}
+
+fn backend_error(e: BackendError) -> ErrorData {
+    match e {
+        BackendError::NotFound => ErrorData::invalid_params("no such Clerk user", None),
+        other => ErrorData::internal_error(format!("Clerk Backend API: {other}"), None),
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's one test command (README: "Run the tests").
+#
+# Installs what the end-to-end tests need, from the project's own lock files, then runs every
+# test in the workspace:
+#   - npm packages for the JavaScript clients (tests/js/package-lock.json, `npm ci`);
+#   - Chromium for the consent-page test (Debian package `chromium`, when missing and root);
+# and checks formatting and lints on the way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f tests/js/package-lock.json ]; then
+  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules/.package-lock.json ]; then
+    echo "==> npm ci (tests/js)"
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+  fi
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> installing chromium (Debian package) for the consent-page test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is not installed: run 'sudo apt-get install chromium' (needed by the consent-page test)" >&2
+    exit 1
+  fi
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked "$@"
