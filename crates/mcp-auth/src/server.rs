@@ -455,25 +455,11 @@ impl McpServerBuilder {
             )
         };
 
-        let mcp = ServiceBuilder::new()
-            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
-            .service(mcp);
-        let traced = ServiceBuilder::new()
-            .layer(middleware::from_fn(trace_request))
-            .service(mcp);
-        let guarded = ServiceBuilder::new()
-            .option_layer(
-                guard_scopes.then(|| middleware::from_fn_with_state(step_up, step_up::guard)),
-            )
-            .service(traced);
-        let bound = ServiceBuilder::new()
-            .option_layer(
-                self.sessions
-                    .then(|| middleware::from_fn_with_state(bindings, session::enforce)),
-            )
-            .service(guarded);
-        let authed = ServiceBuilder::new().layer(auth).service(bound);
-        let limited = ServiceBuilder::new()
+        // Outermost first. The trace span wraps everything after authentication, so the
+        // step-up guard records the tool into it and refusals by the guards carry a status.
+        let service = ServiceBuilder::new()
+            .layer(cors)
+            .layer(middleware::from_fn_with_state(origin_check, check_origin))
             .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
             .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
             .map_request(
@@ -481,12 +467,17 @@ impl McpServerBuilder {
                     req.map(axum::body::Body::new)
                 },
             )
-            .service(authed);
-
-        let service = ServiceBuilder::new()
-            .layer(cors)
-            .layer(middleware::from_fn_with_state(origin_check, check_origin))
-            .service(limited);
+            .layer(auth)
+            .layer(middleware::from_fn(trace_request))
+            .option_layer(
+                self.sessions
+                    .then(|| middleware::from_fn_with_state(bindings, session::enforce)),
+            )
+            .option_layer(
+                guard_scopes.then(|| middleware::from_fn_with_state(step_up, step_up::guard)),
+            )
+            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
+            .service(mcp);
         let path = match resource.path() {
             "" => "/",
             p => p,
@@ -561,5 +552,6 @@ async fn trace_request(req: Request, next: Next) -> Response {
     );
     let response = next.run(req).instrument(span.clone()).await;
     span.record("status", response.status().as_u16());
+    span.in_scope(|| tracing::debug!("request finished"));
     response
 }
