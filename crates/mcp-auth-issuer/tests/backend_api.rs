@@ -58,23 +58,17 @@ async fn verify_oauth_access_tokens() {
 
         assert!(issuer.handle.revoke(&token));
         let body: Value = issuer
-            .backend_post(path, json!({ "access_token": token }))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .backend_json(path, json!({ "access_token": token }))
+            .await;
         assert_eq!(body["revoked"], true);
 
         let expired = mint(format, Some(Duration::ZERO));
         let body: Value = issuer
-            .backend_post(
+            .backend_json(
                 "/oauth_applications/access_tokens/verify",
                 json!({ "access_token": expired }),
             )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(body["expired"], true);
     }
 
@@ -127,11 +121,8 @@ async fn verify_api_keys_and_machine_tokens() {
         .unwrap();
     assert!(key.starts_with("ak_"));
     let body: Value = issuer
-        .backend_post("/v1/api_keys/verify", json!({"secret": key}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .backend_json("/v1/api_keys/verify", json!({"secret": key}))
+        .await;
     assert_eq!(body["object"], "api_key");
     assert_eq!(body["type"], "api_key");
     assert_eq!(body["subject"], alice);
@@ -144,11 +135,8 @@ async fn verify_api_keys_and_machine_tokens() {
     );
     assert!(issuer.handle.revoke(&key));
     let body: Value = issuer
-        .backend_post("/v1/api_keys/verify", json!({"secret": key}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .backend_json("/v1/api_keys/verify", json!({"secret": key}))
+        .await;
     assert_eq!(body["revoked"], true);
     let expiring = issuer
         .handle
@@ -160,11 +148,8 @@ async fn verify_api_keys_and_machine_tokens() {
         .unwrap();
     issuer.handle.advance_clock(Duration::from_secs(61));
     let body: Value = issuer
-        .backend_post("/api_keys/verify", json!({"secret": expiring}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .backend_json("/api_keys/verify", json!({"secret": expiring}))
+        .await;
     assert_eq!(body["expired"], true);
     assert_eq!(
         issuer
@@ -184,11 +169,8 @@ async fn verify_api_keys_and_machine_tokens() {
         .unwrap();
     assert!(machine.starts_with("mt_"));
     let body: Value = issuer
-        .backend_post("/v1/m2m_tokens/verify", json!({"token": machine}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .backend_json("/v1/m2m_tokens/verify", json!({"token": machine}))
+        .await;
     assert_eq!(body["object"], "machine_to_machine_token");
     assert!(body["id"].as_str().unwrap().starts_with("mt_"));
     assert_eq!(body["subject"], "mch_2worker");
@@ -196,19 +178,13 @@ async fn verify_api_keys_and_machine_tokens() {
     assert_eq!(body["expired"], false);
     issuer.handle.advance_clock(Duration::from_secs(3601));
     let body: Value = issuer
-        .backend_post("/v1/m2m_tokens/verify", json!({"token": machine}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .backend_json("/v1/m2m_tokens/verify", json!({"token": machine}))
+        .await;
     assert_eq!(body["expired"], true);
     assert!(issuer.handle.revoke(&machine));
     let body: Value = issuer
-        .backend_post("/v1/m2m_tokens/verify", json!({"token": machine}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .backend_json("/v1/m2m_tokens/verify", json!({"token": machine}))
+        .await;
     assert_eq!(body["revoked"], true);
     assert_eq!(
         issuer
@@ -269,15 +245,7 @@ async fn users_and_jwks() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
     let backend: Value = get("/v1/jwks".into()).await.unwrap().json().await.unwrap();
-    let frontend: Value = issuer
-        .http
-        .get(issuer.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let frontend: Value = issuer.get_json("/.well-known/jwks.json").await;
     assert_eq!(backend, frontend);
     assert_eq!(
         issuer
@@ -446,14 +414,11 @@ async fn admin_endpoints() {
     let token = minted["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("oat_"));
     let verified: Value = issuer
-        .backend_post(
+        .backend_json(
             "/v1/oauth_applications/access_tokens/verify",
             json!({"access_token": token}),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(verified["client_id"], "c1");
 
     let jwt: Value = admin("/admin/tokens/access", json!({"user_id": issuer.alice()}))

@@ -76,15 +76,7 @@ async fn metadata_documents_match_golden_files() {
 #[tokio::test]
 async fn jwks_publishes_rsa_signing_keys() {
     let issuer = start_default().await;
-    let jwks: Value = issuer
-        .http
-        .get(issuer.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = issuer.get_json("/.well-known/jwks.json").await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];
@@ -149,15 +141,7 @@ async fn key_rotation_keeps_the_old_key_for_the_grace_period() {
     );
 
     issuer.handle.advance_clock(Duration::from_secs(3601));
-    let published: Value = issuer
-        .http
-        .get(issuer.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let published: Value = issuer.get_json("/.well-known/jwks.json").await;
     assert_eq!(kids(published), [new_kid]);
     assert_eq!(
         verify(old_token).await.status(),

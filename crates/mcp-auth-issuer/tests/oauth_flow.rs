@@ -97,15 +97,7 @@ async fn code_flow_with_pkce_then_refresh_rotation() {
         86_400
     );
 
-    let jwks: JwkSet = issuer
-        .http
-        .get(issuer.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = issuer.get_json("/.well-known/jwks.json").await;
     let jwk = jwks
         .find(header["kid"].as_str().unwrap())
         .expect("kid published");

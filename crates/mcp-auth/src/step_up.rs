@@ -131,11 +131,7 @@ fn refuse<'a>(
         tracing::Span::current().record("tool", tool);
         let required = step_up.scopes.get(tool);
         if !info.missing_scopes(required).is_empty() {
-            for s in required {
-                if !needed.contains(s) {
-                    needed.push(s.clone());
-                }
-            }
+            needed = merge_scopes(&needed, required);
         }
     }
     if needed.is_empty() {

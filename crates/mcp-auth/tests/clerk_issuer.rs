@@ -3,6 +3,7 @@
 
 #[path = "common/clerk.rs"]
 mod clerk_common;
+mod common;
 
 use std::{sync::Arc, time::Duration};
 

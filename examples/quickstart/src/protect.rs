@@ -80,15 +80,20 @@ pub(crate) fn clerk(keys: &ClerkKeys, mcp_url: &str) -> Result<Protected, String
     })
 }
 
+/// The caller's Clerk user as JSON, fetched with the secret key (never the client's token).
+async fn user_value(backend: &BackendApi, user_id: &str) -> Result<serde_json::Value, ErrorData> {
+    let user = backend.users().get(user_id).await.map_err(backend_error)?;
+    serde_json::to_value(&user).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+}
+
 /// `get-clerk-user-data`: the caller's Clerk user, as JSON.
 pub(crate) async fn user_json(
     backend: &BackendApi,
     user_id: &str,
 ) -> Result<CallToolResult, ErrorData> {
-    let user = backend.users().get(user_id).await.map_err(backend_error)?;
-    let value =
-        serde_json::to_value(&user).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-    Ok(CallToolResult::structured(value))
+    Ok(CallToolResult::structured(
+        user_value(backend, user_id).await?,
+    ))
 }
 
 /// `get-private-metadata`: the caller's private metadata (needs the `private_metadata` scope).
@@ -96,10 +101,8 @@ pub(crate) async fn private_metadata(
     backend: &BackendApi,
     user_id: &str,
 ) -> Result<CallToolResult, ErrorData> {
-    let user = backend.users().get(user_id).await.map_err(backend_error)?;
-    let value =
-        serde_json::to_value(&user).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-    let private = value
+    let user = user_value(backend, user_id).await?;
+    let private = user
         .get("private_metadata")
         .cloned()
         .unwrap_or_else(|| serde_json::json!({}));

@@ -252,6 +252,23 @@ impl TestIssuer {
             .unwrap()
     }
 
+    /// `backend_post`'s answer body as JSON.
+    pub(crate) async fn backend_json(&self, path: &str, body: Value) -> Value {
+        self.backend_post(path, body).await.json().await.unwrap()
+    }
+
+    /// An unauthenticated `GET` of `path`, parsed from JSON.
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The value of one series of `mcp_auth_issuer_requests_total` (0 when absent).
     pub(crate) async fn request_count(&self, path: &str, method: &str, status: u16) -> u64 {
         let text = self

@@ -149,9 +149,8 @@ impl<V: TokenVerifier> CachedVerifier<V> {
 
     async fn verify_cached(&self, token: &str) -> Result<AuthInfo, VerifyError> {
         let key: TokenHash = Sha256::digest(token.as_bytes()).into();
-        if let Some(entry) = self.cache.get(&key).await {
-            return entry.into_result();
-        }
+        // A hit returns the cached entry without running the initialiser; a miss runs it once
+        // for all concurrent callers with the same key.
         let inner = &self.inner;
         let entry = self
             .cache

@@ -236,9 +236,9 @@ impl Jwks {
             }
             return Ok(key);
         }
-        let Some(_) = &self.inner.remote else {
+        if self.inner.remote.is_none() {
             return Err(VerifyError::invalid_token("unknown signing key"));
-        };
+        }
         // Unknown kid or nothing loaded yet: at most one fetch per interval, shared by everyone
         // waiting here.
         let mut state = self.inner.fetch.lock().await;

@@ -213,13 +213,7 @@ impl JwtVerifier {
             .or(azp)
             .map(str::to_owned);
         let scopes = scopes_from_claims(&claims);
-        let missing: Vec<String> = self
-            .required_scopes
-            .iter()
-            .filter(|s| !scopes.contains(s))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
+        if self.required_scopes.iter().any(|s| !scopes.contains(s)) {
             return Err(VerifyError::InsufficientScope(self.required_scopes.clone()));
         }
         let issuer = claims.get("iss").and_then(Value::as_str).map(str::to_owned);

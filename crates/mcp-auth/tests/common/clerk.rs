@@ -12,7 +12,7 @@ use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-pub const PROTOCOL: &str = "2025-06-18";
+use crate::common::{PROTOCOL, rpc_result};
 
 /// Starts `mcp-auth-issuer` on 127.0.0.1 port 0.
 pub async fn start_issuer(config: IssuerConfig) -> IssuerHandle {
@@ -100,15 +100,7 @@ impl McpUnderTest {
     pub async fn whoami(&self, token: &str) -> Value {
         let resp = self.call_whoami(token).await;
         assert_eq!(resp.status(), 200, "whoami refused");
-        let text = resp.text().await.unwrap();
-        let rpc = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_owned)
-            .unwrap_or(text);
-        let rpc: Value = serde_json::from_str(&rpc).unwrap();
+        let rpc = rpc_result(resp).await;
         let inner = rpc["result"]["content"][0]["text"]
             .as_str()
             .unwrap_or_else(|| panic!("no tool text in {rpc}"));
