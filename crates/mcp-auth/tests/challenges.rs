@@ -349,3 +349,21 @@ async fn www_authenticate_is_exposed_to_browsers() {
         .to_ascii_lowercase();
     assert!(exposed.contains("www-authenticate"), "{exposed}");
 }
+
+/// `Host` must be the resource's host (DNS-rebinding protection, enforced by rmcp with the
+/// allow-list the builder derives from the resource URL).
+#[tokio::test]
+async fn foreign_host_is_refused() {
+    let s = start_server(Options::default()).await;
+    let t = s.token("user_a", "openid");
+    let resp = post(
+        &s.mcp,
+        Some(&t),
+        &call("whoami", json!({})),
+        &[("host", "evil.example")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}

@@ -131,3 +131,78 @@ async fn unavailable_verifier_answers_503() {
     assert!(resp.headers().get("retry-after").is_some());
     assert!(resp.headers().get("www-authenticate").is_none());
 }
+
+/// Keys named by the token itself (`jku`, `jwk` headers) are never fetched or used: a token
+/// signed by an attacker's key, carrying that key and a URL to it, is refused, and the
+/// attacker's key set is never requested.
+#[tokio::test]
+async fn jku_and_jwk_headers_are_never_followed() {
+    let k1 = TestKey::rsa("k1");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let attacker = TestKey::rsa("k1");
+    let attacker_jwks = JwksServer::start(vec![attacker.jwk.clone()]).await;
+    let v = verifier(&server, JwksConfig::default());
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k1".into());
+    header.jku = Some(attacker_jwks.url.clone());
+    header.jwk = Some(attacker.jwk.clone());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims(ISSUER, RESOURCE, "mallory", "openid"),
+        &attacker.encoding,
+    )
+    .unwrap();
+    assert_eq!(
+        v.verify(&forged).await.unwrap_err(),
+        VerifyError::invalid_token("invalid signature")
+    );
+    assert_eq!(attacker_jwks.fetches(), 0);
+}
+
+/// Optional checks: `typ`, required scopes, authorized parties.
+#[tokio::test]
+async fn typ_required_scopes_and_authorized_parties() {
+    let k1 = TestKey::rsa("k1");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let jwks = Jwks::from_url(server.url.parse().unwrap());
+    let build = || JwtVerifier::builder(ISSUER, jwks.clone()).resource(RESOURCE);
+    let base = claims(ISSUER, RESOURCE, "alice", "openid read");
+
+    let typed = build().require_typ(["at+jwt"]).build().unwrap();
+    assert!(typed.verify(&k1.sign(&base, Some("at+jwt"))).await.is_ok());
+    assert!(
+        typed
+            .verify(&k1.sign(&base, Some("application/at+jwt")))
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        typed
+            .verify(&k1.sign(&base, Some("JWT")))
+            .await
+            .unwrap_err(),
+        VerifyError::invalid_token("unexpected token type")
+    );
+
+    let scoped = build().required_scopes(["read", "write"]).build().unwrap();
+    assert_eq!(
+        scoped.verify(&k1.sign(&base, None)).await.unwrap_err(),
+        VerifyError::InsufficientScope(vec!["read".into(), "write".into()])
+    );
+    let mut wide = base.clone();
+    wide["scope"] = "read write".into();
+    assert!(scoped.verify(&k1.sign(&wide, None)).await.is_ok());
+
+    let parties = build()
+        .authorized_parties(["https://app.example"])
+        .build()
+        .unwrap();
+    let mut azp = base.clone();
+    azp["azp"] = "https://app.example".into();
+    assert!(parties.verify(&k1.sign(&azp, None)).await.is_ok());
+    azp["azp"] = "https://evil.example".into();
+    assert_eq!(
+        parties.verify(&k1.sign(&azp, None)).await.unwrap_err(),
+        VerifyError::invalid_token("unauthorized party")
+    );
+}

@@ -33,6 +33,10 @@ async fn protected_resource_metadata_matches_golden_file() {
         let resp = reqwest::Client::new()
             .get(format!("{base}{path}"))
             .header("origin", "https://some-browser-client.example")
+            // Ignored unless the operator opted in: clients must not choose the resource.
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "evil.example")
+            .header("forwarded", "proto=https;host=evil.example")
             .send()
             .await
             .unwrap();
@@ -194,4 +198,45 @@ async fn auth_layer_on_a_plain_router() {
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "user_z");
+}
+
+/// With `trust_forwarded_headers(true)` (behind a proxy that sets them), the document's
+/// `resource` follows the public origin the proxy reports.
+#[tokio::test]
+async fn forwarded_headers_are_used_only_when_trusted() {
+    let key = TestKey::rsa("k");
+    let addr = spawn_with(|addr| {
+        let resource = format!("http://{addr}/mcp");
+        let v = JwtVerifier::builder(
+            ISSUER,
+            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                keys: vec![key.jwk.clone()],
+            })
+            .unwrap(),
+        )
+        .resource(&resource)
+        .build()
+        .unwrap();
+        McpServer::builder(&resource)
+            .authorization_server(ISSUER)
+            .legacy_authorization_server_metadata(false)
+            .trust_forwarded_headers(true)
+            .verifier(v)
+            .build()
+            .unwrap()
+    })
+    .await;
+    let doc: Value = reqwest::Client::new()
+        .get(format!(
+            "http://{addr}/.well-known/oauth-protected-resource/mcp"
+        ))
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "mcp.example.com")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
 }
