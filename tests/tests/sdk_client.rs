@@ -10,12 +10,7 @@ use quickstart::{Options, Quickstart};
 use serde_json::Value;
 
 fn js_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
-    assert!(
-        dir.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
-        "tests/js/node_modules is missing: run ./scripts/test.sh (or npm ci --prefix tests/js)"
-    );
-    dir
+    e2e::js_dir("@modelcontextprotocol/sdk")
 }
 
 async fn run_sdk_client(mcp_url: &str, user: &str, tools: &[&str]) -> (bool, Vec<Value>) {
@@ -49,10 +44,8 @@ fn find<'a>(events: &'a [Value], event: &str) -> Vec<&'a Value> {
 
 async fn full_flow(opaque_tokens: bool) {
     let qs = Quickstart::start(Options {
-        port: 0,
-        issuer_port: 0,
         opaque_tokens,
-        clerk: None,
+        ..Options::default()
     })
     .await
     .unwrap();

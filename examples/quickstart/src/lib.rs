@@ -1,7 +1,7 @@
 //! The quickstart as a library, so the end-to-end tests start exactly what `cargo run -p
 //! quickstart` starts (on free ports) and drive it with real MCP clients.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use mcp_auth::AuthInfo;
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
@@ -25,6 +25,9 @@ pub struct Options {
     pub opaque_tokens: bool,
     /// Real Clerk keys: when set, no issuer is started.
     pub clerk: Option<ClerkKeys>,
+    /// Lifetime of the embedded issuer's access tokens (tests use short ones). `None`: the
+    /// issuer's default, one day, as Clerk.
+    pub access_token_lifetime: Option<Duration>,
 }
 
 /// Why the quickstart could not start.
@@ -86,13 +89,17 @@ impl Quickstart {
                 let issuer_listener = TcpListener::bind(addr)
                     .await
                     .map_err(|source| StartError::Bind { addr, source })?;
+                let defaults = IssuerConfig::default();
                 let config = IssuerConfig {
                     token_format: if options.opaque_tokens {
                         TokenFormat::Opaque
                     } else {
                         TokenFormat::Jwt
                     },
-                    ..IssuerConfig::default()
+                    access_token_lifetime: options
+                        .access_token_lifetime
+                        .unwrap_or(defaults.access_token_lifetime),
+                    ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)
                     .await

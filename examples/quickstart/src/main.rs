@@ -48,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         issuer_port: args.issuer_port,
         opaque_tokens: args.opaque_tokens,
         clerk,
+        access_token_lifetime: None,
     })
     .await?;
     println!("{}", running.banner());
