@@ -97,6 +97,11 @@ pub struct IssuerConfig {
     /// Public base URL (issuer) when it differs from the listener address, e.g. behind a proxy or
     /// when listening on `0.0.0.0`. Default `None`: `http://<listener address>`.
     pub public_url: Option<String>,
+    /// `aud` of access tokens whose client sent no RFC 8707 `resource` (clients written for the
+    /// MCP 2025-03-26 revision never do). Like Auth0's tenant "default audience": an MCP server
+    /// that requires its URL in `aud` then still accepts those clients' tokens. Default `None`:
+    /// no `aud`, as Clerk.
+    pub default_audience: Option<String>,
 }
 
 impl Default for IssuerConfig {
@@ -126,6 +131,7 @@ impl Default for IssuerConfig {
             .to_vec(),
             default_scopes: ["profile", "email"].map(String::from).to_vec(),
             public_url: None,
+            default_audience: None,
         }
     }
 }

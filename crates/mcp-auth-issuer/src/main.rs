@@ -27,6 +27,10 @@ struct Args {
     /// Public base URL when it differs from http://HOST:PORT (proxy, 0.0.0.0).
     #[arg(long)]
     public_url: Option<String>,
+    /// `aud` for access tokens whose client sent no `resource` (e.g. the MCP server's URL, so
+    /// 2025-03-26 clients' tokens pass its audience check). Default: no `aud`.
+    #[arg(long)]
+    default_audience: Option<String>,
     /// Access token format: `jwt` (Clerk default) or `opaque` (`oat_…`).
     #[arg(long, default_value = "jwt")]
     token_format: TokenFormat,
@@ -99,6 +103,7 @@ async fn run(args: Args) -> Result<(), String> {
         auto_approve_user: args.auto_approve_user,
         key_file: args.key_file,
         public_url: args.public_url,
+        default_audience: args.default_audience,
         ..IssuerConfig::default()
     };
     if let Some(path) = &args.users {

@@ -254,7 +254,7 @@ fn issue(
         subject,
         client_id: &client.client_id,
         scopes,
-        resource,
+        resource: resource.or(shared.config.default_audience.as_deref()),
         lifetime,
         format: shared.config.token_format,
         grant_id: Some(grant_id),

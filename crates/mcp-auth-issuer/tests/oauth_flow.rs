@@ -201,6 +201,26 @@ async fn opaque_format_issues_oat_tokens() {
     assert_eq!(info["scope"], "profile email", "default scopes");
 }
 
+/// With `default_audience`, a token whose client sent no `resource` (a 2025-03-26 client) gets
+/// that audience; without it, no `aud`, as Clerk.
+#[tokio::test]
+async fn default_audience_applies_only_without_resource() {
+    for (default_audience, expected) in [(Some(RESOURCE), Some(RESOURCE)), (None, None)] {
+        let issuer = start(IssuerConfig {
+            default_audience: default_audience.map(str::to_owned),
+            ..IssuerConfig::default()
+        })
+        .await;
+        let client_id = issuer.public_client().await;
+        let (verifier, challenge) = pkce();
+        let code = issuer.code_for(&client_id, &challenge).await;
+        let (status, body) = exchange(&issuer, &client_id, &code, &verifier).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, claims) = jwt_parts(body["access_token"].as_str().unwrap());
+        assert_eq!(claims["aud"].as_str(), expected, "{claims}");
+    }
+}
+
 /// `openid` yields an ID token for the client carrying the authorization request's nonce.
 #[tokio::test]
 async fn openid_scope_returns_an_id_token_with_the_nonce() {

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use mcp_auth::AuthInfo;
+use mcp_auth::{AuthInfo, McpServerBuilder, clerk::BackendApi};
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
 use rmcp::model::CallToolResult;
 use serde_json::json;
@@ -58,10 +58,45 @@ pub struct Quickstart {
     authorization_server: String,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
+    clerk: ClerkKeys,
+    extra_servers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 struct NoArgs {}
+
+/// The quickstart's tools, registered on `builder` (the authenticated endpoint and the
+/// anonymous one of [`Quickstart::serve_without_auth`] serve exactly these).
+fn register_tools(builder: McpServerBuilder, backend: BackendApi) -> McpServerBuilder {
+    let backend_for_private = backend.clone();
+    builder
+            .tool("whoami", "Who am I? Returns your user id, the client you connected with, and the scopes you granted.", |_: NoArgs, auth: AuthInfo| async move {
+                let mut result = CallToolResult::structured(json!({
+                    "user_id": auth.user_id(),
+                    "client_id": auth.client_id(),
+                    "scopes": auth.scopes(),
+                }));
+                result.content = vec![rmcp::model::ContentBlock::text(auth.user_id().to_owned())];
+                result
+            })
+            .tool(
+                "get-clerk-user-data",
+                "Your Clerk user profile (name, email addresses, image, public metadata), fetched from Clerk's Backend API.",
+                move |_: NoArgs, auth: AuthInfo| {
+                    let backend = backend.clone();
+                    async move { protect::user_json(&backend, auth.user_id()).await }
+                },
+            )
+            .scoped_tool(
+                "get-private-metadata",
+                "Your Clerk private metadata. Needs the private_metadata scope: the client is asked to re-authorize (step-up).",
+                ["private_metadata"],
+                move |_: NoArgs, auth: AuthInfo| {
+                    let backend = backend_for_private.clone();
+                    async move { protect::private_metadata(&backend, auth.user_id()).await }
+                },
+            )
+}
 
 impl Quickstart {
     /// Starts the issuer (unless Clerk keys are given) and the MCP server.
@@ -99,6 +134,9 @@ impl Quickstart {
                     access_token_lifetime: options
                         .access_token_lifetime
                         .unwrap_or(defaults.access_token_lifetime),
+                    // Clients written for MCP 2025-03-26 send no `resource`; their tokens get
+                    // this server as audience, so the strict audience check still holds.
+                    default_audience: Some(mcp_url.clone()),
                     ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)
@@ -119,38 +157,13 @@ impl Quickstart {
         let shutdown = CancellationToken::new();
         let protected = protect::clerk(&clerk, &mcp_url).map_err(StartError::Config)?;
         let authorization_server = protected.authorization_server.clone();
-        let backend = protected.backend.clone();
-        let backend_for_private = protected.backend.clone();
-        let builder = protected
-            .builder
-            .resource_name("mcp-auth quickstart")
-            .cancellation_token(shutdown.clone())
-            .tool("whoami", "Who am I? Returns your user id, the client you connected with, and the scopes you granted.", |_: NoArgs, auth: AuthInfo| async move {
-                let mut result = CallToolResult::structured(json!({
-                    "user_id": auth.user_id(),
-                    "client_id": auth.client_id(),
-                    "scopes": auth.scopes(),
-                }));
-                result.content = vec![rmcp::model::ContentBlock::text(auth.user_id().to_owned())];
-                result
-            })
-            .tool(
-                "get-clerk-user-data",
-                "Your Clerk user profile (name, email addresses, image, public metadata), fetched from Clerk's Backend API.",
-                move |_: NoArgs, auth: AuthInfo| {
-                    let backend = backend.clone();
-                    async move { protect::user_json(&backend, auth.user_id()).await }
-                },
-            )
-            .scoped_tool(
-                "get-private-metadata",
-                "Your Clerk private metadata. Needs the private_metadata scope: the client is asked to re-authorize (step-up).",
-                ["private_metadata"],
-                move |_: NoArgs, auth: AuthInfo| {
-                    let backend = backend_for_private.clone();
-                    async move { protect::private_metadata(&backend, auth.user_id()).await }
-                },
-            );
+        let builder = register_tools(
+            protected
+                .builder
+                .resource_name("mcp-auth quickstart")
+                .cancellation_token(shutdown.clone()),
+            protected.backend,
+        );
         let app = builder
             .build()
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -170,7 +183,53 @@ impl Quickstart {
             authorization_server,
             shutdown,
             server,
+            clerk,
+            extra_servers: Vec::new(),
         })
+    }
+
+    /// **For conformance testing only** (`tests/tests/conformance.rs`): serves the same tools on
+    /// a second, separate loopback port with anonymous access. It is the same server stack as
+    /// [`mcp_url`](Self::mcp_url) (Host and Origin checks, body limit, transport settings)
+    /// built with `optional_auth(true)`: a request without a token reaches the MCP server
+    /// anonymously, so protocol-level tests run without an OAuth flow. Tools that need the
+    /// caller's identity (all three quickstart tools take `AuthInfo`) refuse anonymous calls
+    /// with `invalid_request`; a presented token is still verified. The authenticated endpoint
+    /// is not changed. Never expose this port: the binary does not start it.
+    ///
+    /// Returns the anonymous endpoint's MCP URL. Stopped by [`shutdown`](Self::shutdown).
+    pub async fn serve_without_auth(&mut self, port: u16) -> Result<String, StartError> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?
+            .port();
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let protected = protect::clerk(&self.clerk, &url).map_err(StartError::Config)?;
+        let app = register_tools(
+            protected
+                .builder
+                .resource_name("mcp-auth quickstart (anonymous, conformance testing only)")
+                .optional_auth(true)
+                .cancellation_token(self.shutdown.clone()),
+            protected.backend,
+        )
+        .build()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let token = self.shutdown.clone();
+        self.extra_servers.push(tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+            if let Err(error) = result {
+                tracing::error!(%error, "anonymous MCP server stopped");
+            }
+        }));
+        tracing::warn!(mcp_url = %url, "anonymous MCP endpoint (conformance testing only)");
+        Ok(url)
     }
 
     /// The MCP URL clients connect to.
@@ -223,6 +282,9 @@ impl Quickstart {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
+        for server in self.extra_servers {
+            let _ = server.await;
+        }
         if let Some(issuer) = self.issuer {
             let _ = issuer.shutdown().await;
         }
