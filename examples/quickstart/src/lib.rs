@@ -70,32 +70,32 @@ struct NoArgs {}
 fn register_tools(builder: McpServerBuilder, backend: BackendApi) -> McpServerBuilder {
     let backend_for_private = backend.clone();
     builder
-            .tool("whoami", "Who am I? Returns your user id, the client you connected with, and the scopes you granted.", |_: NoArgs, auth: AuthInfo| async move {
-                let mut result = CallToolResult::structured(json!({
-                    "user_id": auth.user_id(),
-                    "client_id": auth.client_id(),
-                    "scopes": auth.scopes(),
-                }));
-                result.content = vec![rmcp::model::ContentBlock::text(auth.user_id().to_owned())];
-                result
-            })
-            .tool(
-                "get-clerk-user-data",
-                "Your Clerk user profile (name, email addresses, image, public metadata), fetched from Clerk's Backend API.",
-                move |_: NoArgs, auth: AuthInfo| {
-                    let backend = backend.clone();
-                    async move { protect::user_json(&backend, auth.user_id()).await }
-                },
-            )
-            .scoped_tool(
-                "get-private-metadata",
-                "Your Clerk private metadata. Needs the private_metadata scope: the client is asked to re-authorize (step-up).",
-                ["private_metadata"],
-                move |_: NoArgs, auth: AuthInfo| {
-                    let backend = backend_for_private.clone();
-                    async move { protect::private_metadata(&backend, auth.user_id()).await }
-                },
-            )
+        .tool("whoami", "Who am I? Returns your user id, the client you connected with, and the scopes you granted.", |_: NoArgs, auth: AuthInfo| async move {
+            let mut result = CallToolResult::structured(json!({
+                "user_id": auth.user_id(),
+                "client_id": auth.client_id(),
+                "scopes": auth.scopes(),
+            }));
+            result.content = vec![rmcp::model::ContentBlock::text(auth.user_id().to_owned())];
+            result
+        })
+        .tool(
+            "get-clerk-user-data",
+            "Your Clerk user profile (name, email addresses, image, public metadata), fetched from Clerk's Backend API.",
+            move |_: NoArgs, auth: AuthInfo| {
+                let backend = backend.clone();
+                async move { protect::user_json(&backend, auth.user_id()).await }
+            },
+        )
+        .scoped_tool(
+            "get-private-metadata",
+            "Your Clerk private metadata. Needs the private_metadata scope: the client is asked to re-authorize (step-up).",
+            ["private_metadata"],
+            move |_: NoArgs, auth: AuthInfo| {
+                let backend = backend_for_private.clone();
+                async move { protect::private_metadata(&backend, auth.user_id()).await }
+            },
+        )
 }
 
 impl Quickstart {
