@@ -117,3 +117,45 @@ fn backend_error(e: BackendError) -> ErrorData {
         other => ErrorData::internal_error(format!("Clerk Backend API: {other}"), None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::ClerkKeys;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    /// Real Clerk is used only when both keys are set and non-empty; otherwise the embedded
+    /// issuer starts.
+    #[test]
+    fn clerk_keys_need_both_keys() {
+        assert!(ClerkKeys::from_env(env(&[])).is_none());
+        assert!(ClerkKeys::from_env(env(&[("CLERK_SECRET_KEY", "sk_test_x")])).is_none());
+        assert!(
+            ClerkKeys::from_env(env(&[
+                ("CLERK_SECRET_KEY", " "),
+                ("CLERK_PUBLISHABLE_KEY", "pk_test_x")
+            ]))
+            .is_none()
+        );
+        let keys = ClerkKeys::from_env(env(&[
+            ("CLERK_SECRET_KEY", "sk_test_x"),
+            ("CLERK_PUBLISHABLE_KEY", "pk_test_x"),
+            ("CLERK_API_URL", "http://127.0.0.1:1"),
+        ]))
+        .unwrap();
+        assert_eq!(keys.api_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(keys.frontend_api_url, None);
+        assert!(
+            !format!("{keys:?}").contains("sk_test_x"),
+            "secret key redacted"
+        );
+    }
+}
