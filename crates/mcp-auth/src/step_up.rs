@@ -29,10 +29,12 @@ pub(crate) struct StepUp {
 }
 
 /// The part of a JSON-RPC message this guard needs; everything else is skipped unparsed.
+/// Strings are `Cow` so escaped JSON (`"tools\/call"`) parses exactly as rmcp parses it: a
+/// borrowed `&str` would fail on escapes and let a scoped call slip past unchecked.
 #[derive(Deserialize)]
 struct Message<'a> {
     #[serde(borrow, default)]
-    method: Option<&'a str>,
+    method: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     params: Option<Params<'a>>,
 }
@@ -43,26 +45,25 @@ struct Params<'a> {
     name: Option<std::borrow::Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Messages<'a> {
-    #[serde(borrow)]
-    One(Message<'a>),
-    #[serde(borrow)]
-    Batch(Vec<Message<'a>>),
-}
-
 /// Tools called by a JSON-RPC body (one message, or a batch from 2025-03-26 clients).
+///
+/// The first byte picks the shape, so the body is parsed once, straight into borrowed fields
+/// (an untagged enum would first buffer the whole document into serde's `Content` tree).
 fn called_tools(body: &[u8]) -> Vec<String> {
-    let tool = |m: Message<'_>| match (m.method, m.params) {
+    let tool = |m: Message<'_>| match (m.method.as_deref(), m.params) {
         (Some("tools/call"), Some(Params { name: Some(n) })) => Some(n.into_owned()),
         _ => None,
     };
-    match serde_json::from_slice::<Messages<'_>>(body) {
-        Ok(Messages::One(m)) => tool(m).into_iter().collect(),
-        Ok(Messages::Batch(ms)) => ms.into_iter().filter_map(tool).collect(),
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice::<Vec<Message<'_>>>(body)
+            .map(|ms| ms.into_iter().filter_map(tool).collect())
+            .unwrap_or_default(),
         // Not JSON-RPC: rmcp answers it with a parse error.
-        Err(_) => Vec::new(),
+        _ => serde_json::from_slice::<Message<'_>>(body)
+            .ok()
+            .and_then(tool)
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -159,6 +160,8 @@ mod tests {
         assert_eq!(called_tools(one), vec!["admin-report"]);
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a\u0062"}}]"#;
         assert_eq!(called_tools(batch), vec!["ab"]);
+        let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"admin\u002dreport"}}"#;
+        assert_eq!(called_tools(escaped), vec!["admin-report"]);
         assert!(called_tools(b"not json").is_empty());
         assert!(called_tools(br#"{"method":"tools/list"}"#).is_empty());
     }

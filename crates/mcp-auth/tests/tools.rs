@@ -261,6 +261,22 @@ async fn tool_macro_methods_receive_auth_info() {
     )
     .await;
     assert_eq!(resp.status(), 403);
+    // JSON escapes must not hide the call from the HTTP-level check (rmcp decodes them).
+    let escaped = r#"{"jsonrpc":"2.0","id":3,"method":"tools\/call","params":{"name":"ech\u006f","arguments":{"text":"hi"}}}"#;
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&narrow)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(escaped)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        403,
+        "escaped tools/call must get the step-up challenge"
+    );
     let wide = key.sign(
         &claims(ISSUER, &resource, "user_m", "echo:write"),
         Some("at+jwt"),

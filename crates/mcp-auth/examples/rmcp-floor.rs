@@ -1,0 +1,73 @@
+//! The benchmark floor: the same `whoami`-shaped tool served by plain rmcp (stateless JSON
+//! Streamable HTTP) with no authentication at all. `scripts/bench.sh` measures every mcp-auth
+//! stack as a ratio of this.
+//!
+//! Run with `cargo run --release -p mcp-auth --example rmcp-floor -- 8790`.
+
+use std::sync::Arc;
+
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ListToolsResult,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use serde_json::json;
+
+#[derive(Clone)]
+struct Floor;
+
+impl ServerHandler for Floor {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let schema =
+            Arc::new(serde_json::from_value(json!({"type": "object"})).unwrap_or_default());
+        Ok(ListToolsResult::with_all_items(vec![Tool::new(
+            "whoami",
+            "fixed user",
+            schema,
+        )]))
+    }
+
+    async fn call_tool(
+        &self,
+        _request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let mut result = CallToolResult::structured(json!({
+            "user_id": "user_bench", "client_id": "bench", "scopes": ["profile", "email"],
+        }));
+        result.content = vec![rmcp::model::ContentBlock::text("user_bench")];
+        Ok(result.into())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = std::env::args().nth(1).map_or(Ok(8790), |p| p.parse())?;
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true);
+    let service = StreamableHttpService::new(
+        || Ok(Floor),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let app = axum::Router::new().route_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("rmcp floor ready at http://127.0.0.1:{port}/mcp");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
