@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load harness (BENCHMARKS.md): builds release binaries, starts each stack on loopback, and
+# Load harness (BENCHMARKS.md): builds optimised binaries, starts each stack on loopback, and
 # measures one stateless `tools/call whoami` with wrk — same request, same load for all:
 #   (a) rmcp floor: plain rmcp, no auth           (crates/mcp-auth/examples/rmcp-floor.rs)
 #   (b) examples/oidc-resource-server, RS256 JWT verified against mcp-auth-issuer's JWKS
@@ -7,10 +7,16 @@
 #   (d) the bad-token path: (b) with an invalid token (401 expected)
 # Every server logs at warn (RUST_LOG=warn), the level a loaded production server runs at.
 # Tokens and keys come from mcp-auth-issuer started here. Prints req/s, p50, p99, non-2xx,
-# peak RSS and the ratio to (a).
+# peak RSS and the ratio to (a). The stacks are measured in ROUNDS interleaved rounds
+# (a b c d a b c d …) and each figure is the median over the rounds, so a slow moment of the
+# machine does not land on one stack only.
+# Then session mode: a fresh rmcp floor and a fresh (b), each with sessions on, open SESSIONS
+# sessions (examples/open-sessions.rs); prints the memory they hold and what opening one costs.
+# Last, the cache bound: TOKENS distinct valid tokens through each verification cache
+# (examples/token-churn.rs), with RSS as it goes.
 #
-#   scripts/bench.sh                    # 20 s per stack after a 5 s warm-up, c=32
-#   DURATION=10 CONNECTIONS=64 scripts/bench.sh
+#   scripts/bench.sh                    # 3 rounds of 20 s per stack after a 5 s warm-up, c=32
+#   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +24,18 @@ DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+SESSIONS=${SESSIONS:-10000}
+TOKENS=${TOKENS:-1000000}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-echo "==> building release binaries"
-cargo build --release --locked -q -p mcp-auth-issuer -p oidc-resource-server -p quickstart
-cargo build --release --locked -q -p mcp-auth --example rmcp-floor
-BIN=target/release
+# The measured binaries use the `production` profile (release + fat LTO, one codegen unit: see
+# Cargo.toml); the issuer, which only mints tokens and serves keys, is a plain release build.
+echo "==> building binaries (profile production; the first build takes several minutes)"
+cargo build --release --locked -q -p mcp-auth-issuer
+cargo build --profile production --locked -q -p oidc-resource-server -p quickstart
+cargo build --profile production --locked -q -p mcp-auth --example rmcp-floor --example open-sessions --example token-churn
+BIN=target/production
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -36,10 +48,10 @@ wait_http() { # url
 
 SECRET=sk_test_benchbenchbenchbenchbenchbench
 JWT_ISSUER_PORT=8798 OPAQUE_ISSUER_PORT=8799
-FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792
+FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792 OIDC_SESSIONS_PORT=8793 FLOOR_SESSIONS_PORT=8794
 
-$BIN/mcp-auth-issuer --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
-$BIN/mcp-auth-issuer --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
+target/release/mcp-auth-issuer --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
+target/release/mcp-auth-issuer --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
 wait_http http://127.0.0.1:$JWT_ISSUER_PORT/.well-known/jwks.json
 wait_http http://127.0.0.1:$OPAQUE_ISSUER_PORT/.well-known/jwks.json
 
@@ -76,35 +88,77 @@ OAT=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$QUICKSTART_PORT/mcp")
 [[ $JWT == *.*.* && $OAT == oat_* ]] || { echo "token minting failed" >&2; exit 1; }
 
 declare -A RPS P50 P99 NON2XX RSS READY
-run() { # name port pid token
-  local name=$1 url="http://127.0.0.1:$2/mcp" pid=$3 token=$4
+run() { # name port pid token round
+  local name=$1 url="http://127.0.0.1:$2/mcp" pid=$3 token=$4 round=$5
   # A correct answer first, so a misconfigured stack is not "fast".
   local code; code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url" -H 'Content-Type: application/json' \
     -H 'Accept: application/json, text/event-stream' ${token:+-H "Authorization: Bearer $token"} \
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}')
-  echo "==> $name: first answer HTTP $code"
+  echo "==> round $round, $name: first answer HTTP $code"
   TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s scripts/bench/tools-call.lua "$url" >/dev/null
   local out; out=$(TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/tools-call.lua "$url")
-  RPS[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  P50[$name]=$(awk '$1=="50%" {print $2}' <<<"$out")
-  P99[$name]=$(awk '$1=="99%" {print $2}' <<<"$out")
-  NON2XX[$name]=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]=${NON2XX[$name]:-0}
+  RPS[$name]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+  P50[$name]+="$(awk '$1=="50%" {print to_ms($2)} function to_ms(v) {return v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000)}' <<<"$out") "
+  P99[$name]+="$(awk '$1=="99%" {print to_ms($2)} function to_ms(v) {return v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000)}' <<<"$out") "
+  local n; n=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]+="${n:-0} "
   RSS[$name]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/"$pid"/status)
 }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-run "a-rmcp-floor" $FLOOR_PORT $FLOOR_PID ""
-run "b-oidc-jwt" $OIDC_PORT $OIDC_PID "$JWT"
-run "c-quickstart-opaque" $QUICKSTART_PORT $QS_PID "$OAT"
-run "d-bad-token-401" $OIDC_PORT $OIDC_PID "not.a.valid-token"
+for round in $(seq 1 "$ROUNDS"); do
+  run "a-rmcp-floor" $FLOOR_PORT $FLOOR_PID "" "$round"
+  run "b-oidc-jwt" $OIDC_PORT $OIDC_PID "$JWT" "$round"
+  run "c-quickstart-opaque" $QUICKSTART_PORT $QS_PID "$OAT" "$round"
+  run "d-bad-token-401" $OIDC_PORT $OIDC_PID "not.a.valid-token" "$round"
+done
 READY[a-rmcp-floor]=$FLOOR_READY READY[b-oidc-jwt]=$OIDC_READY READY[c-quickstart-opaque]=$QS_READY READY[d-bad-token-401]=$OIDC_READY
 
+# Session mode, on fresh processes so the figures are the sessions' alone.
+start_timed floor-sessions $FLOOR_SESSIONS_PORT $BIN/examples/rmcp-floor $FLOOR_SESSIONS_PORT --sessions
+FLOOR_S_PID=$LAST_PID
+start_timed oidc-sessions $OIDC_SESSIONS_PORT env RUST_LOG=warn $BIN/oidc-resource-server \
+  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $OIDC_SESSIONS_PORT --sessions
+OIDC_S_PID=$LAST_PID
+JWT_S=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$OIDC_SESSIONS_PORT/mcp")
+declare -A S_LINE S_BEFORE S_AFTER
+sessions() { # name port pid token
+  local name=$1 url="http://127.0.0.1:$2/mcp" pid=$3
+  # One session first, so one-time setup (key fetch, first allocations) is not counted.
+  TOKEN=$4 $BIN/examples/open-sessions "$url" 1 1 >/dev/null
+  S_BEFORE[$name]=$(awk '/VmRSS/ {print $2}' /proc/"$pid"/status)
+  echo "==> $name: opening $SESSIONS sessions"
+  S_LINE[$name]=$(TOKEN=$4 $BIN/examples/open-sessions "$url" "$SESSIONS" "$CONNECTIONS")
+  S_AFTER[$name]=$(awk '/VmRSS/ {print $2}' /proc/"$pid"/status)
+}
+sessions "rmcp-floor" $FLOOR_SESSIONS_PORT $FLOOR_S_PID ""
+sessions "oidc-jwt" $OIDC_SESSIONS_PORT $OIDC_S_PID "$JWT_S"
+
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up"
-printf '%-22s %10s %9s %9s %9s %12s %10s %7s\n' stack req/s p50 p99 non-2xx "peak RSS" "ready ms" ratio
-floor=${RPS[a-rmcp-floor]}
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds"
+printf '%-22s %10s %9s %9s %9s %12s %10s %7s\n' stack req/s "p50 ms" "p99 ms" non-2xx "peak RSS" "ready ms" ratio
+floor=$(median "${RPS[a-rmcp-floor]}")
 for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do
-  ratio=$(awk -v a="${RPS[$name]}" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
-  printf '%-22s %10s %9s %9s %9s %12s %10s %7s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
-    "${NON2XX[$name]}" "${RSS[$name]}" "${READY[$name]}" "$ratio"
+  rps=$(median "${RPS[$name]}")
+  ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
+  printf '%-22s %10s %9s %9s %9s %12s %10s %7s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "${RSS[$name]}" "${READY[$name]}" "$ratio"
 done
+echo "per round req/s:"
+for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do echo "  $name: ${RPS[$name]}"; done
 echo "(d) shares (b)'s process, so its peak RSS is (b)'s over both runs; ready ms is start to first answer."
+
+echo
+echo "session mode: $SESSIONS sessions opened over $CONNECTIONS connections (one initialize each)"
+printf '%-12s %14s %14s %14s %12s %9s %9s\n' server "RSS before" "RSS after" "per session" sessions/s "p50 ms" "p99 ms"
+for name in rmcp-floor oidc-jwt; do
+  line=${S_LINE[$name]}
+  field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$line"; }
+  printf '%-12s %10.1f MiB %10.1f MiB %10.1f KiB %12s %9.2f %9.2f\n' "$name" \
+    "$(awk -v k="${S_BEFORE[$name]}" 'BEGIN {print k/1024}')" "$(awk -v k="${S_AFTER[$name]}" 'BEGIN {print k/1024}')" \
+    "$(awk -v a="${S_AFTER[$name]}" -v b="${S_BEFORE[$name]}" -v n="$SESSIONS" 'BEGIN {print (a-b)/n}')" \
+    "$(field per_second)" "$(awk -v u="$(field p50_us)" 'BEGIN {print u/1000}')" "$(awk -v u="$(field p99_us)" 'BEGIN {print u/1000}')"
+done
+
+echo
+echo "cache bound: $TOKENS distinct valid tokens through each verification cache"
+$BIN/examples/token-churn both "$TOKENS"

@@ -2,7 +2,8 @@
 //! Streamable HTTP) with no authentication at all. `scripts/bench.sh` measures every mcp-auth
 //! stack as a ratio of this.
 //!
-//! Run with `cargo run --release -p mcp-auth --example rmcp-floor -- 8790`.
+//! Run with `cargo run --release -p mcp-auth --example rmcp-floor -- 8790`; add `--sessions`
+//! for rmcp's session mode (the floor for opening sessions).
 
 use std::sync::Arc;
 
@@ -57,14 +58,14 @@ impl ServerHandler for Floor {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = std::env::args().nth(1).map_or(Ok(8790), |p| p.parse())?;
+    let sessions = std::env::args().any(|a| a == "--sessions");
+    // The same settings mcp-auth's builder uses: JSON answers when stateless, SSE with sessions.
     let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true);
-    let service = StreamableHttpService::new(
-        || Ok(Floor),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+        .with_legacy_session_mode(sessions)
+        .with_json_response(!sessions);
+    let mut session_manager = LocalSessionManager::default();
+    session_manager.session_config.keep_alive = Some(std::time::Duration::from_secs(300));
+    let service = StreamableHttpService::new(|| Ok(Floor), Arc::new(session_manager), config);
     let app = axum::Router::new().route_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("rmcp floor ready at http://127.0.0.1:{port}/mcp");

@@ -46,7 +46,7 @@ pub struct AuthLayer {
     state: Arc<State>,
 }
 
-struct State {
+pub(crate) struct State {
     verifier: Arc<dyn TokenVerifier>,
     challenge: Challenge,
     optional: bool,
@@ -79,6 +79,10 @@ impl AuthLayer {
                 required_scopes: Vec::new(),
             }),
         }
+    }
+
+    pub(crate) fn state(&self) -> Arc<State> {
+        self.state.clone()
     }
 
     fn edit(self, f: impl FnOnce(&mut State)) -> Self {
@@ -159,18 +163,29 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
         Box::pin(async move {
-            match authenticate(&state, req.headers(), req.uri()).await {
-                Ok(Some(info)) => {
-                    req.extensions_mut().insert(info);
-                    inner.call(req).await
-                }
-                Ok(None) => inner.call(req).await,
-                Err(error) => {
-                    tracing::debug!(status = error.status().as_u16(), reason = %error, "request refused");
-                    Ok(state.challenge.response(&error))
-                }
+            match state.admit(&mut req).await {
+                Ok(()) => inner.call(req).await,
+                Err(refusal) => Ok(refusal),
             }
         })
+    }
+}
+
+impl State {
+    /// Verifies the request's token and puts the caller's [`AuthInfo`] into its extensions,
+    /// or answers with the challenge.
+    pub(crate) async fn admit(&self, req: &mut Request) -> Result<(), Response> {
+        match authenticate(self, req.headers(), req.uri()).await {
+            Ok(Some(info)) => {
+                req.extensions_mut().insert(info);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(error) => {
+                tracing::debug!(status = error.status().as_u16(), reason = %error, "request refused");
+                Err(self.challenge.response(&error))
+            }
+        }
     }
 }
 

@@ -12,6 +12,8 @@
 //! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
 //! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes.
 //! - `step_up` / `session`: per-tool scope challenges and session-to-identity binding.
+//! - `pipeline`: the MCP endpoint's per-request chain (Origin, auth, span, session, step-up)
+//!   as one service.
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
 
 mod auth_info;
@@ -20,6 +22,7 @@ mod challenge;
 pub mod clerk;
 mod layer;
 pub mod metadata;
+mod pipeline;
 mod server;
 mod session;
 mod step_up;

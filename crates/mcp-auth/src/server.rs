@@ -3,13 +3,8 @@
 
 use std::{borrow::Cow, future::Future, sync::Arc, time::Duration};
 
-use axum::{
-    Router,
-    extract::Request,
-    middleware::{self, Next},
-    response::Response,
-};
-use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::Router;
+use http::{HeaderName, HeaderValue, Method, header};
 use rmcp::{
     ServerHandler,
     handler::server::tool::IntoCallToolResult,
@@ -27,10 +22,11 @@ use url::Url;
 
 use crate::{
     AuthInfo, AuthLayer,
-    challenge::{Challenge, plain_error},
+    challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
-    session::{self, SessionBindings},
-    step_up::{self, StepUp},
+    pipeline::{OriginCheck, Pipeline, PipelineService},
+    session::SessionBindings,
+    step_up::StepUp,
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
     verify::TokenVerifier,
 };
@@ -414,17 +410,17 @@ impl McpServerBuilder {
         if self.optional_auth {
             auth = auth.optional();
         }
-        let bindings = SessionBindings::new(self.max_sessions, self.session_keep_alive * 2);
-        let step_up = StepUp {
-            scopes: Arc::new(self.tool_scopes),
-            challenge,
-            max_body_bytes: self.max_body_bytes,
-        };
-        let guard_scopes = !step_up.scopes.is_empty();
-        let origin_check = OriginCheck {
-            origins: Arc::new(origins.clone()),
-            any: self.any_origin,
-        };
+        let pipeline = Arc::new(Pipeline {
+            origins: OriginCheck {
+                origins: origins.clone(),
+                any: self.any_origin,
+            },
+            auth: auth.state(),
+            sessions: self
+                .sessions
+                .then(|| SessionBindings::new(self.max_sessions, self.session_keep_alive * 2)),
+            step_up: StepUp::new(self.tool_scopes, challenge, self.max_body_bytes),
+        });
 
         let cors = CorsLayer::new()
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
@@ -447,19 +443,22 @@ impl McpServerBuilder {
         let cors = if self.any_origin {
             cors.allow_origin(tower_http::cors::Any)
         } else {
-            cors.allow_origin(
-                origins
-                    .iter()
-                    .filter_map(|o| HeaderValue::from_str(o).ok())
-                    .collect::<Vec<_>>(),
-            )
+            // A predicate over a shared list rather than `AllowOrigin::list`: axum clones the
+            // whole service stack for every request, and a list would be copied each time.
+            let allowed = Arc::new(origins.clone());
+            cors.allow_origin(tower_http::cors::AllowOrigin::predicate(
+                move |origin: &HeaderValue, _: &http::request::Parts| {
+                    origin
+                        .to_str()
+                        .is_ok_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)))
+                },
+            ))
         };
 
-        // Outermost first. The trace span wraps everything after authentication, so the
-        // step-up guard records the tool into it and refusals by the guards carry a status.
+        // Outermost first: CORS answers preflights, the body limit refuses oversized bodies
+        // by their Content-Length, then the pipeline (Origin, auth, span, session, step-up).
         let service = ServiceBuilder::new()
             .layer(cors)
-            .layer(middleware::from_fn_with_state(origin_check, check_origin))
             .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
             .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
             .map_request(
@@ -467,17 +466,12 @@ impl McpServerBuilder {
                     req.map(axum::body::Body::new)
                 },
             )
-            .layer(auth)
-            .layer(middleware::from_fn(trace_request))
-            .option_layer(
-                self.sessions
-                    .then(|| middleware::from_fn_with_state(bindings, session::enforce)),
-            )
-            .option_layer(
-                guard_scopes.then(|| middleware::from_fn_with_state(step_up, step_up::guard)),
-            )
-            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
-            .service(mcp);
+            .service(PipelineService {
+                inner: ServiceBuilder::new()
+                    .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
+                    .service(mcp),
+                pipeline,
+            });
         let path = match resource.path() {
             "" => "/",
             p => p,
@@ -496,62 +490,4 @@ fn allowed_origins(resource: &Url, extra: &[String]) -> Result<Vec<String>, Buil
         out.push(metadata::origin(&url));
     }
     Ok(out)
-}
-
-#[derive(Clone)]
-struct OriginCheck {
-    origins: Arc<Vec<String>>,
-    any: bool,
-}
-
-/// DNS-rebinding protection (MCP transport specification): a browser request from an origin
-/// not on the list is refused with 403 before anything else happens.
-async fn check_origin(
-    axum::extract::State(check): axum::extract::State<OriginCheck>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if !check.any
-        && let Some(origin) = req.headers().get(header::ORIGIN)
-    {
-        let ok = origin.to_str().is_ok_and(|o| {
-            check
-                .origins
-                .iter()
-                .any(|allowed| allowed.eq_ignore_ascii_case(o))
-        });
-        if !ok {
-            tracing::debug!("request from a disallowed Origin refused");
-            return plain_error(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed");
-        }
-    }
-    next.run(req).await
-}
-
-/// One span per MCP request with who called, which tool (recorded by the step-up guard) and
-/// the status. Never the token.
-async fn trace_request(req: Request, next: Next) -> Response {
-    use tracing::Instrument;
-    let (user, client) = req
-        .extensions()
-        .get::<AuthInfo>()
-        .map(|a| {
-            (
-                a.user_id().to_owned(),
-                a.client_id().unwrap_or("").to_owned(),
-            )
-        })
-        .unwrap_or_default();
-    let span = tracing::info_span!(
-        "mcp_request",
-        method = %req.method(),
-        user = %user,
-        client = %client,
-        tool = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
-    let response = next.run(req).instrument(span.clone()).await;
-    span.record("status", response.status().as_u16());
-    span.in_scope(|| tracing::debug!("request finished"));
-    response
 }

@@ -7,11 +7,7 @@
 
 use std::time::Duration;
 
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::Response,
-};
+use axum::{extract::Request, response::Response};
 use http::StatusCode;
 use moka::sync::Cache;
 
@@ -50,60 +46,91 @@ impl SessionBindings {
     }
 }
 
-/// Middleware: refuses a session id presented by anyone but its owner, and records the owner
-/// of each session the inner service creates.
-pub(crate) async fn enforce(
-    State(bindings): State<SessionBindings>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let Some(info) = req.extensions().get::<AuthInfo>().cloned() else {
-        // No identity means the auth layer is in optional mode and the caller is anonymous;
-        // anonymous callers may not use sessions that belong to someone.
-        if req.headers().contains_key(SESSION_HEADER) {
-            return plain_error(
+/// What [`SessionBindings::check`] decided for a request that may go on.
+pub(crate) enum SessionCheck {
+    /// Go on; nothing to record.
+    Pass,
+    /// Go on; if the answer opens a session, it belongs to this principal.
+    RecordOwner(Principal),
+}
+
+/// Why a request may not use the session it names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SessionRefusal {
+    /// An anonymous caller named a session.
+    Anonymous,
+    /// The session was opened by another identity.
+    OtherOwner,
+    /// No owner is known for the session (expired, or never issued).
+    Unknown,
+}
+
+impl SessionRefusal {
+    pub(crate) fn response(self) -> Response {
+        let (status, code, description) = match self {
+            Self::Anonymous => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "this session belongs to an authenticated caller",
-            );
+            ),
+            Self::OtherOwner => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this session was opened by another user or client; start a new session",
+            ),
+            Self::Unknown => (
+                StatusCode::NOT_FOUND,
+                "session_not_found",
+                "unknown or expired session; start a new session",
+            ),
+        };
+        plain_error(status, code, description)
+    }
+}
+
+impl SessionBindings {
+    /// Refuses (403) a session id presented by anyone but its owner.
+    pub(crate) fn check(&self, req: &Request) -> Result<SessionCheck, SessionRefusal> {
+        let presented = req.headers().get(SESSION_HEADER);
+        let Some(info) = req.extensions().get::<AuthInfo>() else {
+            // No identity means the auth layer is in optional mode and the caller is anonymous;
+            // anonymous callers may not use sessions that belong to someone.
+            if presented.is_some() {
+                return Err(SessionRefusal::Anonymous);
+            }
+            return Ok(SessionCheck::Pass);
+        };
+        let Some(id) = presented else {
+            return Ok(SessionCheck::RecordOwner(Self::principal(info)));
+        };
+        // A session we hold no owner for is refused, never let through: normally rmcp does not
+        // know it either (bindings outlive sessions), but a binding evicted by the size bound
+        // while its session lives must not make the session usable by anyone. 404 tells the
+        // client to start a new session (MCP transport specification).
+        let Some(owner) = id.to_str().ok().and_then(|id| self.bindings.get(id)) else {
+            return Err(SessionRefusal::Unknown);
+        };
+        if (owner.0.as_deref(), owner.1.as_str(), owner.2.as_deref()) == info.principal() {
+            return Ok(SessionCheck::Pass);
         }
-        return next.run(req).await;
-    };
-    let presented = req
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match presented {
-        Some(id) => match bindings.bindings.get(&id) {
-            Some(owner) if owner == SessionBindings::principal(&info) => next.run(req).await,
-            Some(_) => {
-                tracing::warn!(
-                    user = info.user_id(),
-                    "request on a session opened by another identity refused"
-                );
-                plain_error(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "this session was opened by another user or client; start a new session",
-                )
-            }
-            // Unknown to us means unknown to rmcp too (bindings outlive sessions): let rmcp
-            // answer 404 so the client starts a new session.
-            None => next.run(req).await,
-        },
-        None => {
-            let response = next.run(req).await;
-            if let Some(id) = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-            {
-                bindings
-                    .bindings
-                    .insert(id.to_owned(), SessionBindings::principal(&info));
-            }
-            response
+        tracing::warn!(
+            user = info.user_id(),
+            "request on a session opened by another identity refused"
+        );
+        Err(SessionRefusal::OtherOwner)
+    }
+
+    /// Records the owner of the session `response` opened, if it opened one.
+    pub(crate) fn record(&self, check: SessionCheck, response: &Response) {
+        let SessionCheck::RecordOwner(owner) = check else {
+            return;
+        };
+        if let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.bindings.insert(id.to_owned(), owner);
         }
     }
 }

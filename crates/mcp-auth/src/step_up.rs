@@ -2,14 +2,7 @@
 //! is answered with a 403 `insufficient_scope` challenge before the tool runs, so the client
 //! can re-authorize with the wider scope (MCP step-up authorization).
 
-use std::sync::Arc;
-
-use axum::{
-    body::Body,
-    extract::{Request, State},
-    middleware::Next,
-    response::Response,
-};
+use axum::{body::Body, extract::Request, response::Response};
 use http::Method;
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -21,11 +14,35 @@ use crate::{
     tools::ToolScopes,
 };
 
-#[derive(Clone)]
 pub(crate) struct StepUp {
-    pub(crate) scopes: Arc<ToolScopes>,
-    pub(crate) challenge: Challenge,
-    pub(crate) max_body_bytes: usize,
+    scopes: ToolScopes,
+    /// One substring searcher per scoped tool name, for [`StepUp::may_call_scoped_tool`].
+    scoped_names: Vec<memchr::memmem::Finder<'static>>,
+    challenge: Challenge,
+    max_body_bytes: usize,
+}
+
+impl StepUp {
+    /// `None` when no tool has scopes: then there is nothing to check.
+    pub(crate) fn new(
+        scopes: ToolScopes,
+        challenge: Challenge,
+        max_body_bytes: usize,
+    ) -> Option<Self> {
+        if scopes.is_empty() {
+            return None;
+        }
+        let scoped_names = scopes
+            .names()
+            .map(|name| memchr::memmem::Finder::new(name.as_bytes()).into_owned())
+            .collect();
+        Some(Self {
+            scopes,
+            scoped_names,
+            challenge,
+            max_body_bytes,
+        })
+    }
 }
 
 /// The part of a JSON-RPC message this guard needs; everything else is skipped unparsed.
@@ -76,50 +93,65 @@ fn headers_are_verified(req: &Request) -> bool {
         .is_some_and(|v| v >= "2026-07-28")
 }
 
-pub(crate) async fn guard(State(step_up): State<StepUp>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
-        return next.run(req).await;
-    }
-    let Some(info) = req.extensions().get::<AuthInfo>().cloned() else {
-        return next.run(req).await;
-    };
-    if headers_are_verified(&req) {
-        let method = req
-            .headers()
-            .get("mcp-method")
-            .and_then(|v| v.to_str().ok());
-        if let Some(method) = method {
-            let tool = req.headers().get("mcp-name").and_then(|v| v.to_str().ok());
-            return match (method, tool) {
-                ("tools/call", Some(tool)) => match refuse(&step_up, &info, [tool]) {
-                    Some(r) => r,
-                    None => next.run(req).await,
-                },
-                _ => next.run(req).await,
-            };
+impl StepUp {
+    /// Refuses (403 `insufficient_scope`) a `tools/call` for a tool whose scopes the caller's
+    /// token lacks. Otherwise hands the request back, its body re-assembled from the bytes read.
+    pub(crate) async fn check(&self, req: Request) -> Result<Request, Response> {
+        if req.method() != Method::POST {
+            return Ok(req);
         }
-    }
-    // Read the body once (bounded), look, and hand the same bytes on.
-    let (parts, body) = req.into_parts();
-    let bytes = match http_body_util::Limited::new(body, step_up.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return plain_error(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body too large or unreadable",
-            );
+        let Some(info) = req.extensions().get::<AuthInfo>() else {
+            return Ok(req);
+        };
+        if headers_are_verified(&req) {
+            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+            if let Some(method) = header("mcp-method") {
+                if let ("tools/call", Some(tool)) = (method, header("mcp-name"))
+                    && let Some(refusal) = refuse(self, info, [tool])
+                {
+                    return Err(refusal);
+                }
+                return Ok(req);
+            }
         }
-    };
-    let tools = called_tools(&bytes);
-    if let Some(r) = refuse(&step_up, &info, tools.iter().map(String::as_str)) {
-        return r;
+        // Read the body once (bounded), look, and hand the same bytes on.
+        let (parts, body) = req.into_parts();
+        let bytes = match http_body_util::Limited::new(body, self.max_body_bytes)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return Err(plain_error(
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request",
+                    "request body too large or unreadable",
+                ));
+            }
+        };
+        // Parsing is skipped when it cannot change the outcome: no scoped tool can be named
+        // in the body and nobody listens for the span's `tool` field.
+        if self.may_call_scoped_tool(&bytes) || !tracing::Span::current().is_disabled() {
+            let tools = called_tools(&bytes);
+            if let Some(info) = parts.extensions.get::<AuthInfo>()
+                && let Some(refusal) = refuse(self, info, tools.iter().map(String::as_str))
+            {
+                return Err(refusal);
+            }
+        }
+        Ok(Request::from_parts(parts, Body::from(bytes)))
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+
+    /// Whether `body` can possibly call a scoped tool. JSON spells a string's characters
+    /// either literally or with a `\` escape, so a body that has no backslash and does not
+    /// contain a scoped tool's name verbatim cannot name that tool anywhere.
+    fn may_call_scoped_tool(&self, body: &[u8]) -> bool {
+        memchr::memchr(b'\\', body).is_some()
+            || self
+                .scoped_names
+                .iter()
+                .any(|finder| finder.find(body).is_some())
+    }
 }
 
 fn refuse<'a>(
@@ -164,5 +196,21 @@ mod tests {
         assert_eq!(called_tools(escaped), vec!["admin-report"]);
         assert!(called_tools(b"not json").is_empty());
         assert!(called_tools(br#"{"method":"tools/list"}"#).is_empty());
+    }
+
+    #[test]
+    fn skips_parsing_only_when_no_scoped_tool_can_be_named() {
+        let mut scopes = ToolScopes::default();
+        scopes.insert("admin-report", vec!["admin:read".into()]);
+        let step_up = StepUp::new(scopes, Challenge::new("http://x/m"), 1024).unwrap();
+        let whoami =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}"#;
+        assert!(!step_up.may_call_scoped_tool(whoami));
+        let literal = br#"{"method":"tools/call","params":{"name":"admin-report"}}"#;
+        assert!(step_up.may_call_scoped_tool(literal));
+        // Any escape forces the parse: `\u002d` is the `-` of `admin-report`.
+        let escaped = br#"{"method":"tools/call","params":{"name":"admin\u002dreport"}}"#;
+        assert!(step_up.may_call_scoped_tool(escaped));
+        assert!(StepUp::new(ToolScopes::default(), Challenge::new("http://x/m"), 1).is_none());
     }
 }

@@ -70,6 +70,11 @@ impl ToolScopes {
         self.by_tool.get(tool).map_or(&[], Vec::as_slice)
     }
 
+    /// The tools that need a scope.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_tool.keys().map(String::as_str)
+    }
+
     /// Whether any tool needs a scope at all (when not, requests are not inspected).
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -336,6 +336,29 @@ async fn bad_origin_is_forbidden() {
     assert!(resp.headers().get("access-control-allow-origin").is_some());
 }
 
+/// A CORS preflight from the resource's own origin is allowed; one from any other origin gets
+/// no `Access-Control-Allow-Origin`, so the browser never sends the real request.
+#[tokio::test]
+async fn cors_preflight_allows_only_listed_origins() {
+    let s = start_server(Options::default()).await;
+    let preflight = |origin: String| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, &s.mcp)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let own = format!("http://{}", s.addr);
+    let resp = preflight(own.clone()).await.unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], own.as_str());
+    let resp = preflight("https://evil.example".into()).await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+}
+
 /// Browsers may read `WWW-Authenticate` on a 401 (CORS exposes it).
 #[tokio::test]
 async fn www_authenticate_is_exposed_to_browsers() {

@@ -179,6 +179,27 @@ async fn session_is_bound_to_its_opener() {
     assert_eq!(r["result"]["structuredContent"]["user_id"], "user_alice");
 }
 
+/// A session id nobody opened is answered 404 by the binding check itself (not passed on), so
+/// the client starts a new session.
+#[tokio::test]
+async fn unknown_session_is_not_found() {
+    let s = start_server(Options {
+        sessions: true,
+        ..Options::default()
+    })
+    .await;
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("user_alice", "openid")),
+        &call("whoami", json!({})),
+        &[("mcp-session-id", "0b8ae2d6-5a1c-4a4e-9d55-3c1f0e6f0f00")],
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "session_not_found");
+}
+
 /// A session id never stands in for a token.
 #[tokio::test]
 async fn session_id_does_not_authenticate() {

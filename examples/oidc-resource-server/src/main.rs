@@ -48,6 +48,11 @@ struct Args {
     /// For issuers that do not support RFC 8707 resource indicators. Weaker: see the README.
     #[arg(long)]
     audience_optional: bool,
+    /// Keep MCP sessions (`Mcp-Session-Id`, for clients of revisions before 2026-07-28 that
+    /// want them) instead of serving every request statelessly. Each session is bound to the
+    /// identity that opened it.
+    #[arg(long)]
+    sessions: bool,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -93,6 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .challenge_scopes(["openid", "profile"])
         .resource_name("oidc-resource-server example")
         .verifier(verifier)
+        .sessions(args.sessions)
         .cancellation_token(shutdown.clone())
         .tool(
             "whoami",

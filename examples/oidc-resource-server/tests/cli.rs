@@ -192,4 +192,29 @@ async fn tokens_from_any_rs256_or_es256_issuer_work() {
     )
     .await;
     assert_eq!(status, 401);
+    drop(_server);
+
+    // `--sessions` keeps MCP sessions; without it every answer is stateless.
+    let initialize = |url: String, token: String| async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"cli","version":"0"}}}))
+            .send()
+            .await
+            .unwrap()
+    };
+    for (flags, stateful) in [(&[][..], false), (&["--sessions"][..], true)] {
+        let (_server, url) = start(&issuer, flags);
+        let token = sign(&rsa, &claims("user_rs", "openid", Some(&url)));
+        let resp = initialize(url, token).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().contains_key("mcp-session-id"),
+            stateful,
+            "{flags:?}"
+        );
+    }
 }

@@ -142,6 +142,12 @@ impl<V: TokenVerifier> CachedVerifier<V> {
         self.cache.entry_count()
     }
 
+    /// Applies the cache's pending bookkeeping (evictions past the bound, expirations) now
+    /// instead of on later requests, so [`entry_count`](Self::entry_count) is exact.
+    pub async fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+
     /// Forgets every cached result (after a key compromise, say).
     pub fn clear(&self) {
         self.cache.invalidate_all();
