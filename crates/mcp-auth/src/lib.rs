@@ -33,7 +33,9 @@ pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
 pub use layer::{AuthLayer, AuthService};
 pub use metadata::ProtectedResourceMetadata;
-pub use server::{BuildError, DEFAULT_MAX_BODY_BYTES, McpServer, McpServerBuilder};
+pub use server::{
+    BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, McpServer, McpServerBuilder,
+};
 pub use tools::{ClosureTools, ToolScopes, auth_from_context};
 pub use verify::{
     Audience, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, TokenVerifier,

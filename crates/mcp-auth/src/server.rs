@@ -34,6 +34,9 @@ use crate::{
 /// Default request body limit: 4 MiB, like rmcp's own default.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Default for [`McpServerBuilder::max_sessions`].
+pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
+
 /// Entry point: `McpServer::builder(resource_url)`.
 #[derive(Debug)]
 pub struct McpServer;
@@ -131,7 +134,7 @@ impl McpServerBuilder {
             info: None,
             sessions: false,
             session_keep_alive: Duration::from_secs(300),
-            max_sessions: 100_000,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             any_origin: false,
@@ -271,6 +274,15 @@ impl McpServerBuilder {
     /// session is bound to the identity that opened it.
     pub fn sessions(mut self, enabled: bool) -> Self {
         self.sessions = enabled;
+        self
+    }
+
+    /// Most MCP sessions open at once (with [`sessions`](Self::sessions) on). Default:
+    /// [`DEFAULT_MAX_SESSIONS`]. rmcp holds about 50 KiB per open session (measured in
+    /// `BENCHMARKS.md`), so this is what bounds session memory: at the limit, a request that
+    /// would open another session gets 503 with `Retry-After` until idle sessions expire.
+    pub fn max_sessions(mut self, max: u64) -> Self {
+        self.max_sessions = max;
         self
     }
 

@@ -22,6 +22,7 @@ type Principal = (Option<String>, String, Option<String>);
 #[derive(Clone)]
 pub(crate) struct SessionBindings {
     bindings: Cache<String, Principal>,
+    max_sessions: u64,
 }
 
 impl SessionBindings {
@@ -33,6 +34,7 @@ impl SessionBindings {
                 .max_capacity(max_sessions)
                 .time_to_idle(idle)
                 .build(),
+            max_sessions,
         }
     }
 
@@ -63,6 +65,8 @@ pub(crate) enum SessionRefusal {
     OtherOwner,
     /// No owner is known for the session (expired, or never issued).
     Unknown,
+    /// As many sessions as allowed are open already.
+    Full,
 }
 
 impl SessionRefusal {
@@ -83,6 +87,18 @@ impl SessionRefusal {
                 "session_not_found",
                 "unknown or expired session; start a new session",
             ),
+            Self::Full => {
+                let mut response = plain_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "too many open sessions; try again later",
+                );
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("60"),
+                );
+                return response;
+            }
         };
         plain_error(status, code, description)
     }
@@ -101,6 +117,18 @@ impl SessionBindings {
             return Ok(SessionCheck::Pass);
         };
         let Some(id) = presented else {
+            // This request may open a session. Bindings live at least as long as sessions, so
+            // their count bounds the sessions rmcp holds (about 50 KiB each, BENCHMARKS.md).
+            // Counting is exact only after the cache's pending bookkeeping; that work is paid
+            // here, on the rare requests that open sessions, not on every call.
+            self.bindings.run_pending_tasks();
+            if self.bindings.entry_count() >= self.max_sessions {
+                tracing::warn!(
+                    max_sessions = self.max_sessions,
+                    "session limit reached; new session refused"
+                );
+                return Err(SessionRefusal::Full);
+            }
             return Ok(SessionCheck::RecordOwner(Self::principal(info)));
         };
         // A session we hold no owner for is refused, never let through: normally rmcp does not

@@ -200,6 +200,47 @@ async fn unknown_session_is_not_found() {
     assert_eq!(body["error"], "session_not_found");
 }
 
+/// Sessions are bounded: at `max_sessions`, opening another is refused with 503 and
+/// `Retry-After`, while the open ones keep working.
+#[tokio::test]
+async fn sessions_beyond_the_limit_are_refused() {
+    let s = start_server(Options {
+        sessions: true,
+        max_sessions: 2,
+        ..Options::default()
+    })
+    .await;
+    let t = s.token("user_alice", "openid");
+    let mut opened = Vec::new();
+    for _ in 0..2 {
+        let resp = post(&s.mcp, Some(&t), &initialize(), &[]).await;
+        assert_eq!(resp.status(), 200);
+        opened.push(
+            resp.headers()["mcp-session-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+        let _ = resp.text().await;
+    }
+    let resp = post(&s.mcp, Some(&t), &initialize(), &[]).await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    assert!(!resp.headers().contains_key("mcp-session-id"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let resp = post(
+        &s.mcp,
+        Some(&t),
+        &initialized,
+        &[("mcp-session-id", &opened[0])],
+    )
+    .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
 /// A session id never stands in for a token.
 #[tokio::test]
 async fn session_id_does_not_authenticate() {

@@ -228,6 +228,7 @@ pub struct NoArgs {}
 
 pub struct Options {
     pub sessions: bool,
+    pub max_sessions: u64,
     pub audience_optional: bool,
     pub max_body: usize,
 }
@@ -236,6 +237,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             sessions: false,
+            max_sessions: mcp_auth::DEFAULT_MAX_SESSIONS,
             audience_optional: false,
             max_body: mcp_auth::DEFAULT_MAX_BODY_BYTES,
         }
@@ -269,6 +271,7 @@ pub async fn start_server(opts: Options) -> TestServer {
             .resource_name("test server")
             .verifier(verifier)
             .sessions(opts.sessions)
+            .max_sessions(opts.max_sessions)
             .max_body_bytes(opts.max_body)
             .tool(
                 "whoami",
