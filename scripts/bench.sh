@@ -117,7 +117,7 @@ READY[a-rmcp-floor]=$FLOOR_READY READY[b-oidc-jwt]=$OIDC_READY READY[c-quickstar
 start_timed floor-sessions $FLOOR_SESSIONS_PORT $BIN/examples/rmcp-floor $FLOOR_SESSIONS_PORT --sessions
 FLOOR_S_PID=$LAST_PID
 start_timed oidc-sessions $OIDC_SESSIONS_PORT env RUST_LOG=warn $BIN/oidc-resource-server \
-  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $OIDC_SESSIONS_PORT --sessions
+  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $OIDC_SESSIONS_PORT --sessions --max-sessions $((SESSIONS + 1))
 OIDC_S_PID=$LAST_PID
 JWT_S=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$OIDC_SESSIONS_PORT/mcp")
 declare -A S_LINE S_BEFORE S_AFTER

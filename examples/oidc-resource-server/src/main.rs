@@ -53,6 +53,9 @@ struct Args {
     /// identity that opened it.
     #[arg(long)]
     sessions: bool,
+    /// With `--sessions`: most sessions open at once; beyond it, opening one gets 503.
+    #[arg(long, default_value_t = mcp_auth::DEFAULT_MAX_SESSIONS)]
+    max_sessions: u64,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -99,6 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .resource_name("oidc-resource-server example")
         .verifier(verifier)
         .sessions(args.sessions)
+        .max_sessions(args.max_sessions)
         .cancellation_token(shutdown.clone())
         .tool(
             "whoami",
