@@ -105,7 +105,9 @@ impl SessionRefusal {
 }
 
 impl SessionBindings {
-    /// Refuses (403) a session id presented by anyone but its owner.
+    /// Decides whether the request may go on: 403 for a session presented by anyone but its
+    /// owner, 404 for a session with no known owner, 503 when a new session would pass the
+    /// limit.
     pub(crate) fn check(&self, req: &Request) -> Result<SessionCheck, SessionRefusal> {
         let presented = req.headers().get(SESSION_HEADER);
         let Some(info) = req.extensions().get::<AuthInfo>() else {
@@ -120,7 +122,9 @@ impl SessionBindings {
             // This request may open a session. Bindings live at least as long as sessions, so
             // their count bounds the sessions rmcp holds (about 50 KiB each, BENCHMARKS.md).
             // Counting is exact only after the cache's pending bookkeeping; that work is paid
-            // here, on the rare requests that open sessions, not on every call.
+            // here, on the rare requests that open sessions, not on every call. Concurrent
+            // opens can pass the check together; the cache's capacity then evicts the least
+            // recently used bindings, and their sessions get 404 below (never a free pass).
             self.bindings.run_pending_tasks();
             if self.bindings.entry_count() >= self.max_sessions {
                 tracing::warn!(
