@@ -15,7 +15,7 @@ use std::{
 };
 
 use axum::{extract::Request, response::Response};
-use http::{StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 use tower::Service;
 use tracing::Instrument;
 
@@ -23,7 +23,8 @@ use crate::{AuthInfo, challenge::plain_error, layer, session::SessionBindings, s
 
 /// Everything the pipeline checks, shared by every request.
 pub(crate) struct Pipeline {
-    pub(crate) origins: OriginCheck,
+    /// Shared with the CORS layer, which answers preflights by the same rule.
+    pub(crate) origins: Arc<OriginCheck>,
     pub(crate) auth: Arc<layer::State>,
     /// `None` when the server is stateless.
     pub(crate) sessions: Option<SessionBindings>,
@@ -39,17 +40,19 @@ pub(crate) struct OriginCheck {
 }
 
 impl OriginCheck {
+    /// Whether a browser on `origin` may call this server.
+    pub(crate) fn allows(&self, origin: &HeaderValue) -> bool {
+        self.any
+            || origin.to_str().is_ok_and(|o| {
+                self.origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(o))
+            })
+    }
+
     fn refuse(&self, req: &Request) -> Option<Response> {
-        if self.any {
-            return None;
-        }
         let origin = req.headers().get(header::ORIGIN)?;
-        let allowed = origin.to_str().is_ok_and(|o| {
-            self.origins
-                .iter()
-                .any(|allowed| allowed.eq_ignore_ascii_case(o))
-        });
-        if allowed {
+        if self.allows(origin) {
             return None;
         }
         tracing::debug!("request from a disallowed Origin refused");

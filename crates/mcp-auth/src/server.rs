@@ -422,11 +422,12 @@ impl McpServerBuilder {
         if self.optional_auth {
             auth = auth.optional();
         }
+        let origin_check = Arc::new(OriginCheck {
+            origins,
+            any: self.any_origin,
+        });
         let pipeline = Arc::new(Pipeline {
-            origins: OriginCheck {
-                origins: origins.clone(),
-                any: self.any_origin,
-            },
+            origins: origin_check.clone(),
             auth: auth.state(),
             sessions: self
                 .sessions
@@ -455,15 +456,11 @@ impl McpServerBuilder {
         let cors = if self.any_origin {
             cors.allow_origin(tower_http::cors::Any)
         } else {
-            // A predicate over a shared list rather than `AllowOrigin::list`: axum clones the
-            // whole service stack for every request, and a list would be copied each time.
-            let allowed = Arc::new(origins.clone());
+            // The pipeline's own Origin rule, shared, rather than `AllowOrigin::list`: axum
+            // clones the whole service stack for every request, and a list would be copied
+            // each time.
             cors.allow_origin(tower_http::cors::AllowOrigin::predicate(
-                move |origin: &HeaderValue, _: &http::request::Parts| {
-                    origin
-                        .to_str()
-                        .is_ok_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)))
-                },
+                move |origin: &HeaderValue, _: &http::request::Parts| origin_check.allows(origin),
             ))
         };
 
