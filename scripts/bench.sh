@@ -88,6 +88,9 @@ OAT=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$QUICKSTART_PORT/mcp")
 [[ $JWT == *.*.* && $OAT == oat_* ]] || { echo "token minting failed" >&2; exit 1; }
 
 declare -A RPS P50 P99 NON2XX RSS READY
+percentile_ms() { # wrk's "--latency" line for $1 (e.g. 99%), in ms whatever unit wrk chose
+  awk -v p="$1" '$1==p {v=$2; print (v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000))}'
+}
 run() { # name port pid token round
   local name=$1 url="http://127.0.0.1:$2/mcp" pid=$3 token=$4 round=$5
   # A correct answer first, so a misconfigured stack is not "fast".
@@ -98,8 +101,8 @@ run() { # name port pid token round
   TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s scripts/bench/tools-call.lua "$url" >/dev/null
   local out; out=$(TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/tools-call.lua "$url")
   RPS[$name]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
-  P50[$name]+="$(awk '$1=="50%" {print to_ms($2)} function to_ms(v) {return v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000)}' <<<"$out") "
-  P99[$name]+="$(awk '$1=="99%" {print to_ms($2)} function to_ms(v) {return v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000)}' <<<"$out") "
+  P50[$name]+="$(percentile_ms 50% <<<"$out") "
+  P99[$name]+="$(percentile_ms 99% <<<"$out") "
   local n; n=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]+="${n:-0} "
   RSS[$name]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/"$pid"/status)
 }
