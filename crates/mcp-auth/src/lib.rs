@@ -12,8 +12,8 @@
 //! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
 //! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes.
 //! - `step_up` / `session`: per-tool scope challenges and session-to-identity binding.
-//! - `pipeline`: the MCP endpoint's per-request chain (Origin, auth, span, session, step-up)
-//!   as one service.
+//! - `pipeline`: the MCP endpoint as one service: CORS for browsers, then Origin, body size,
+//!   auth, span, session binding, step-up.
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
 
 mod auth_info;

@@ -1,10 +1,11 @@
-//! The MCP endpoint's request pipeline: Origin check, authentication, the per-request span,
-//! session binding and the step-up guard, in that order, in front of rmcp.
+//! The MCP endpoint: Origin check, body size, authentication, the per-request span, session
+//! binding and the step-up guard, in that order, in front of rmcp; tower-http's CORS around it
+//! for browser requests.
 //!
 //! One hand-written service rather than one middleware per step: each `axum::middleware::from_fn`
 //! boxes its future and its `Next` and clones the service behind it on every request, which
 //! showed up in the load profile (`BENCHMARKS.md`). Here a request costs one boxed future for
-//! the whole chain.
+//! the whole chain, and the service axum clones for every request is two `Arc`s.
 
 use std::{
     convert::Infallible,
@@ -14,9 +15,20 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{extract::Request, response::Response};
-use http::{HeaderValue, StatusCode, header};
-use tower::Service;
+use axum::{
+    body::{Body, HttpBody},
+    extract::Request,
+    response::Response,
+};
+use http::{HeaderValue, Method, StatusCode, header};
+use rmcp::{
+    ServerHandler,
+    transport::streamable_http_server::{
+        StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use tower::{Service, ServiceExt};
+use tower_http::cors::Cors;
 use tracing::Instrument;
 
 use crate::{AuthInfo, challenge::plain_error, layer, session::SessionBindings, step_up::StepUp};
@@ -30,6 +42,9 @@ pub(crate) struct Pipeline {
     pub(crate) sessions: Option<SessionBindings>,
     /// `None` when no tool has scopes.
     pub(crate) step_up: Option<StepUp>,
+    /// A body declaring more than this is refused before authentication. Bodies are read
+    /// with the same limit, by the step-up guard or by rmcp, whichever reads them.
+    pub(crate) max_body_bytes: usize,
 }
 
 /// DNS-rebinding protection (MCP transport specification): a browser request from an origin
@@ -65,27 +80,40 @@ impl OriginCheck {
 }
 
 impl Pipeline {
-    async fn run<S>(&self, mut req: Request, inner: S) -> Response
+    async fn run<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
     where
-        S: Service<Request, Response = Response, Error = Infallible>,
+        H: ServerHandler + Send + 'static,
     {
         if let Some(refusal) = self.origins.refuse(&req) {
             return refusal;
+        }
+        // hyper's size hint is the declared Content-Length: refuse before doing any work.
+        if req.body().size_hint().lower() > self.max_body_bytes as u64 {
+            return plain_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large",
+            );
         }
         if let Err(refusal) = self.auth.admit(&mut req).await {
             return refusal;
         }
         let span = request_span(&req);
-        let response = self.admitted(req, inner).instrument(span.clone()).await;
+        if span.is_disabled() {
+            // Nobody listens (a server logging at `warn`): skip entering and leaving the span.
+            return self.admitted(req, mcp, false).await;
+        }
+        let response = self.admitted(req, mcp, true).instrument(span.clone()).await;
         span.record("status", response.status().as_u16());
         span.in_scope(|| tracing::debug!("request finished"));
         response
     }
 
-    /// The steps after authentication, inside the request's span.
-    async fn admitted<S>(&self, req: Request, mut inner: S) -> Response
+    /// The steps after authentication, inside the request's span; `traced` says whether the
+    /// span is recorded (then the step-up guard always names the called tool in it).
+    async fn admitted<H>(&self, req: Request, mcp: &Mcp<H>, traced: bool) -> Response
     where
-        S: Service<Request, Response = Response, Error = Infallible>,
+        H: ServerHandler + Send + 'static,
     {
         let session = match &self.sessions {
             Some(bindings) => match bindings.check(&req) {
@@ -95,16 +123,14 @@ impl Pipeline {
             None => None,
         };
         let req = match &self.step_up {
-            Some(step_up) => match step_up.check(req).await {
+            Some(step_up) => match step_up.check(req, traced).await {
                 Ok(req) => req,
                 Err(refusal) => return refusal,
             },
             None => req,
         };
-        let response = match inner.call(req).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
+        // `handle` takes `&self`: no per-request clone of rmcp's service (and of its config).
+        let response = mcp.handle(req).await.map(Body::new);
         if let Some((bindings, check)) = session {
             bindings.record(check, &response);
         }
@@ -127,31 +153,94 @@ fn request_span(req: &Request) -> tracing::Span {
     )
 }
 
-/// The pipeline as a tower service around rmcp's.
-#[derive(Clone)]
-pub(crate) struct PipelineService<S> {
-    pub(crate) inner: S,
-    pub(crate) pipeline: Arc<Pipeline>,
+/// rmcp's Streamable HTTP service, as the pipeline calls it.
+pub(crate) type Mcp<H> = StreamableHttpService<H, LocalSessionManager>;
+
+/// The pipeline and rmcp behind it, shared by every request.
+pub(crate) struct Core<H> {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) mcp: Mcp<H>,
 }
 
-impl<S> Service<Request> for PipelineService<S>
+type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// The pipeline as a tower service; what tower-http's CORS layer wraps.
+pub(crate) struct CoreService<H>(pub(crate) Arc<Core<H>>);
+
+impl<H> Clone for CoreService<H> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<H> Service<Request> for CoreService<H>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    H: ServerHandler + Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = BoxResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        // The ready service is the one we were polled for; leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let pipeline = self.pipeline.clone();
-        Box::pin(async move { Ok(pipeline.run(req, inner).await) })
+        let core = self.0.clone();
+        Box::pin(async move { Ok(core.pipeline.run(req, &core.mcp).await) })
+    }
+}
+
+/// What tower-http's CORS layer, as configured here, adds to a response to a request that
+/// carries no `Origin`: only this `Vary` (the request headers the CORS answer depends on).
+const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+/// The service at the MCP path.
+///
+/// CORS matters only to browsers, and a browser's request carries `Origin` (a preflight is an
+/// `OPTIONS` with `Origin`). Those requests, and every `OPTIONS`, go through tower-http's
+/// [`Cors`]. Every other request, which is every request from a desktop client or `mcp-remote`,
+/// goes straight to the pipeline and gets the one header CORS would have added: tower-http's
+/// layer otherwise builds and merges a header map on each request, and axum clones the whole
+/// layer for each request too.
+pub(crate) struct Endpoint<H> {
+    pub(crate) core: CoreService<H>,
+    pub(crate) cors: Arc<Cors<CoreService<H>>>,
+}
+
+impl<H> Clone for Endpoint<H> {
+    fn clone(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+            cors: self.cors.clone(),
+        }
+    }
+}
+
+impl<H> Service<Request> for Endpoint<H>
+where
+    H: ServerHandler + Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN) {
+            let cors = Cors::clone(&self.cors);
+            return Box::pin(cors.oneshot(req));
+        }
+        let core = self.core.0.clone();
+        Box::pin(async move {
+            let mut response = core.pipeline.run(req, &core.mcp).await;
+            response.headers_mut().append(header::VARY, CORS_VARY);
+            Ok(response)
+        })
     }
 }

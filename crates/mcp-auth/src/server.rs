@@ -16,15 +16,15 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
-use tower_http::{cors::CorsLayer, limit::RequestBodyLimitLayer};
+use tower::Layer;
+use tower_http::cors::CorsLayer;
 use url::Url;
 
 use crate::{
     AuthInfo, AuthLayer,
     challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
-    pipeline::{OriginCheck, Pipeline, PipelineService},
+    pipeline::{Core, CoreService, Endpoint, OriginCheck, Pipeline},
     session::SessionBindings,
     step_up::StepUp,
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
@@ -426,14 +426,15 @@ impl McpServerBuilder {
             origins,
             any: self.any_origin,
         });
-        let pipeline = Arc::new(Pipeline {
+        let pipeline = Pipeline {
             origins: origin_check.clone(),
             auth: auth.state(),
             sessions: self
                 .sessions
                 .then(|| SessionBindings::new(self.max_sessions, self.session_keep_alive * 2)),
             step_up: StepUp::new(self.tool_scopes, challenge, self.max_body_bytes),
-        });
+            max_body_bytes: self.max_body_bytes,
+        };
 
         let cors = CorsLayer::new()
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
@@ -456,31 +457,20 @@ impl McpServerBuilder {
         let cors = if self.any_origin {
             cors.allow_origin(tower_http::cors::Any)
         } else {
-            // The pipeline's own Origin rule, shared, rather than `AllowOrigin::list`: axum
-            // clones the whole service stack for every request, and a list would be copied
-            // each time.
+            // The pipeline's own Origin rule, shared, so preflights and requests are judged by
+            // one list.
             cors.allow_origin(tower_http::cors::AllowOrigin::predicate(
                 move |origin: &HeaderValue, _: &http::request::Parts| origin_check.allows(origin),
             ))
         };
 
-        // Outermost first: CORS answers preflights, the body limit refuses oversized bodies
-        // by their Content-Length, then the pipeline (Origin, auth, span, session, step-up).
-        let service = ServiceBuilder::new()
-            .layer(cors)
-            .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
-            .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
-            .map_request(
-                |req: http::Request<tower_http::body::Limited<axum::body::Body>>| {
-                    req.map(axum::body::Body::new)
-                },
-            )
-            .service(PipelineService {
-                inner: ServiceBuilder::new()
-                    .map_response(|res: http::Response<_>| res.map(axum::body::Body::new))
-                    .service(mcp),
-                pipeline,
-            });
+        // Browser requests go through tower-http's CORS, the rest straight to the pipeline
+        // (Origin, body size, auth, span, session, step-up) and rmcp; see `Endpoint`.
+        let core = CoreService(Arc::new(Core { pipeline, mcp }));
+        let service = Endpoint {
+            cors: Arc::new(cors.layer(core.clone())),
+            core,
+        };
         let path = match resource.path() {
             "" => "/",
             p => p,

@@ -96,7 +96,8 @@ fn headers_are_verified(req: &Request) -> bool {
 impl StepUp {
     /// Refuses (403 `insufficient_scope`) a `tools/call` for a tool whose scopes the caller's
     /// token lacks. Otherwise hands the request back, its body re-assembled from the bytes read.
-    pub(crate) async fn check(&self, req: Request) -> Result<Request, Response> {
+    /// `traced`: the request's span is recorded, so the called tool is always looked up for it.
+    pub(crate) async fn check(&self, req: Request, traced: bool) -> Result<Request, Response> {
         if req.method() != Method::POST {
             return Ok(req);
         }
@@ -131,7 +132,7 @@ impl StepUp {
         };
         // Parsing is skipped when it cannot change the outcome: no scoped tool can be named
         // in the body and nobody listens for the span's `tool` field.
-        if self.may_call_scoped_tool(&bytes) || !tracing::Span::current().is_disabled() {
+        if traced || self.may_call_scoped_tool(&bytes) {
             let tools = called_tools(&bytes);
             if let Some(info) = parts.extensions.get::<AuthInfo>()
                 && let Some(refusal) = refuse(self, info, tools.iter().map(String::as_str))

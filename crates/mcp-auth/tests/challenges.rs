@@ -311,6 +311,140 @@ async fn oversized_header_and_body_are_refused() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+/// The declared length is checked before authentication (no work is spent on a body that
+/// will be refused); a body sent chunked, with no length, is cut off at the limit by whichever
+/// reads it: the step-up guard (2025 revisions) or rmcp (2026-07-28 headers, not read by us).
+#[tokio::test]
+async fn oversized_bodies_are_refused_however_they_are_sent() {
+    let s = start_server(Options {
+        max_body: 4096,
+        ..Options::default()
+    })
+    .await;
+    let big = call("whoami", json!({"padding": "x".repeat(10_000)}));
+    let resp = post(&s.mcp, None, &big, &[]).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(resp.headers().get(WWW_AUTHENTICATE).is_none());
+
+    let t = s.token("user_a", "openid");
+    let body = big.to_string();
+    let read_by_step_up = chunked_post(s.addr, &t, &body, &[("mcp-protocol-version", PROTOCOL)]);
+    assert_eq!(read_by_step_up.await, 413);
+    let modern = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "whoami"),
+    ];
+    assert_eq!(chunked_post(s.addr, &t, &body, &modern).await, 413);
+    // The same request under the limit passes, so the 413s above are the size's doing.
+    let small = call("whoami", json!({})).to_string();
+    let ok = chunked_post(s.addr, &t, &small, &[("mcp-protocol-version", PROTOCOL)]);
+    assert_eq!(ok.await, 200);
+}
+
+/// POSTs `body` to `/mcp` with `Transfer-Encoding: chunked` (so no `Content-Length`) and
+/// returns the response status.
+async fn chunked_post(
+    addr: std::net::SocketAddr,
+    token: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n"
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.as_bytes().chunks(1000) {
+        let sent = async {
+            stream
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            stream.write_all(chunk).await?;
+            stream.write_all(b"\r\n").await
+        };
+        // The server may answer and close before the whole body is sent.
+        if sent.await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {response:?}"))
+}
+
+/// A browser request from a foreign Origin is refused with 403 before anything else, even when
+/// its body is also too large.
+#[tokio::test]
+async fn bad_origin_is_refused_before_anything_else() {
+    let s = start_server(Options {
+        max_body: 4096,
+        ..Options::default()
+    })
+    .await;
+    let big = call("whoami", json!({"padding": "x".repeat(10_000)}));
+    let resp = post(&s.mcp, None, &big, &[("origin", "https://evil.example")]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+/// CORS headers go to browsers (requests with `Origin`); every response says with `Vary` that
+/// it depends on the CORS request headers, with or without `Origin`, so a shared cache never
+/// hands one kind of answer to the other.
+#[tokio::test]
+async fn cors_answers_depend_on_origin_and_vary_says_so() {
+    let s = start_server(Options::default()).await;
+    let t = s.token("user_a", "openid");
+    let whoami = call("whoami", json!({}));
+    let vary = |resp: &reqwest::Response| {
+        resp.headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let plain = post(&s.mcp, Some(&t), &whoami, &[]).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("access-control-allow-origin").is_none());
+
+    let own = format!("http://{}", s.addr);
+    let browser = post(&s.mcp, Some(&t), &whoami, &[("origin", &own)]).await;
+    assert_eq!(browser.status(), StatusCode::OK);
+    assert_eq!(
+        browser.headers()["access-control-allow-origin"],
+        own.as_str()
+    );
+    assert!(
+        browser
+            .headers()
+            .contains_key("access-control-expose-headers")
+    );
+
+    // The same Vary whichever way the request went, as tower-http's CORS layer writes it.
+    assert_eq!(vary(&plain), vary(&browser));
+    assert!(
+        vary(&plain).iter().any(|v| v.contains("origin")),
+        "{:?}",
+        vary(&plain)
+    );
+    let unauthenticated = post(&s.mcp, None, &whoami, &[]).await;
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(vary(&unauthenticated), vary(&browser));
+}
+
 /// A bad Origin is refused with 403 before authentication; the resource's own origin passes.
 #[tokio::test]
 async fn bad_origin_is_forbidden() {
