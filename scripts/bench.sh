@@ -7,15 +7,15 @@
 #   (d) the bad-token path: (b) with an invalid token (401 expected)
 # Every server logs at warn (RUST_LOG=warn), the level a loaded production server runs at.
 # Tokens and keys come from mcp-auth-issuer started here. Prints req/s, p50, p99, non-2xx,
-# peak RSS and the ratio to (a). The stacks are measured in ROUNDS interleaved rounds
-# (a b c d a b c d …) and each figure is the median over the rounds, so a slow moment of the
-# machine does not land on one stack only.
+# peak RSS, the ratio to (a), and the server's CPU time per request with its ratio to (a)'s.
+# The stacks are measured in ROUNDS interleaved rounds (a b c d a b c d …) and each figure is
+# the median over the rounds, so a slow moment of the machine does not land on one stack only.
 # Then session mode: a fresh rmcp floor and a fresh (b), each with sessions on, open SESSIONS
 # sessions (examples/open-sessions.rs); prints the memory they hold and what opening one costs.
 # Last, the cache bound: TOKENS distinct valid tokens through each verification cache
 # (examples/token-churn.rs), with RSS as it goes.
 #
-#   scripts/bench.sh                    # 3 rounds of 20 s per stack after a 5 s warm-up, c=32
+#   scripts/bench.sh                    # 5 rounds of 20 s per stack after a 5 s warm-up, c=32
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SESSIONS=${SESSIONS:-10000}
 TOKENS=${TOKENS:-1000000}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
@@ -87,7 +87,8 @@ JWT=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$OIDC_PORT/mcp")
 OAT=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$QUICKSTART_PORT/mcp")
 [[ $JWT == *.*.* && $OAT == oat_* ]] || { echo "token minting failed" >&2; exit 1; }
 
-declare -A RPS P50 P99 NON2XX RSS READY
+declare -A RPS P50 P99 NON2XX RSS READY CPU
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; } # the process's user + system time
 percentile_ms() { # wrk's "--latency" line for $1 (e.g. 99%), in ms whatever unit wrk chose
   awk -v p="$1" '$1==p {v=$2; print (v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000))}'
 }
@@ -99,8 +100,13 @@ run() { # name port pid token round
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}')
   echo "==> round $round, $name: first answer HTTP $code"
   TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s scripts/bench/tools-call.lua "$url" >/dev/null
+  local ticks0; ticks0=$(cpu_ticks "$pid")
   local out; out=$(TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/tools-call.lua "$url")
+  local ticks=$(( $(cpu_ticks "$pid") - ticks0 ))
   RPS[$name]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+  # Server CPU time per request: what the stack itself costs, whatever share of the two cores
+  # wrk took in that round.
+  CPU[$name]+="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" '/ requests in / {printf "%.1f", t / hz / $1 * 1e6}' <<<"$out") "
   P50[$name]+="$(percentile_ms 50% <<<"$out") "
   P99[$name]+="$(percentile_ms 99% <<<"$out") "
   local n; n=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]+="${n:-0} "
@@ -138,16 +144,21 @@ sessions "oidc-jwt" $OIDC_SESSIONS_PORT $OIDC_S_PID "$JWT_S"
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds"
-printf '%-22s %10s %9s %9s %9s %12s %10s %7s\n' stack req/s "p50 ms" "p99 ms" non-2xx "peak RSS" "ready ms" ratio
+printf '%-22s %10s %9s %9s %9s %12s %10s %7s %12s %9s\n' stack req/s "p50 ms" "p99 ms" non-2xx "peak RSS" "ready ms" ratio "CPU us/req" "CPU ratio"
 floor=$(median "${RPS[a-rmcp-floor]}")
+floor_cpu=$(median "${CPU[a-rmcp-floor]}")
 for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do
   rps=$(median "${RPS[$name]}")
   ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
-  printf '%-22s %10s %9s %9s %9s %12s %10s %7s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
-    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "${RSS[$name]}" "${READY[$name]}" "$ratio"
+  cpu=$(median "${CPU[$name]}")
+  # Like the req/s ratio, higher is better: the floor's CPU per request over this stack's.
+  cpu_ratio=$(awk -v c="$cpu" -v f="$floor_cpu" 'BEGIN {printf "%.2f", f/c}')
+  printf '%-22s %10s %9s %9s %9s %12s %10s %7s %12s %9s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "${RSS[$name]}" "${READY[$name]}" "$ratio" \
+    "$cpu" "$cpu_ratio"
 done
-echo "per round req/s:"
-for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do echo "  $name: ${RPS[$name]}"; done
+echo "per round req/s, and server CPU us per request:"
+for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done
 echo "(d) shares (b)'s process, so its peak RSS is (b)'s over both runs; ready ms is start to first answer."
 
 echo
