@@ -20,7 +20,7 @@ use mcp_auth::{
 const ISSUER: &str = "https://issuer.bench";
 const RESOURCE: &str = "http://127.0.0.1:8787/mcp";
 
-fn rsa_key() -> (EncodingKey, Jwk) {
+fn rsa_key(kid: &str) -> (EncodingKey, Jwk) {
     let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("keygen");
     let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der<'_>>::as_der(&pair).expect("der");
     let pem = format!(
@@ -29,7 +29,7 @@ fn rsa_key() -> (EncodingKey, Jwk) {
     );
     let enc = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("pem");
     let mut jwk = Jwk::from_encoding_key(&enc, Algorithm::RS256).expect("jwk");
-    jwk.common.key_id = Some("bench".into());
+    jwk.common.key_id = Some(kid.into());
     (enc, jwk)
 }
 
@@ -50,8 +50,10 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (enc, jwk) = rsa_key();
-    let jwks = Jwks::from_set(&jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).expect("jwks");
+    let (enc, jwk) = rsa_key("bench");
+    // Three keys, as during a rotation (the current one, the next, the previous).
+    let keys = vec![rsa_key("next").1, jwk, rsa_key("previous").1];
+    let jwks = Jwks::from_set(&jsonwebtoken::jwk::JwkSet { keys }).expect("jwks");
     let verifier = || {
         JwtVerifier::builder(ISSUER, jwks.clone())
             .resource(RESOURCE)
@@ -68,6 +70,13 @@ fn benches(c: &mut Criterion) {
     let uri = Uri::from_static("/mcp");
     c.bench_function("bearer_parse", |b| {
         b.iter(|| bearer::parse(black_box(&headers), black_box(&uri)).expect("parse"))
+    });
+
+    c.bench_function("jwks_lookup", |b| {
+        b.iter(|| {
+            rt.block_on(jwks.key(black_box(Some("bench"))))
+                .expect("key")
+        })
     });
 
     let cold = verifier();

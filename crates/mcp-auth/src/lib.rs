@@ -38,7 +38,7 @@ pub use server::{
 };
 pub use tools::{ClosureTools, ToolScopes, auth_from_context};
 pub use verify::{
-    Audience, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, TokenVerifier,
+    Audience, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwksKey, JwtVerifier, TokenVerifier,
     VerifyError,
 };
 

@@ -117,19 +117,42 @@ struct FetchState {
 
 #[derive(Default)]
 struct KeySet {
-    by_kid: HashMap<String, Arc<VerifyKey>>,
+    by_kid: HashMap<String, Arc<JwksKey>>,
     /// Keys without a `kid`; used only when the set holds exactly one key.
-    all: Vec<Arc<VerifyKey>>,
+    all: Vec<Arc<JwksKey>>,
     loaded: bool,
     fresh_until: Option<Instant>,
 }
 
-/// One public key usable for signature checks.
-pub(crate) struct VerifyKey {
+/// One public key of a [`Jwks`], usable for signature checks.
+pub struct JwksKey {
     pub(crate) key: DecodingKey,
     /// The algorithms this key may verify: its `alg` if the JWK names one, else every
     /// asymmetric algorithm of its key type.
     pub(crate) algorithms: &'static [Algorithm],
+}
+
+impl JwksKey {
+    /// The key, for `jsonwebtoken::decode`.
+    #[must_use]
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+
+    /// The algorithms this key may verify: the JWK's `alg` if it names one, else every
+    /// asymmetric algorithm of its key type. Never a symmetric (`HS*`) algorithm.
+    #[must_use]
+    pub fn algorithms(&self) -> &'static [Algorithm] {
+        self.algorithms
+    }
+}
+
+impl std::fmt::Debug for JwksKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksKey")
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a key set could not be loaded.
@@ -225,8 +248,19 @@ impl Jwks {
             .clone()
     }
 
-    /// The key for a token whose header names `kid`.
-    pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<Arc<VerifyKey>, VerifyError> {
+    /// The key for a token whose header names `kid` (`None`: the token names no key, which is
+    /// unambiguous only when the set holds exactly one key).
+    ///
+    /// This is the lookup [`JwtVerifier`](crate::JwtVerifier) does for every signature check,
+    /// public so other JWTs from the same issuer can be checked with the same rotation handling:
+    /// a cached key is returned at once (and a stale set is refreshed in the background); an
+    /// unknown `kid` fetches the set again, at most once per
+    /// [`JwksConfig::min_refetch_interval`], shared by every caller waiting for it.
+    ///
+    /// # Errors
+    /// `invalid_token` when no key matches `kid`; `unavailable` (with a retry delay) when the
+    /// set could not be fetched at all.
+    pub async fn key(&self, kid: Option<&str>) -> Result<Arc<JwksKey>, VerifyError> {
         let keys = self.snapshot();
         if keys.loaded
             && let Some(key) = keys.find(kid)
@@ -431,7 +465,7 @@ impl KeySet {
         Ok(set)
     }
 
-    fn find(&self, kid: Option<&str>) -> Option<Arc<VerifyKey>> {
+    fn find(&self, kid: Option<&str>) -> Option<Arc<JwksKey>> {
         match kid {
             Some(kid) => self.by_kid.get(kid).cloned(),
             // No `kid` in the token: unambiguous only when the set has one key.
@@ -443,7 +477,7 @@ impl KeySet {
 
 /// Turns one JWK into a verification key, or `None` for keys that must never verify a token:
 /// symmetric keys, encryption keys, keys whose `alg` does not fit their type.
-fn verify_key(jwk: &Jwk) -> Option<VerifyKey> {
+fn verify_key(jwk: &Jwk) -> Option<JwksKey> {
     if matches!(
         jwk.common.public_key_use,
         Some(PublicKeyUse::Encryption) | Some(PublicKeyUse::Other(_))
@@ -475,7 +509,7 @@ fn verify_key(jwk: &Jwk) -> Option<VerifyKey> {
         }
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerifyKey { key, algorithms })
+    Some(JwksKey { key, algorithms })
 }
 
 fn key_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
@@ -529,6 +563,31 @@ mod tests {
             serde_json::from_str(r#"{"kty":"RSA","alg":"ES256","kid":"x","n":"sXch","e":"AQAB"}"#)
                 .unwrap();
         assert!(verify_key(&jwk).is_none());
+    }
+
+    const EC_KEY: &str = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0""#;
+
+    #[tokio::test]
+    async fn key_finds_by_kid_and_refuses_unknown_or_ambiguous_ids() {
+        let json =
+            format!(r#"{{"keys":[{EC_KEY},"kid":"a","alg":"ES256"}},{EC_KEY},"kid":"b"}}]}}"#);
+        let set = Jwks::from_json(json.as_bytes()).unwrap();
+        let a = set.key(Some("a")).await.unwrap();
+        assert_eq!(a.algorithms(), &[Algorithm::ES256]);
+        // No `alg` in the JWK: every algorithm of its key type, and never HS*.
+        let b = set.key(Some("b")).await.unwrap();
+        assert!(b.algorithms().contains(&Algorithm::ES256));
+        assert!(!b.algorithms().contains(&Algorithm::HS256));
+
+        let unknown = set.key(Some("c")).await.unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            VerifyError::invalid_token("unknown signing key").to_string()
+        );
+        // Two keys and a token that names none: ambiguous, refused.
+        assert!(set.key(None).await.is_err());
+        let single = Jwks::from_json(format!(r#"{{"keys":[{EC_KEY}}}]}}"#).as_bytes()).unwrap();
+        assert!(single.key(None).await.is_ok());
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl JwtVerifier {
         }
         // `jku`, `x5u`, `jwk` and `x5c` in the header are ignored on purpose: keys come only
         // from the configured set.
-        let key = self.jwks.key_for(header.kid.as_deref()).await?;
+        let key = self.jwks.key(header.kid.as_deref()).await?;
         if !key.algorithms.contains(&header.alg) {
             return Err(VerifyError::invalid_token(
                 "signing algorithm does not fit the key",

@@ -12,7 +12,7 @@ use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 pub use cache::{CacheConfig, CachedVerifier};
 pub use jwks::JwksError;
-pub use jwks::{Jwks, JwksConfig};
+pub use jwks::{Jwks, JwksConfig, JwksKey};
 pub use jwt::{Audience, DEFAULT_ALGORITHMS, JwtConfigError, JwtVerifier, JwtVerifierBuilder};
 
 use crate::AuthInfo;
