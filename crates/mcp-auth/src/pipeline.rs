@@ -27,8 +27,8 @@ use rmcp::{
         StreamableHttpService, session::local::LocalSessionManager,
     },
 };
-use tower::{Service, ServiceExt};
-use tower_http::cors::Cors;
+use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
+use tower_http::cors::CorsLayer;
 use tracing::Instrument;
 
 use crate::{AuthInfo, challenge::plain_error, layer, session::SessionBindings, step_up::StepUp};
@@ -82,7 +82,7 @@ impl OriginCheck {
 impl Pipeline {
     async fn run<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
     where
-        H: ServerHandler + Send + 'static,
+        H: ServerHandler,
     {
         if let Some(refusal) = self.origins.refuse(&req) {
             return refusal;
@@ -113,7 +113,7 @@ impl Pipeline {
     /// span is recorded (then the step-up guard always names the called tool in it).
     async fn admitted<H>(&self, req: Request, mcp: &Mcp<H>, traced: bool) -> Response
     where
-        H: ServerHandler + Send + 'static,
+        H: ServerHandler,
     {
         let session = match &self.sessions {
             Some(bindings) => match bindings.check(&req) {
@@ -162,34 +162,16 @@ pub(crate) struct Core<H> {
     pub(crate) mcp: Mcp<H>,
 }
 
-type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-/// The pipeline as a tower service; what tower-http's CORS layer wraps.
-pub(crate) struct CoreService<H>(pub(crate) Arc<Core<H>>);
-
-impl<H> Clone for CoreService<H> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<H> Service<Request> for CoreService<H>
+impl<H> Core<H>
 where
-    H: ServerHandler + Send + 'static,
+    H: ServerHandler,
 {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let core = self.0.clone();
-        Box::pin(async move { Ok(core.pipeline.run(req, &core.mcp).await) })
+    async fn run(&self, req: Request) -> Response {
+        self.pipeline.run(req, &self.mcp).await
     }
 }
+
+type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// What tower-http's CORS layer, as configured here, adds to a response to a request that
 /// carries no `Origin`: only this `Vary` (the request headers the CORS answer depends on).
@@ -201,27 +183,46 @@ const CORS_VARY: HeaderValue = HeaderValue::from_static(
 ///
 /// CORS matters only to browsers, and a browser's request carries `Origin` (a preflight is an
 /// `OPTIONS` with `Origin`). Those requests, and every `OPTIONS`, go through tower-http's
-/// [`Cors`]. Every other request, which is every request from a desktop client or `mcp-remote`,
+/// [`CorsLayer`]. Every other request, which is every request from a desktop client or `mcp-remote`,
 /// goes straight to the pipeline and gets the one header CORS would have added: tower-http's
 /// layer otherwise builds and merges a header map on each request, and axum clones the whole
 /// layer for each request too.
 pub(crate) struct Endpoint<H> {
-    pub(crate) core: CoreService<H>,
-    pub(crate) cors: Arc<Cors<CoreService<H>>>,
+    core: Arc<Core<H>>,
+    /// `cors` around the same core; cloned only for the requests that take this path.
+    browser: Arc<BoxCloneSyncService<Request, Response, Infallible>>,
+}
+
+impl<H> Endpoint<H>
+where
+    H: ServerHandler,
+{
+    pub(crate) fn new(core: Core<H>, cors: CorsLayer) -> Self {
+        let core = Arc::new(core);
+        let shared = core.clone();
+        let browser = cors.layer(tower::service_fn(move |req: Request| {
+            let core = shared.clone();
+            async move { Ok::<_, Infallible>(core.run(req).await) }
+        }));
+        Self {
+            core,
+            browser: Arc::new(BoxCloneSyncService::new(browser)),
+        }
+    }
 }
 
 impl<H> Clone for Endpoint<H> {
     fn clone(&self) -> Self {
         Self {
             core: self.core.clone(),
-            cors: self.cors.clone(),
+            browser: self.browser.clone(),
         }
     }
 }
 
 impl<H> Service<Request> for Endpoint<H>
 where
-    H: ServerHandler + Send + 'static,
+    H: ServerHandler,
 {
     type Response = Response;
     type Error = Infallible;
@@ -233,12 +234,12 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         if req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN) {
-            let cors = Cors::clone(&self.cors);
-            return Box::pin(cors.oneshot(req));
+            let browser = BoxCloneSyncService::clone(&self.browser);
+            return Box::pin(browser.oneshot(req));
         }
-        let core = self.core.0.clone();
+        let core = self.core.clone();
         Box::pin(async move {
-            let mut response = core.pipeline.run(req, &core.mcp).await;
+            let mut response = core.run(req).await;
             response.headers_mut().append(header::VARY, CORS_VARY);
             Ok(response)
         })

@@ -16,7 +16,6 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
-use tower::Layer;
 use tower_http::cors::CorsLayer;
 use url::Url;
 
@@ -24,7 +23,7 @@ use crate::{
     AuthInfo, AuthLayer,
     challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
-    pipeline::{Core, CoreService, Endpoint, OriginCheck, Pipeline},
+    pipeline::{Core, Endpoint, OriginCheck, Pipeline},
     session::SessionBindings,
     step_up::StepUp,
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
@@ -466,11 +465,7 @@ impl McpServerBuilder {
 
         // Browser requests go through tower-http's CORS, the rest straight to the pipeline
         // (Origin, body size, auth, span, session, step-up) and rmcp; see `Endpoint`.
-        let core = CoreService(Arc::new(Core { pipeline, mcp }));
-        let service = Endpoint {
-            cors: Arc::new(cors.layer(core.clone())),
-            core,
-        };
+        let service = Endpoint::new(Core { pipeline, mcp }, cors);
         let path = match resource.path() {
             "" => "/",
             p => p,
