@@ -43,7 +43,32 @@ impl Issuer {
     /// return at once. Bind port 0 in tests. Fails (without serving) on an inconsistent
     /// configuration, an unreadable key file, or auto-approve on a non-loopback address.
     pub async fn serve(listener: TcpListener, config: IssuerConfig) -> Result<IssuerHandle, Error> {
-        let local_addr = listener.local_addr()?;
+        let (app, mut handle) = Self::router(config, listener.local_addr()?).await?;
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+        });
+        tracing::info!(base_url = %handle.shared.base_url, "mcp-auth-issuer listening (development server)");
+        handle.shutdown = Some(shutdown_tx);
+        handle.task = Some(task);
+        Ok(handle)
+    }
+
+    /// The issuer without a listener: its router, to drive in-process (tower's `oneshot`), and a
+    /// handle to its state. `local_addr` stands for the address it would listen on (the base URL
+    /// and the loopback rule of `auto_approve_user` follow from it). Same checks as
+    /// [`Issuer::serve`]; [`IssuerHandle::shutdown`] on this handle returns at once.
+    ///
+    /// For the fuzz targets in `fuzz/`; not meant for anything else.
+    #[doc(hidden)]
+    pub async fn router(
+        config: IssuerConfig,
+        local_addr: SocketAddr,
+    ) -> Result<(Router, IssuerHandle), Error> {
         validate_config(&config, local_addr)?;
         let base_url = base_url(&config, local_addr)?;
 
@@ -81,21 +106,15 @@ impl Issuer {
             csrf_key: csrf::new_key(),
         });
         let app = router(&shared);
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await
-        });
-        tracing::info!(base_url = %shared.base_url, "mcp-auth-issuer listening (development server)");
-        Ok(IssuerHandle {
-            shared,
-            local_addr,
-            shutdown: Some(shutdown_tx),
-            task: Some(task),
-        })
+        Ok((
+            app,
+            IssuerHandle {
+                shared,
+                local_addr,
+                shutdown: None,
+                task: None,
+            },
+        ))
     }
 }
 

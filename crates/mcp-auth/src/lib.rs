@@ -29,6 +29,15 @@ mod step_up;
 mod tools;
 pub mod verify;
 
+/// Internals for the fuzz targets (`fuzz/`); not API. Only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::fuzzing::*;
+}
+#[cfg(feature = "fuzzing")]
+mod fuzzing;
+
 pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
 pub use layer::{AuthLayer, AuthService};

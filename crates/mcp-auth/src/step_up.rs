@@ -130,17 +130,24 @@ impl StepUp {
                 ));
             }
         };
-        // Parsing is skipped when it cannot change the outcome: no scoped tool can be named
-        // in the body and nobody listens for the span's `tool` field.
-        if traced || self.may_call_scoped_tool(&bytes) {
-            let tools = called_tools(&bytes);
-            if let Some(info) = parts.extensions.get::<AuthInfo>()
-                && let Some(refusal) = refuse(self, info, tools.iter().map(String::as_str))
-            {
-                return Err(refusal);
-            }
+        let tools = self.tools_in_body(&bytes, traced);
+        if let Some(info) = parts.extensions.get::<AuthInfo>()
+            && let Some(refusal) = refuse(self, info, tools.iter().map(String::as_str))
+        {
+            return Err(refusal);
         }
         Ok(Request::from_parts(parts, Body::from(bytes)))
+    }
+
+    /// The tools a body calls, as far as the guard needs to know: parsing is skipped when it
+    /// cannot change the outcome (no scoped tool can be named in the body and nobody listens
+    /// for the span's `tool` field).
+    pub(crate) fn tools_in_body(&self, body: &[u8], traced: bool) -> Vec<String> {
+        if traced || self.may_call_scoped_tool(body) {
+            called_tools(body)
+        } else {
+            Vec::new()
+        }
     }
 
     /// Whether `body` can possibly call a scoped tool. JSON spells a string's characters

@@ -1,0 +1,335 @@
+//! Structured JSON-RPC bodies for `step_up_differential`: messages whose members are biased
+//! toward what the guard and rmcp read (`method`, `params.name`, …), rendered with the
+//! spellings JSON allows and parsers may disagree on: `\uXXXX` and short escapes, surrogate
+//! pairs, odd whitespace, duplicate and reordered keys, batches, deep nesting, a byte-order
+//! mark.
+
+use arbitrary::Arbitrary;
+
+/// Strings the guard and rmcp care about; the fuzzer picks them by index, then spells them.
+pub const KNOWN: &[&str] = &[
+    "jsonrpc",
+    "2.0",
+    "id",
+    "method",
+    "params",
+    "name",
+    "arguments",
+    "_meta",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "prompts/get",
+    "initialize",
+    "uri",
+    "result",
+    "error",
+];
+
+/// A string: a known one (or a scoped tool name, `scoped[i]`) or any.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Text {
+    Known(u8),
+    Scoped(u8),
+    Any(String),
+}
+
+/// Any JSON value.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Text),
+    Array(Vec<Json>),
+    Object(Vec<(Text, Json)>),
+}
+
+/// A member of a message object; the named ones carry the key for you.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Member {
+    JsonRpc(Text),
+    Id(Json),
+    Method(Text),
+    /// `params` as an object of its own members.
+    Params(Vec<ParamMember>),
+    /// `params` as any value.
+    ParamsValue(Json),
+    Other(Text, Json),
+}
+
+/// A member of `params`.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum ParamMember {
+    Name(Text),
+    Uri(Text),
+    Arguments(Json),
+    Meta(Json),
+    Other(Text, Json),
+}
+
+/// The shape of a body.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Body {
+    One(Vec<Member>),
+    Batch(Vec<Vec<Member>>),
+    /// A message inside `depth` levels of arrays (nesting limits).
+    Nested(u8, Vec<Member>),
+}
+
+/// How to spell what is rendered: a cycle of bytes, each choosing one spelling decision.
+#[derive(Arbitrary, Debug, Clone)]
+pub struct Style {
+    pub bom: bool,
+    pub choices: Vec<u8>,
+}
+
+struct Writer<'a> {
+    out: Vec<u8>,
+    scoped: &'a [&'a str],
+    choices: &'a [u8],
+    next: usize,
+}
+
+impl Writer<'_> {
+    fn choice(&mut self) -> u8 {
+        if self.choices.is_empty() {
+            return 0;
+        }
+        let c = self.choices[self.next % self.choices.len()];
+        self.next += 1;
+        c
+    }
+
+    /// JSON whitespace (RFC 8259 §2: space, tab, line feed, carriage return), or none.
+    fn ws(&mut self) {
+        let c = self.choice();
+        let ws: &[u8] = match c % 8 {
+            4 => b" ",
+            5 => b"\t",
+            6 => b"\r\n",
+            7 => b"\n  ",
+            _ => b"",
+        };
+        self.out.extend_from_slice(ws);
+    }
+
+    fn text(&mut self, t: &Text) {
+        let s = match t {
+            Text::Known(i) => KNOWN[*i as usize % KNOWN.len()].to_owned(),
+            Text::Scoped(i) if !self.scoped.is_empty() => {
+                self.scoped[*i as usize % self.scoped.len()].to_owned()
+            }
+            Text::Scoped(_) => String::new(),
+            Text::Any(s) => s.clone(),
+        };
+        self.string(&s);
+    }
+
+    fn string(&mut self, s: &str) {
+        self.out.push(b'"');
+        for ch in s.chars() {
+            let c = self.choice();
+            let short = match ch {
+                '"' => Some("\\\""),
+                '\\' => Some("\\\\"),
+                '/' => Some("\\/"),
+                '\u{8}' => Some("\\b"),
+                '\u{c}' => Some("\\f"),
+                '\n' => Some("\\n"),
+                '\r' => Some("\\r"),
+                '\t' => Some("\\t"),
+                _ => None,
+            };
+            let must_escape = matches!(ch, '"' | '\\') || (ch as u32) < 0x20;
+            match c % 4 {
+                // `\uXXXX`, lower or upper case hex, surrogate pairs beyond the BMP.
+                1 | 2 => {
+                    let mut units = [0u16; 2];
+                    for unit in ch.encode_utf16(&mut units) {
+                        let esc = if c % 4 == 1 {
+                            format!("\\u{unit:04x}")
+                        } else {
+                            format!("\\u{unit:04X}")
+                        };
+                        self.out.extend_from_slice(esc.as_bytes());
+                    }
+                }
+                3 if short.is_some() => self.out.extend_from_slice(short.unwrap().as_bytes()),
+                _ if must_escape => {
+                    let esc = short
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("\\u{:04x}", ch as u32));
+                    self.out.extend_from_slice(esc.as_bytes());
+                }
+                _ => {
+                    let mut buf = [0u8; 4];
+                    self.out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        self.out.push(b'"');
+    }
+
+    fn key(&mut self, k: &str) {
+        self.string(k);
+        self.ws();
+        self.out.push(b':');
+        self.ws();
+    }
+
+    fn value(&mut self, v: &Json, depth: u32) {
+        self.ws();
+        match v {
+            Json::Null => self.out.extend_from_slice(b"null"),
+            Json::Bool(b) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Json::Int(i) => self.out.extend_from_slice(i.to_string().as_bytes()),
+            Json::Float(f) if f.is_finite() => {
+                self.out.extend_from_slice(format!("{f:e}").as_bytes())
+            }
+            Json::Float(_) => self.out.extend_from_slice(b"0.0"),
+            Json::Str(t) => self.text(t),
+            // Bound the recursion of the renderer itself; parsers get depth from `Nested`.
+            Json::Array(_) | Json::Object(_) if depth > 200 => self.out.extend_from_slice(b"0"),
+            Json::Array(items) => {
+                self.out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.value(item, depth + 1);
+                }
+                self.ws();
+                self.out.push(b']');
+            }
+            Json::Object(members) => {
+                self.out.push(b'{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.ws();
+                    self.text(k);
+                    self.ws();
+                    self.out.push(b':');
+                    self.value(v, depth + 1);
+                }
+                self.ws();
+                self.out.push(b'}');
+            }
+        }
+        self.ws();
+    }
+
+    fn message(&mut self, members: &[Member]) {
+        self.ws();
+        self.out.push(b'{');
+        for (i, m) in members.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.ws();
+            match m {
+                Member::JsonRpc(t) => {
+                    self.key("jsonrpc");
+                    self.text(t);
+                }
+                Member::Id(v) => {
+                    self.key("id");
+                    self.value(v, 0);
+                }
+                Member::Method(t) => {
+                    self.key("method");
+                    self.text(t);
+                }
+                Member::Params(ps) => {
+                    self.key("params");
+                    self.params(ps);
+                }
+                Member::ParamsValue(v) => {
+                    self.key("params");
+                    self.value(v, 0);
+                }
+                Member::Other(k, v) => {
+                    self.text(k);
+                    self.ws();
+                    self.out.push(b':');
+                    self.value(v, 0);
+                }
+            }
+            self.ws();
+        }
+        self.out.push(b'}');
+        self.ws();
+    }
+
+    fn params(&mut self, ps: &[ParamMember]) {
+        self.out.push(b'{');
+        for (i, p) in ps.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            self.ws();
+            match p {
+                ParamMember::Name(t) => {
+                    self.key("name");
+                    self.text(t);
+                }
+                ParamMember::Uri(t) => {
+                    self.key("uri");
+                    self.text(t);
+                }
+                ParamMember::Arguments(v) => {
+                    self.key("arguments");
+                    self.value(v, 0);
+                }
+                ParamMember::Meta(v) => {
+                    self.key("_meta");
+                    self.value(v, 0);
+                }
+                ParamMember::Other(k, v) => {
+                    self.text(k);
+                    self.ws();
+                    self.out.push(b':');
+                    self.value(v, 0);
+                }
+            }
+            self.ws();
+        }
+        self.out.push(b'}');
+    }
+}
+
+/// Renders `body` in `style`; `scoped` are the names `Text::Scoped` picks from.
+pub fn render(body: &Body, style: &Style, scoped: &[&str]) -> Vec<u8> {
+    let mut w = Writer {
+        out: Vec::new(),
+        scoped,
+        choices: &style.choices,
+        next: 0,
+    };
+    if style.bom {
+        w.out.extend_from_slice("\u{feff}".as_bytes());
+    }
+    match body {
+        Body::One(members) => w.message(members),
+        Body::Batch(messages) => {
+            w.out.push(b'[');
+            for (i, m) in messages.iter().enumerate() {
+                if i > 0 {
+                    w.out.push(b',');
+                }
+                w.message(m);
+            }
+            w.out.push(b']');
+        }
+        Body::Nested(depth, members) => {
+            let depth = usize::from(*depth);
+            w.out.extend(std::iter::repeat_n(b'[', depth));
+            w.message(members);
+            w.out.extend(std::iter::repeat_n(b']', depth));
+        }
+    }
+    w.out
+}
