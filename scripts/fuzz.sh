@@ -59,7 +59,7 @@ for t in "${TARGETS[@]}"; do
   if [ "$findings" -ne 0 ]; then
     failed=1
     echo "---- $t: crash (log: $log)" >&2
-    grep -E 'panicked|ERROR|SUMMARY|Test unit written|artifact_prefix' "$log" | head -20 >&2
+    grep -E 'panicked|ERROR|SUMMARY|Test unit written|artifact_prefix' "$log" | cut -c1-300 | head -20 >&2
   fi
 done
 exit "$failed"

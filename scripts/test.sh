@@ -5,7 +5,9 @@
 # test in the workspace:
 #   - npm packages for the JavaScript clients (tests/js/package-lock.json, `npm ci`);
 #   - Chromium for the consent-page test (Debian package `chromium`, when missing and root);
-# and checks formatting and lints on the way.
+# and checks formatting and lints on the way. Ends with a short smoke run of every fuzz target
+# (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned version when missing);
+# FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,3 +37,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+
+FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-5}"
+if [ "$FUZZ_SMOKE_SECONDS" != "0" ]; then
+  echo "==> fuzz smoke (${FUZZ_SMOKE_SECONDS}s per target)"
+  scripts/fuzz.sh "$FUZZ_SMOKE_SECONDS"
+fi

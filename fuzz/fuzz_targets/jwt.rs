@@ -9,7 +9,6 @@
 #![no_main]
 
 use std::{
-    collections::HashSet,
     sync::LazyLock,
     time::{SystemTime, UNIX_EPOCH},
 };
