@@ -72,6 +72,16 @@ pub enum ParamMember {
 /// The shape of a body.
 #[derive(Arbitrary, Debug, Clone)]
 pub enum Body {
+    /// A well-formed request (`jsonrpc`, `id`, `method`, `params.name`) plus extra members, in
+    /// an order the fuzzer picks: rmcp accepts these, so the spelling decides the outcome.
+    Request {
+        id: i64,
+        method: Text,
+        name: Text,
+        extra: Vec<Member>,
+        params_extra: Vec<ParamMember>,
+        order: u8,
+    },
     One(Vec<Member>),
     Batch(Vec<Vec<Member>>),
     /// A message inside `depth` levels of arrays (nesting limits).
@@ -313,6 +323,26 @@ pub fn render(body: &Body, style: &Style, scoped: &[&str]) -> Vec<u8> {
         w.out.extend_from_slice("\u{feff}".as_bytes());
     }
     match body {
+        Body::Request {
+            id,
+            method,
+            name,
+            extra,
+            params_extra,
+            order,
+        } => {
+            let mut params = vec![ParamMember::Name(name.clone())];
+            params.extend(params_extra.iter().cloned());
+            let mut members = vec![
+                Member::JsonRpc(Text::Known(1)),
+                Member::Id(Json::Int(*id)),
+                Member::Method(method.clone()),
+                Member::Params(params),
+            ];
+            members.rotate_left(usize::from(*order) % members.len());
+            members.extend(extra.iter().cloned());
+            w.message(&members)
+        }
         Body::One(members) => w.message(members),
         Body::Batch(messages) => {
             w.out.push(b'[');

@@ -138,10 +138,11 @@ fn is_b64token_char(b: u8) -> bool {
         | (b == b'/')
 }
 
+/// Whether the query carries an `access_token` parameter. The query is
+/// `application/x-www-form-urlencoded` (RFC 6750 §2.3), so the name is compared decoded:
+/// `access%5Ftoken` is the same parameter.
 fn query_has_access_token(query: &str) -> bool {
-    query
-        .split('&')
-        .any(|pair| pair.split('=').next() == Some("access_token"))
+    url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
 }
 
 #[cfg(test)]
@@ -230,6 +231,27 @@ mod tests {
         assert!(is_token68(b"abc=="));
         assert!(!is_token68(b"=="));
         assert!(!is_token68(b"ab=c"));
+    }
+
+    /// Fuzzing finding (fuzz target `bearer`): the query is form-encoded (RFC 6750 §2.3), so
+    /// `access%5Ftoken` and `access_token` name the same parameter; the encoded spelling slipped
+    /// past the refusal.
+    #[test]
+    fn refuses_query_tokens_however_the_name_is_encoded() {
+        for query in [
+            "/mcp?access%5Ftoken=abc",
+            "/mcp?%61ccess_token=abc",
+            "/mcp?x=1&access%5ftoken",
+        ] {
+            let q: Uri = query.parse().unwrap();
+            assert_eq!(
+                parse(&headers(&["Bearer a"]), &q).unwrap_err(),
+                BearerError::TokenInQuery,
+                "{query}"
+            );
+        }
+        let harmless = Uri::from_static("/mcp?access%5Ftokens=abc&x=access_token");
+        assert!(parse(&headers(&[]), &harmless).unwrap().is_none());
     }
 
     #[test]

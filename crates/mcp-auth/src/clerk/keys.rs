@@ -64,7 +64,8 @@ pub struct PublishableKey {
 }
 
 impl PublishableKey {
-    /// Decodes `pk_test_…` / `pk_live_…`: base64 of the Frontend API host followed by `$`.
+    /// Decodes `pk_test_…` / `pk_live_…`: base64 of the Frontend API host followed by `$`. The
+    /// host must contain a dot, as Clerk's own parser requires.
     ///
     /// ```
     /// use mcp_auth::clerk::PublishableKey;
@@ -102,7 +103,9 @@ impl PublishableKey {
             .ok_or(ClerkConfigError::InvalidPublishableKey(
                 "decoded value does not end with `$`",
             ))?;
-        let valid_host = !host.is_empty()
+        // Clerk's own rule (clerk/javascript `packages/shared/src/keys.ts`,
+        // `isValidDecodedPublishableKey`): the host contains a dot.
+        let valid_host = host.contains('.')
             && host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
@@ -163,6 +166,20 @@ mod tests {
             format!("pk_test_{}", encode("$")),
             format!("pk_test_{}", encode("evil.example/path?x$")),
             format!("pk_test_{}", encode("user@evil.example$")),
+        ] {
+            assert!(PublishableKey::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Fuzzing finding (fuzz target `clerk_keys`): a key whose host has no dot was accepted,
+    /// which Clerk's own `parsePublishableKey` refuses (clerk/javascript
+    /// `packages/shared/src/keys.ts`, `isValidDecodedPublishableKey`, lines 88-99).
+    #[test]
+    fn keys_clerk_refuses_are_refused() {
+        for bad in [
+            format!("pk_test_{}", encode("localhost$")),
+            format!("pk_live_{}", encode("localhost:8788$")),
+            format!("pk_test_{}", encode("mcp-auth$")),
         ] {
             assert!(PublishableKey::parse(&bad).is_err(), "{bad}");
         }
