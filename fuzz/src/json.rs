@@ -339,7 +339,8 @@ pub fn render(body: &Body, style: &Style, scoped: &[&str]) -> Vec<u8> {
                 Member::Method(method.clone()),
                 Member::Params(params),
             ];
-            members.rotate_left(usize::from(*order) % members.len());
+            let n = members.len();
+            members.rotate_left(usize::from(*order) % n);
             members.extend(extra.iter().cloned());
             w.message(&members)
         }
