@@ -85,5 +85,8 @@ fuzz_target!(|key: &str| {
     let url = url::Url::parse(&ours.frontend_api_url).expect("a URL");
     assert_eq!(url.path(), "/", "{key:?}");
     assert!(url.query().is_none() && url.fragment().is_none(), "{key:?}");
-    assert!(url.username().is_empty() && url.password().is_none(), "{key:?}");
+    assert!(
+        url.username().is_empty() && url.password().is_none(),
+        "{key:?}"
+    );
 });

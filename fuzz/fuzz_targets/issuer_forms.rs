@@ -15,7 +15,10 @@ use std::{
 
 use arbitrary::Arbitrary;
 use axum::{Router, body::Body};
-use base64::{Engine, engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD}};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
@@ -48,13 +51,19 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// The issuer's signing keys are generated once, into a file every later issuer loads.
 static KEY_FILE: LazyLock<std::path::PathBuf> = LazyLock::new(|| {
-    std::env::temp_dir().join(format!("mcp-auth-fuzz-issuer-keys-{}.json", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "mcp-auth-fuzz-issuer-keys-{}.json",
+        std::process::id()
+    ))
 });
 
 fn issuer() -> (Router, String) {
     static CURRENT: Mutex<Option<Current>> = Mutex::new(None);
     let mut current = CURRENT.lock().unwrap();
-    if current.as_ref().is_none_or(|c| c.served >= INPUTS_PER_ISSUER) {
+    if current
+        .as_ref()
+        .is_none_or(|c| c.served >= INPUTS_PER_ISSUER)
+    {
         let config = IssuerConfig {
             auto_approve_user: Some(default_users()[0].id.clone()),
             key_file: Some(KEY_FILE.clone()),
@@ -62,7 +71,11 @@ fn issuer() -> (Router, String) {
         };
         let addr: SocketAddr = ADDR.parse().unwrap();
         let (app, handle) = runtime().block_on(Issuer::router(config, addr)).unwrap();
-        *current = Some(Current { app, handle, served: 0 });
+        *current = Some(Current {
+            app,
+            handle,
+            served: 0,
+        });
     }
     let c = current.as_mut().unwrap();
     c.served += 1;
@@ -70,18 +83,57 @@ fn issuer() -> (Router, String) {
 }
 
 const KNOWN: &[&str] = &[
-    "authorization_code", "refresh_token", "client_credentials", "code", "token", "S256",
-    "plain", "openid", "profile email", "offline_access", "none", "client_secret_basic",
-    "client_secret_post", "https://mcp.example/mcp", "http://127.0.0.1:3000/callback",
-    "http://localhost/cb", "https://app.example/cb", "cursor://anysphere.cursor-mcp/oauth/callback",
-    "access_token", "allow", "deny", "", "%", "&", "=",
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "code",
+    "token",
+    "S256",
+    "plain",
+    "openid",
+    "profile email",
+    "offline_access",
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "https://mcp.example/mcp",
+    "http://127.0.0.1:3000/callback",
+    "http://localhost/cb",
+    "https://app.example/cb",
+    "cursor://anysphere.cursor-mcp/oauth/callback",
+    "access_token",
+    "allow",
+    "deny",
+    "",
+    "%",
+    "&",
+    "=",
 ];
 
 const PARAMS: &[&str] = &[
-    "grant_type", "code", "redirect_uri", "client_id", "client_secret", "code_verifier",
-    "refresh_token", "scope", "resource", "response_type", "state", "code_challenge",
-    "code_challenge_method", "nonce", "prompt", "request", "request_uri", "token",
-    "token_type_hint", "decision", "user_id", "csrf_token", "issued_at",
+    "grant_type",
+    "code",
+    "redirect_uri",
+    "client_id",
+    "client_secret",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "resource",
+    "response_type",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "prompt",
+    "request",
+    "request_uri",
+    "token",
+    "token_type_hint",
+    "decision",
+    "user_id",
+    "csrf_token",
+    "issued_at",
 ];
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -169,7 +221,10 @@ struct Context {
 
 impl Context {
     fn text(&self, t: &Text) -> String {
-        let client = |i: &u8| self.clients.get(usize::from(*i) % self.clients.len().max(1));
+        let client = |i: &u8| {
+            self.clients
+                .get(usize::from(*i) % self.clients.len().max(1))
+        };
         match t {
             Text::Known(i) => KNOWN[usize::from(*i) % KNOWN.len()].to_owned(),
             Text::Any(s) => s.clone(),
@@ -224,7 +279,6 @@ impl Context {
         }
     }
 }
-
 
 /// RFC 6749 §5.2 (token), plus RFC 8707 §2 `invalid_target`.
 const TOKEN_ERRORS: &[&str] = &[
@@ -316,7 +370,8 @@ fn authorization(ctx: &Context, auth: &ClientAuth) -> Option<Vec<u8>> {
         ClientAuth::None => None,
         ClientAuth::Basic(id, secret) => {
             // RFC 6749 §2.3.1: each half form-encoded, then joined and base64-encoded.
-            let enc = |s: String| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: String| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(ctx.text(id)), enc(ctx.text(secret)));
             Some(format!("Basic {}", STANDARD.encode(pair)).into_bytes())
         }
@@ -335,9 +390,15 @@ fn check_json_error(what: &str, a: &Answer, allowed: &[&str]) {
     let body: Value = serde_json::from_slice(&a.body)
         .unwrap_or_else(|_| panic!("{what}: not JSON: {:?}", String::from_utf8_lossy(&a.body)));
     let code = body["error"].as_str().unwrap_or_default();
-    assert!(allowed.contains(&code), "{what}: error {code:?} is not an RFC one ({body})");
+    assert!(
+        allowed.contains(&code),
+        "{what}: error {code:?} is not an RFC one ({body})"
+    );
     if a.status == StatusCode::UNAUTHORIZED {
-        assert_eq!(code, "invalid_client", "{what}: 401 is only for invalid_client");
+        assert_eq!(
+            code, "invalid_client",
+            "{what}: 401 is only for invalid_client"
+        );
     }
 }
 
@@ -363,7 +424,10 @@ fn same_redirect_target(registered: &str, location: &Url) -> bool {
 fn check_authorize(a: &Answer, ctx: &mut Context, base_url: &str) {
     match a.status {
         StatusCode::FOUND | StatusCode::SEE_OTHER => {
-            let location = a.headers.get(header::LOCATION).expect("a redirect has a Location");
+            let location = a
+                .headers
+                .get(header::LOCATION)
+                .expect("a redirect has a Location");
             let location = Url::parse(location.to_str().unwrap()).expect("Location is a URL");
             assert!(
                 ctx.clients
@@ -373,8 +437,18 @@ fn check_authorize(a: &Answer, ctx: &mut Context, base_url: &str) {
                 "redirect to {location} which no client of this input registered"
             );
             let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
-            let get = |k: &str| pairs.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-            assert_eq!(get("iss").as_deref(), Some(base_url), "RFC 9207 iss in {location}");
+            let get = |k: &str| {
+                pairs
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(
+                get("iss").as_deref(),
+                Some(base_url),
+                "RFC 9207 iss in {location}"
+            );
             match (get("code"), get("error")) {
                 (Some(code), None) => ctx.code = Some(code),
                 (None, Some(error)) => assert!(
@@ -418,10 +492,16 @@ fuzz_target!(|steps: Vec<Step>| {
                             m.insert("token_endpoint_auth_method".into(), json!(ctx.text(a)));
                         }
                         if let Some(g) = grant_types {
-                            m.insert("grant_types".into(), g.iter().map(|t| json!(ctx.text(t))).collect());
+                            m.insert(
+                                "grant_types".into(),
+                                g.iter().map(|t| json!(ctx.text(t))).collect(),
+                            );
                         }
                         if let Some(r) = response_types {
-                            m.insert("response_types".into(), r.iter().map(|t| json!(ctx.text(t))).collect());
+                            m.insert(
+                                "response_types".into(),
+                                r.iter().map(|t| json!(ctx.text(t))).collect(),
+                            );
                         }
                         if let Some(s) = scope {
                             m.insert("scope".into(), json!(ctx.text(s)));
@@ -434,14 +514,21 @@ fuzz_target!(|steps: Vec<Step>| {
                     Registration::Json(v) => ctx.json(v, 0).to_string().into_bytes(),
                     Registration::Raw(b) => b.clone(),
                 };
-                let a = send(&app, post("/oauth/register", body, &ContentType::Json, None));
+                let a = send(
+                    &app,
+                    post("/oauth/register", body, &ContentType::Json, None),
+                );
                 if a.status == StatusCode::CREATED {
                     let doc: Value = serde_json::from_slice(&a.body).expect("JSON");
                     let id = doc["client_id"].as_str().expect("client_id").to_owned();
                     let secret = doc["client_secret"].as_str().map(str::to_owned);
                     let uris = doc["redirect_uris"]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|u| u.as_str().map(str::to_owned))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     ctx.clients.push((id, secret, uris));
                 } else {
@@ -471,16 +558,25 @@ fuzz_target!(|steps: Vec<Step>| {
             }
             Step::Token(params, auth, ct) => {
                 let body = ctx.form(params).into_bytes();
-                let a = send(&app, post("/oauth/token", body, ct, authorization(&ctx, auth)));
+                let a = send(
+                    &app,
+                    post("/oauth/token", body, ct, authorization(&ctx, auth)),
+                );
                 token_answer(&a, &mut ctx);
             }
             Step::TokenRaw(body, auth, ct) => {
-                let a = send(&app, post("/oauth/token", body.clone(), ct, authorization(&ctx, auth)));
+                let a = send(
+                    &app,
+                    post("/oauth/token", body.clone(), ct, authorization(&ctx, auth)),
+                );
                 token_answer(&a, &mut ctx);
             }
             Step::Revoke(params, auth, ct) => {
                 let body = ctx.form(params).into_bytes();
-                let a = send(&app, post("/oauth/revoke", body, ct, authorization(&ctx, auth)));
+                let a = send(
+                    &app,
+                    post("/oauth/revoke", body, ct, authorization(&ctx, auth)),
+                );
                 if a.status != StatusCode::OK {
                     check_json_error("revoke", &a, REVOKE_ERRORS);
                 }
@@ -494,7 +590,9 @@ fn token_answer(a: &Answer, ctx: &mut Context) {
         let doc: Value = serde_json::from_slice(&a.body).expect("JSON");
         assert!(doc["access_token"].is_string(), "{doc}");
         assert!(
-            doc["token_type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
+            doc["token_type"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("bearer")),
             "{doc}"
         );
         ctx.access = doc["access_token"].as_str().map(str::to_owned);

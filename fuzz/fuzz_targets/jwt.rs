@@ -115,12 +115,47 @@ fn accepts(token: &str) -> bool {
 
 /// Names that mean something in a JOSE header or a claim set.
 const KNOWN_KEYS: &[&str] = &[
-    "alg", "typ", "kid", "crit", "jku", "jwk", "x5u", "x5c", "cty", "b64", "iss", "sub", "aud",
-    "exp", "nbf", "iat", "jti", "scope", "scp", "client_id", "azp", "sid", "cat",
+    "alg",
+    "typ",
+    "kid",
+    "crit",
+    "jku",
+    "jwk",
+    "x5u",
+    "x5c",
+    "cty",
+    "b64",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "scope",
+    "scp",
+    "client_id",
+    "azp",
+    "sid",
+    "cat",
 ];
 const KNOWN_VALUES: &[&str] = &[
-    ISSUER, RESOURCE, "RS256", "EdDSA", "HS256", "none", "ES256", "PS256", "at+jwt",
-    "application/at+jwt", "JWT", "fuzz-rsa", "fuzz-ed25519", "mch_1", "user_fuzz", "",
+    ISSUER,
+    RESOURCE,
+    "RS256",
+    "EdDSA",
+    "HS256",
+    "none",
+    "ES256",
+    "PS256",
+    "at+jwt",
+    "application/at+jwt",
+    "JWT",
+    "fuzz-rsa",
+    "fuzz-ed25519",
+    "mch_1",
+    "user_fuzz",
+    "",
 ];
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -180,18 +215,44 @@ impl Val {
 
 #[derive(Arbitrary, Debug, Clone)]
 enum Op {
-    Flip { at: u16, xor: u8 },
-    Insert { at: u16, byte: u8 },
-    Delete { at: u16, len: u8 },
-    Truncate { at: u16 },
-    ReplaceSegment { segment: u8, with: String },
-    SwapSegments { a: u8, b: u8 },
-    DuplicateSegment { segment: u8 },
+    Flip {
+        at: u16,
+        xor: u8,
+    },
+    Insert {
+        at: u16,
+        byte: u8,
+    },
+    Delete {
+        at: u16,
+        len: u8,
+    },
+    Truncate {
+        at: u16,
+    },
+    ReplaceSegment {
+        segment: u8,
+        with: String,
+    },
+    SwapSegments {
+        a: u8,
+        b: u8,
+    },
+    DuplicateSegment {
+        segment: u8,
+    },
     /// Decode the header (0) or the claims (1), set one member, encode again; the signature
     /// stays the old one.
-    EditJson { segment: u8, key: Key, value: Val },
+    EditJson {
+        segment: u8,
+        key: Key,
+        value: Val,
+    },
     /// Re-encode a segment with padding, the standard alphabet, or surrounding whitespace.
-    Respell { segment: u8, how: u8 },
+    Respell {
+        segment: u8,
+        how: u8,
+    },
 }
 
 fn segments(token: &str) -> Vec<String> {
@@ -236,7 +297,11 @@ fn apply(token: &mut Vec<u8>, op: &Op, now: u64) {
                     let s = segs[pick(*segment)].clone();
                     segs.insert(pick(*segment), s);
                 }
-                Op::EditJson { segment, key, value } => {
+                Op::EditJson {
+                    segment,
+                    key,
+                    value,
+                } => {
                     let i = usize::from(*segment % 2).min(n - 1);
                     let decoded = URL_SAFE_NO_PAD
                         .decode(&segs[i])
@@ -339,7 +404,10 @@ fuzz_target!(|data: &[u8]| {
     match input {
         Input::Raw(token) => {
             if accepts(&token) {
-                assert!(fx.valid.contains(&token), "accepted a token nobody signed: {token:?}");
+                assert!(
+                    fx.valid.contains(&token),
+                    "accepted a token nobody signed: {token:?}"
+                );
             }
         }
         Input::Mutated { base, ops } => {
@@ -356,7 +424,11 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        Input::Signed { header, claims, ops } => {
+        Input::Signed {
+            header,
+            claims,
+            ops,
+        } => {
             let mut h = Map::new();
             h.insert("alg".into(), json!("EdDSA"));
             h.insert("kid".into(), json!("fuzz-ed25519"));
@@ -367,7 +439,12 @@ fuzz_target!(|data: &[u8]| {
             for (k, v) in &claims {
                 c.insert(k.name(), v.to_json(now, 0));
             }
-            let signed = sign(&Value::Object(h), &Value::Object(c.clone()), &fx.ed, Algorithm::EdDSA);
+            let signed = sign(
+                &Value::Object(h),
+                &Value::Object(c.clone()),
+                &fx.ed,
+                Algorithm::EdDSA,
+            );
             let mut token = signed.clone().into_bytes();
             for op in ops.iter().take(16) {
                 apply(&mut token, op, now);

@@ -118,13 +118,21 @@ fn printable(s: &str) -> String {
 }
 
 /// The challenge names exactly the expected parameters, each once.
-fn check_challenge(value: &str, metadata_url: Option<&str>, scope: Option<String>, error: Option<&str>) {
+fn check_challenge(
+    value: &str,
+    metadata_url: Option<&str>,
+    scope: Option<String>,
+    error: Option<&str>,
+) {
     let (scheme, params) =
         parse_challenge(value).unwrap_or_else(|| panic!("not an RFC 9110 challenge: {value:?}"));
     assert_eq!(scheme, "Bearer", "{value:?}");
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for (k, v) in &params {
-        assert!(seen.insert(k, v).is_none(), "parameter {k} twice in {value:?}");
+        assert!(
+            seen.insert(k, v).is_none(),
+            "parameter {k} twice in {value:?}"
+        );
     }
     assert_eq!(seen.remove("resource_metadata"), metadata_url, "{value:?}");
     assert_eq!(seen.remove("scope").map(str::to_owned), scope, "{value:?}");
@@ -132,7 +140,10 @@ fn check_challenge(value: &str, metadata_url: Option<&str>, scope: Option<String
     if error.is_some() {
         assert!(seen.remove("error_description").is_some(), "{value:?}");
     }
-    assert!(seen.is_empty(), "unexpected parameters {seen:?} in {value:?}");
+    assert!(
+        seen.is_empty(),
+        "unexpected parameters {seen:?} in {value:?}"
+    );
 }
 
 fn is_absolute_http(url: &str) -> Option<Url> {
@@ -183,7 +194,12 @@ fn router(resource: &str, trust: bool, default_scope: &[String]) -> Option<Route
 
 fuzz_target!(|input: Input| {
     let resource = match &input.resource {
-        Resource::Parts { https, host, port, path } => {
+        Resource::Parts {
+            https,
+            host,
+            port,
+            path,
+        } => {
             let scheme = if *https { "https" } else { "http" };
             let port = port.map(|p| format!(":{p}")).unwrap_or_default();
             format!("{scheme}://{host}{port}/{path}")
@@ -197,11 +213,15 @@ fuzz_target!(|input: Input| {
 
     // Resource URL → metadata URL: absolute, same origin, path inserted (RFC 9728 §3.1).
     let md = metadata::metadata_url(&url);
-    let md_url = is_absolute_http(&md).unwrap_or_else(|| panic!("metadata URL {md:?} for {resource:?}"));
+    let md_url =
+        is_absolute_http(&md).unwrap_or_else(|| panic!("metadata URL {md:?} for {resource:?}"));
     assert_eq!(md_url.origin(), url.origin(), "{md:?} for {resource:?}");
     assert_eq!(
         md_url.path(),
-        format!("/.well-known/oauth-protected-resource{}", url.path().trim_end_matches('/')),
+        format!(
+            "/.well-known/oauth-protected-resource{}",
+            url.path().trim_end_matches('/')
+        ),
         "{md:?} for {resource:?}"
     );
     assert_eq!(md, format!("{origin}{}", metadata::well_known_path(&url)));
@@ -209,7 +229,11 @@ fuzz_target!(|input: Input| {
     // The challenge: one well-formed challenge with exactly the intended parameters.
     let challenge = Challenge::new(&md).with_default_scope(&input.default_scope);
     // Scopes are joined with spaces; characters a header cannot carry are dropped.
-    let joined = |s: &[String]| Some(s.join(" ")).filter(|j| !j.is_empty()).map(|j| printable(&j));
+    let joined = |s: &[String]| {
+        Some(s.join(" "))
+            .filter(|j| !j.is_empty())
+            .map(|j| printable(&j))
+    };
     let default_scope = joined(&input.default_scope);
     let (error, scope, code) = match &input.refusal {
         Refusal::Missing => (AuthError::MissingToken, default_scope.clone(), None),
@@ -225,7 +249,10 @@ fuzz_target!(|input: Input| {
         ),
     };
     let value = challenge.header_value(&error);
-    assert!(HeaderValue::from_str(&value).is_ok(), "not a header value: {value:?}");
+    assert!(
+        HeaderValue::from_str(&value).is_ok(),
+        "not a header value: {value:?}"
+    );
     check_challenge(&value, Some(&md), scope, code);
 
     // Forwarded headers.
@@ -242,14 +269,16 @@ fuzz_target!(|input: Input| {
         }
     }
     if !headers.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])
+        && let Ok(v) =
+            HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])
     {
         headers.insert(header::HOST, v);
     }
     if let Some(public) = mcp_auth::__fuzz::forwarded_origin(&headers) {
         let with_path = format!("{public}{}", url.path());
-        let parsed = is_absolute_http(&with_path)
-            .unwrap_or_else(|| panic!("forwarded origin {public:?} from {headers:?} is not an origin"));
+        let parsed = is_absolute_http(&with_path).unwrap_or_else(|| {
+            panic!("forwarded origin {public:?} from {headers:?} is not an origin")
+        });
         assert_eq!(parsed.path(), url.path(), "{public:?} from {headers:?}");
     }
 
@@ -284,7 +313,11 @@ fuzz_target!(|input: Input| {
         if input.trust_forwarded {
             assert_eq!(served_url.path(), url.path(), "{served:?} for {resource:?}");
         } else {
-            assert_eq!(served_url.origin(), url.origin(), "{served:?} for {resource:?}");
+            assert_eq!(
+                served_url.origin(),
+                url.origin(),
+                "{served:?} for {resource:?}"
+            );
         }
     }
 

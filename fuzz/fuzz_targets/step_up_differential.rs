@@ -22,7 +22,12 @@ use mcp_auth::rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage}
 use mcp_auth_fuzz::json::{Body, Style, render};
 
 /// Scoped names: plain, one letter, non-ASCII (escapes and surrogates), with a `/`.
-const SCOPED: &[&str] = &["admin-report", "a", "r\u{e9}sum\u{e9}-\u{1f512}", "ops/reboot"];
+const SCOPED: &[&str] = &[
+    "admin-report",
+    "a",
+    "r\u{e9}sum\u{e9}-\u{1f512}",
+    "ops/reboot",
+];
 
 /// A request the guard has to check before it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +51,11 @@ fn rmcp_view(body: &[u8]) -> Vec<Guarded> {
 fn guard_view(body: &[u8]) -> Vec<Guarded> {
     static GUARD: LazyLock<mcp_auth::__fuzz::StepUpGuard> =
         LazyLock::new(|| mcp_auth::__fuzz::StepUpGuard::new(SCOPED.iter().copied()).unwrap());
-    GUARD.tools_seen(body).into_iter().map(Guarded::Tool).collect()
+    GUARD
+        .tools_seen(body)
+        .into_iter()
+        .map(Guarded::Tool)
+        .collect()
 }
 
 #[cfg(feature = "guard-before-ca2c009")]

@@ -175,7 +175,8 @@ impl Writer<'_> {
                 }
                 _ => {
                     let mut buf = [0u8; 4];
-                    self.out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                    self.out
+                        .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                 }
             }
         }
@@ -193,7 +194,9 @@ impl Writer<'_> {
         self.ws();
         match v {
             Json::Null => self.out.extend_from_slice(b"null"),
-            Json::Bool(b) => self.out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Json::Bool(b) => self
+                .out
+                .extend_from_slice(if *b { b"true" } else { b"false" }),
             Json::Int(i) => self.out.extend_from_slice(i.to_string().as_bytes()),
             Json::Float(f) if f.is_finite() => {
                 self.out.extend_from_slice(format!("{f:e}").as_bytes())
