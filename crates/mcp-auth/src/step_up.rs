@@ -206,6 +206,19 @@ mod tests {
         assert!(called_tools(br#"{"method":"tools/list"}"#).is_empty());
     }
 
+    /// The input `fuzz/` target `step_up_differential` found against the guard as it was before
+    /// ca2c009 (from an empty corpus, in 46,489 executions): rmcp decodes `tools\/call` and runs
+    /// the tool; the guard must see the call too, through the same path a request takes.
+    #[test]
+    fn sees_the_call_the_fuzzer_found_behind_an_escaped_method() {
+        let name = "résumé-🔒";
+        let mut scopes = ToolScopes::default();
+        scopes.insert(name, vec!["admin:read".into()]);
+        let step_up = StepUp::new(scopes, Challenge::bare(), 1024).unwrap();
+        let body = r#"{"method":"tools\/call","params":{"name":"résumé-🔒"},"jsonrpc":"2.0","id":5136151966242003967}"#;
+        assert_eq!(step_up.tools_in_body(body.as_bytes(), false), vec![name]);
+    }
+
     #[test]
     fn skips_parsing_only_when_no_scoped_tool_can_be_named() {
         let mut scopes = ToolScopes::default();
