@@ -116,6 +116,16 @@ impl McpServerBuilder {
                     Err(BuildError::InvalidResource(
                         "must not have a query or fragment (RFC 8707)".into(),
                     ))
+                } else if u
+                    .path()
+                    .split('/')
+                    .any(|segment| segment.starts_with([':', '*']))
+                {
+                    // The path becomes axum routes (the MCP endpoint, the metadata document),
+                    // and axum reads such segments as parameters (and panics on `:`).
+                    Err(BuildError::InvalidResource(
+                        "path segments must not start with `:` or `*`".into(),
+                    ))
                 } else {
                     Ok(u)
                 }

@@ -240,3 +240,30 @@ async fn forwarded_headers_are_used_only_when_trusted() {
         .unwrap();
     assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
 }
+
+/// Fuzzing finding (fuzz target `metadata_urls`): a resource URL whose path has a segment
+/// starting with `:` or `*` (`https://h/:mcp`) made `build()` panic inside axum's router, which
+/// reads those as route parameters. It is refused with `BuildError::InvalidResource` instead.
+#[tokio::test]
+async fn resource_paths_axum_cannot_route_are_refused_not_a_panic() {
+    for resource in [
+        "http://127.0.0.1:8787/:mcp",
+        "http://127.0.0.1:8787/a/*rest",
+        "http://127.0.0.1:8787/mcp/:x/y",
+    ] {
+        let result = std::panic::catch_unwind(|| {
+            McpServer::builder(resource)
+                .authorization_server("https://issuer.example")
+                .verifier(|_: &str| async {
+                    Err::<AuthInfo, _>(mcp_auth::VerifyError::invalid_token("no"))
+                })
+                .build()
+        });
+        let result = result.unwrap_or_else(|_| panic!("build() panicked for {resource}"));
+        assert!(
+            matches!(result, Err(mcp_auth::BuildError::InvalidResource(_))),
+            "{resource}: {:?}",
+            result.map(|_| ())
+        );
+    }
+}
