@@ -13,6 +13,10 @@ use std::time::Duration;
 use clap::Parser;
 use mcp_auth_issuer::{Issuer, IssuerConfig, RateLimit, TokenFormat, load_users};
 
+/// Without `RUST_LOG`: start-up and key rotation; the issuer and the libraries it links log
+/// nothing per request at `info`.
+const DEFAULT_LOG_FILTER: &str = "info";
+
 /// A local, Clerk-compatible OAuth 2.1 authorization server for developing and testing MCP
 /// servers. NOT FOR PRODUCTION.
 #[derive(Parser, Debug)]
@@ -73,12 +77,16 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Written by a background thread, so a slow terminal or disk never holds up a request.
+    // Flushed when the guard drops at exit.
+    let (log_writer, _log_guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,

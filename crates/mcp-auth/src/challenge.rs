@@ -4,9 +4,9 @@
 use std::{borrow::Cow, time::Duration};
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::{bearer::BearerError, verify::VerifyError};
+use crate::{bearer::BearerError, metadata::forwarded_origin, verify::VerifyError};
 
 /// Why a request was refused by the auth middleware. Each variant is exactly one status and one
 /// RFC 6750 error code.
@@ -101,6 +101,11 @@ pub struct Challenge {
     /// `Bearer resource_metadata="…"`, prebuilt once.
     prefix: String,
     default_scope: Option<String>,
+    /// The metadata URL's path (`None` for a bare challenge).
+    metadata_path: Option<String>,
+    /// Whether the origin in front of `metadata_path` follows the forwarded headers
+    /// ([`Challenge::trust_forwarded_headers`]).
+    trust_forwarded: bool,
 }
 
 impl Challenge {
@@ -114,6 +119,10 @@ impl Challenge {
                 quote(resource_metadata_url)
             ),
             default_scope: None,
+            metadata_path: url::Url::parse(resource_metadata_url)
+                .ok()
+                .map(|u| u.path().to_owned()),
+            trust_forwarded: false,
         }
     }
 
@@ -123,7 +132,24 @@ impl Challenge {
         Self {
             prefix: "Bearer".to_owned(),
             default_scope: None,
+            metadata_path: None,
+            trust_forwarded: false,
         }
+    }
+
+    /// Puts `resource_metadata` at the public origin a proxy reports in `Forwarded` or
+    /// `X-Forwarded-Proto` + `X-Forwarded-Host`, keeping the configured URL's path, in the
+    /// answers of [`response_to`](Self::response_to); a request without those headers gets the
+    /// configured URL. This matches what the metadata document does with
+    /// `McpServerBuilder::trust_forwarded_headers`, so a challenge never sends a client to an
+    /// origin whose document names another resource.
+    /// **Only behind a proxy that overwrites those headers**: otherwise clients choose where the
+    /// challenge points. No effect on a [`bare`](Self::bare) challenge or one whose URL does
+    /// not parse. Default: off.
+    #[must_use]
+    pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.trust_forwarded = trust;
+        self
     }
 
     /// Adds `scope="…"` to 401 challenges: the scopes a client should request (RFC 6750 §3,
@@ -176,6 +202,23 @@ impl Challenge {
             value.push('"');
         }
         value
+    }
+
+    /// The answer for `error` to a request with `headers`: [`response`](Self::response), with
+    /// `resource_metadata` at the forwarded origin when
+    /// [`trust_forwarded_headers`](Self::trust_forwarded_headers) is on and the headers name one.
+    #[must_use]
+    pub fn response_to(&self, error: &AuthError, headers: &HeaderMap) -> Response {
+        let public = match &self.metadata_path {
+            Some(path) if self.trust_forwarded => {
+                forwarded_origin(headers).map(|origin| Challenge {
+                    default_scope: self.default_scope.clone(),
+                    ..Challenge::new(&format!("{origin}{path}"))
+                })
+            }
+            _ => None,
+        };
+        public.as_ref().unwrap_or(self).response(error)
     }
 
     /// The full answer for `error`: status, `WWW-Authenticate` (except for 503), `Retry-After`

@@ -31,7 +31,7 @@ pub mod verify;
 
 pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, DEFAULT_MAX_FORM_BYTES};
 pub use metadata::ProtectedResourceMetadata;
 pub use server::{
     BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, McpServer, McpServerBuilder,

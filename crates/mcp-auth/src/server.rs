@@ -314,11 +314,12 @@ impl McpServerBuilder {
         self
     }
 
-    /// Builds the metadata document's `resource` from `Forwarded` / `X-Forwarded-Proto` +
-    /// `X-Forwarded-Host` (for one server reachable under several public hosts). Tokens must
-    /// still name an accepted audience, and challenges keep pointing at the configured URL.
+    /// Builds the metadata document's `resource`, and the `resource_metadata` URL of every
+    /// 401/403 challenge, from `Forwarded` / `X-Forwarded-Proto` + `X-Forwarded-Host` (for one
+    /// server reachable under several public hosts), so the two always name the same origin.
+    /// Tokens must still name an accepted audience.
     /// **Only behind a proxy that overwrites those headers**: otherwise clients choose what the
-    /// metadata says. Default: off (the configured resource URL is used).
+    /// metadata and the challenges say. Default: off (the configured resource URL is used).
     pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
         self.trust_forwarded = trust;
         self
@@ -373,7 +374,9 @@ impl McpServerBuilder {
         let challenge_scopes = self
             .challenge_scopes
             .unwrap_or_else(|| self.scopes_supported.clone());
-        let challenge = Challenge::new(&metadata_url).with_default_scope(&challenge_scopes);
+        let challenge = Challenge::new(&metadata_url)
+            .with_default_scope(&challenge_scopes)
+            .trust_forwarded_headers(self.trust_forwarded);
 
         let mut document =
             ProtectedResourceMetadata::new(resource.as_str(), self.authorization_servers.clone())
@@ -417,7 +420,9 @@ impl McpServerBuilder {
         session_manager.session_config.keep_alive = Some(self.session_keep_alive);
         let mcp = StreamableHttpService::new(factory, Arc::new(session_manager), rmcp_config);
 
-        let mut auth = AuthLayer::with_challenge(verifier, challenge.clone());
+        // The form-body check reads at most what the pipeline lets through anyway.
+        let mut auth = AuthLayer::with_challenge(verifier, challenge.clone())
+            .max_form_bytes(self.max_body_bytes);
         if self.optional_auth {
             auth = auth.optional();
         }

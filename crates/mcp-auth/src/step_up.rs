@@ -108,7 +108,7 @@ impl StepUp {
             let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
             if let Some(method) = header("mcp-method") {
                 if let ("tools/call", Some(tool)) = (method, header("mcp-name"))
-                    && let Some(refusal) = refuse(self, info, [tool])
+                    && let Some(refusal) = refuse(self, info, req.headers(), [tool])
                 {
                     return Err(refusal);
                 }
@@ -135,7 +135,8 @@ impl StepUp {
         if traced || self.may_call_scoped_tool(&bytes) {
             let tools = called_tools(&bytes);
             if let Some(info) = parts.extensions.get::<AuthInfo>()
-                && let Some(refusal) = refuse(self, info, tools.iter().map(String::as_str))
+                && let Some(refusal) =
+                    refuse(self, info, &parts.headers, tools.iter().map(String::as_str))
             {
                 return Err(refusal);
             }
@@ -158,6 +159,7 @@ impl StepUp {
 fn refuse<'a>(
     step_up: &StepUp,
     info: &AuthInfo,
+    headers: &http::HeaderMap,
     tools: impl IntoIterator<Item = &'a str>,
 ) -> Option<Response> {
     let mut needed: Vec<String> = Vec::new();
@@ -179,7 +181,7 @@ fn refuse<'a>(
     Some(
         step_up
             .challenge
-            .response(&AuthError::InsufficientScope { scope }),
+            .response_to(&AuthError::InsufficientScope { scope }, headers),
     )
 }
 

@@ -15,6 +15,11 @@
 use clap::Parser;
 use quickstart::{ClerkKeys, Options, Quickstart};
 
+/// Without `RUST_LOG`: the startup lines and one access line per MCP request
+/// (`mcp_auth::access`); no library chatter (rmcp logs each stateless request's set-up at
+/// `info`) and no per-request lines from the embedded issuer.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn,mcp_auth_issuer=warn";
+
 #[derive(Parser, Debug)]
 #[command(
     about = "An OAuth-protected MCP server with a local Clerk-compatible authorization server"
@@ -35,11 +40,16 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Written by a background thread: a slow terminal or disk never holds up a request (under
+    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
+    let (log_writer, _log_guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_auth_issuer=warn".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
+        .with_writer(log_writer)
         .init();
     let args = Args::parse();
     let clerk = ClerkKeys::from_env(|name| std::env::var(name).ok());
