@@ -200,43 +200,95 @@ async fn auth_layer_on_a_plain_router() {
     assert_eq!(r.text().await.unwrap(), "user_z");
 }
 
-/// With `trust_forwarded_headers(true)` (behind a proxy that sets them), the document's
-/// `resource` follows the public origin the proxy reports.
+/// With `trust_forwarded_headers(true)` (behind a proxy that sets them), the 401 and 403
+/// challenges' `resource_metadata` and the document at that URL follow the public origin the
+/// proxy reports, so they name the same one; without it, both ignore the headers. The client's
+/// path is walked as a real one walks it: challenge, then the document at the URL it names
+/// (reached here through the same "proxy" headers), then `resource` back to its metadata URL.
 #[tokio::test]
-async fn forwarded_headers_are_used_only_when_trusted() {
+async fn challenges_and_metadata_agree_on_the_forwarded_origin() {
     let key = TestKey::rsa("k");
-    let addr = spawn_with(|addr| {
-        let resource = format!("http://{addr}/mcp");
-        let v = JwtVerifier::builder(
-            ISSUER,
-            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
-                keys: vec![key.jwk.clone()],
-            })
-            .unwrap(),
-        )
-        .resource(&resource)
-        .build()
-        .unwrap();
-        McpServer::builder(&resource)
-            .authorization_server(ISSUER)
-            .legacy_authorization_server_metadata(false)
-            .trust_forwarded_headers(true)
-            .verifier(v)
+    for trusted in [true, false] {
+        let mut resource = String::new();
+        let addr = spawn_with(|addr| {
+            resource = format!("http://{addr}/mcp");
+            let v = JwtVerifier::builder(
+                ISSUER,
+                Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                    keys: vec![key.jwk.clone()],
+                })
+                .unwrap(),
+            )
+            .resource(&resource)
             .build()
-            .unwrap()
-    })
-    .await;
-    let doc: Value = reqwest::Client::new()
-        .get(format!(
-            "http://{addr}/.well-known/oauth-protected-resource/mcp"
-        ))
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "mcp.example.com")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+            .unwrap();
+            McpServer::builder(&resource)
+                .authorization_server(ISSUER)
+                .legacy_authorization_server_metadata(false)
+                .trust_forwarded_headers(trusted)
+                .verifier(v)
+                .scoped_tool(
+                    "admin-report",
+                    "Needs admin:read",
+                    ["admin:read"],
+                    |_: NoArgs, _: AuthInfo| async move { "report".to_owned() },
+                )
+                .build()
+                .unwrap()
+        })
+        .await;
+        let origin = if trusted {
+            "https://mcp.example.com".to_owned()
+        } else {
+            format!("http://{addr}")
+        };
+        let proxied = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "mcp.example.com"),
+        ];
+        let token = key.sign(
+            &claims(ISSUER, &resource, "user_a", "openid"),
+            Some("at+jwt"),
+        );
+        let no_token = post(&format!("http://{addr}/mcp"), None, &initialize(), &proxied).await;
+        let step_up = post(
+            &format!("http://{addr}/mcp"),
+            Some(&token),
+            &call("admin-report", json!({})),
+            &proxied,
+        )
+        .await;
+        for (status, resp) in [(401, no_token), (403, step_up)] {
+            assert_eq!(resp.status(), status, "trusted={trusted}");
+            let www = resp.headers()["www-authenticate"].to_str().unwrap();
+            let challenged = www
+                .split("resource_metadata=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no resource_metadata in {www}"));
+            assert_eq!(
+                challenged,
+                format!("{origin}/.well-known/oauth-protected-resource/mcp"),
+                "trusted={trusted}, {status}"
+            );
+            // The proxy maps the public URL's path onto this server.
+            let path = url::Url::parse(challenged).unwrap().path().to_owned();
+            let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+            for (name, value) in proxied {
+                req = req.header(name, value);
+            }
+            let doc: Value = req.send().await.unwrap().json().await.unwrap();
+            assert_eq!(
+                doc["resource"],
+                format!("{origin}/mcp"),
+                "trusted={trusted}"
+            );
+            let resource_url = url::Url::parse(doc["resource"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                mcp_auth::metadata::metadata_url(&resource_url),
+                challenged,
+                "trusted={trusted}: the document's resource does not lead back to the challenge"
+            );
+        }
+    }
 }
