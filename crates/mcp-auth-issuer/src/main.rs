@@ -86,6 +86,9 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
+        // Colour codes only for a terminal: not in a log file, and they cost several times
+        // the formatting of the line itself.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(log_writer)
         .init();
     match run(Args::parse()).await {
