@@ -67,9 +67,11 @@ pub struct IssuerConfig {
     pub token_format: TokenFormat,
     /// Lifetime of access tokens. Default one day, as Clerk.
     pub access_token_lifetime: Duration,
-    /// Lifetime of refresh tokens. Default 30 days.
+    /// Lifetime of refresh tokens. Default ten years: in effect never, as Clerk's refresh tokens
+    /// do not expire (Clerk's docs, `how-clerk-implements-oauth`).
     pub refresh_token_lifetime: Duration,
-    /// Lifetime of authorization codes. Default 5 minutes; RFC 6749 recommends at most 10.
+    /// Lifetime of authorization codes. Default 10 minutes, as Clerk (and the most RFC 6749
+    /// §4.1.2 recommends).
     pub authorization_code_lifetime: Duration,
     /// Lifetime of Clerk-style session tokens minted through the admin helpers. Default 60 s, as Clerk.
     pub session_token_lifetime: Duration,
@@ -110,8 +112,8 @@ impl Default for IssuerConfig {
             users: default_users(),
             token_format: TokenFormat::Jwt,
             access_token_lifetime: Duration::from_secs(24 * 60 * 60),
-            refresh_token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
-            authorization_code_lifetime: Duration::from_secs(5 * 60),
+            refresh_token_lifetime: Duration::from_secs(10 * 365 * 24 * 60 * 60),
+            authorization_code_lifetime: Duration::from_secs(10 * 60),
             session_token_lifetime: Duration::from_secs(60),
             consent_lifetime: Duration::from_secs(10 * 60),
             key_rotation_grace: Duration::from_secs(24 * 60 * 60),

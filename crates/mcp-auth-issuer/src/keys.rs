@@ -268,7 +268,21 @@ impl KeyRing {
 
     /// Sign `claims` with the active key (RS256) and the given `typ` header.
     pub(crate) fn sign(&self, typ: &str, claims: &Value) -> Result<String, Error> {
+        self.sign_with_category(typ, None, claims)
+    }
+
+    /// Like [`sign`](Self::sign), with Clerk's `cat` header (the JWT category that tells
+    /// session, JWT-template and M2M tokens apart) when given.
+    pub(crate) fn sign_with_category(
+        &self,
+        typ: &str,
+        cat: Option<&str>,
+        claims: &Value,
+    ) -> Result<String, Error> {
         let mut header = Header::new(Algorithm::RS256);
+        if let Some(cat) = cat {
+            header.extras.insert("cat", cat);
+        }
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.active.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.active.encoding)

@@ -62,6 +62,9 @@
 //! - `metrics`: `/metrics`.
 //! - `form`, `oauth_error`: form parameters with RFC 6749 rules; RFC 6749 error responses.
 
+// Clerk's User object has more fields than `json!`'s default recursion limit allows.
+#![recursion_limit = "256"]
+
 mod admin;
 mod authorize;
 mod backend;
@@ -93,6 +96,7 @@ pub use config::{IssuerConfig, RateLimit, TokenFormat};
 pub use error::Error;
 pub use server::{Issuer, IssuerHandle};
 pub use tokens::{
-    ApiKeyRequest, MachineTokenRequest, MintRequest, OrganizationClaims, SessionTokenRequest,
+    ApiKeyRequest, JWT_CATEGORY_M2M, JWT_CATEGORY_SESSION, JWT_CATEGORY_TEMPLATE, MachineCreated,
+    MachineTokenRequest, MintRequest, OrganizationClaims, SessionTokenRequest,
 };
 pub use users::{User, default_users, load_users};

@@ -59,11 +59,12 @@ struct Args {
     /// Access token lifetime in seconds (default one day).
     #[arg(long, default_value_t = 86_400)]
     access_token_ttl: u64,
-    /// Refresh token lifetime in seconds (default 30 days).
-    #[arg(long, default_value_t = 2_592_000)]
+    /// Refresh token lifetime in seconds (default ten years: in effect never, as Clerk's refresh
+    /// tokens do not expire).
+    #[arg(long, default_value_t = 315_360_000)]
     refresh_token_ttl: u64,
-    /// Authorization code lifetime in seconds.
-    #[arg(long, default_value_t = 300)]
+    /// Authorization code lifetime in seconds (default 10 minutes, as Clerk).
+    #[arg(long, default_value_t = 600)]
     code_ttl: u64,
     /// Extra scopes clients may request, besides openid profile email offline_access
     /// public_metadata private_metadata (repeat or comma-separate).

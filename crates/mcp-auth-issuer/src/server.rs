@@ -12,7 +12,7 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,7 +26,8 @@ use crate::rate_limit::FixedWindow;
 use crate::state::Shared;
 use crate::store::Store;
 use crate::tokens::{
-    AccessGrant, ApiKeyRequest, MachineTokenRequest, MintRequest, SessionTokenRequest,
+    AccessGrant, ApiKeyRequest, MachineCreated, MachineTokenRequest, MintRequest,
+    SessionTokenRequest,
 };
 use crate::users::{User, validate_users};
 use crate::{
@@ -169,7 +170,9 @@ fn base_url(config: &IssuerConfig, addr: SocketAddr) -> Result<String, Error> {
     Ok(format!("http://{}", SocketAddr::new(ip, addr.port())))
 }
 
-/// `pk_test_` + base64(Frontend API host + `$`), as Clerk builds publishable keys.
+/// `pk_test_` + unpadded base64(Frontend API host + `$`), as Clerk builds publishable keys
+/// (`buildPublishableKey` strips the `=` padding: `packages/shared/src/keys.ts:38-44` in
+/// `clerk/javascript`).
 fn publishable_key(base_url: &str, secret_key: &str) -> String {
     let host = base_url
         .split_once("://")
@@ -180,7 +183,7 @@ fn publishable_key(base_url: &str, secret_key: &str) -> String {
     } else {
         "pk_test_"
     };
-    format!("{prefix}{}", STANDARD.encode(format!("{host}$")))
+    format!("{prefix}{}", STANDARD_NO_PAD.encode(format!("{host}$")))
 }
 
 pub(crate) fn rotate(shared: &Shared) -> Result<String, Error> {
@@ -216,7 +219,7 @@ fn router(shared: &Arc<Shared>) -> Router {
         )
         .route(
             "/.well-known/openid-configuration",
-            get(metadata::serve_document),
+            get(metadata::serve_openid_document),
         )
         .route("/.well-known/jwks.json", get(metadata::serve_jwks))
         .route("/oauth/register", post(register::register))
@@ -226,6 +229,8 @@ fn router(shared: &Arc<Shared>) -> Router {
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
         .route("/oauth/token_info", post(introspection::introspect))
+        // Clerk serves revocation at `/oauth/token/revoke`; `/oauth/revoke` stays as an alias.
+        .route("/oauth/token/revoke", post(introspection::revoke))
         .route("/oauth/revoke", post(introspection::revoke))
         .layer(cors);
     let pages = Router::new()
@@ -331,9 +336,19 @@ impl IssuerHandle {
         self.shared.mint_api_key(&request)
     }
 
-    /// Mint a Clerk machine-to-machine token (`mt_…`).
+    /// Mint a Clerk machine-to-machine token: opaque `mt_…` (default) or a JWT
+    /// (`request.format`), granted to the machines in `request.scopes`.
     pub fn mint_machine_token(&self, request: MachineTokenRequest) -> Result<String, Error> {
         self.shared.mint_machine_token(&request)
+    }
+
+    /// Create a Clerk machine named `name`; returns its id and machine secret key.
+    pub fn create_machine(&self, name: &str) -> Result<MachineCreated, Error> {
+        let (machine, secret_key) = self.shared.create_machine(name, &[])?;
+        Ok(MachineCreated {
+            id: machine.id,
+            secret_key,
+        })
     }
 
     /// Revoke any token this issuer minted (access, refresh, session, API key, machine token).
@@ -388,7 +403,12 @@ mod tests {
         let pk = publishable_key("http://127.0.0.1:8788", "sk_test_x");
         assert_eq!(
             pk,
-            format!("pk_test_{}", STANDARD.encode("127.0.0.1:8788$"))
+            "pk_test_MTI3LjAuMC4xOjg3ODgk"
+        );
+        // base64("127.0.0.1:878$") ends in `=` when padded; Clerk drops it.
+        assert_eq!(
+            publishable_key("http://127.0.0.1:878", "sk_test_x"),
+            "pk_test_MTI3LjAuMC4xOjg3OCQ"
         );
         assert!(publishable_key("https://a.example", "sk_live_x").starts_with("pk_live_"));
     }

@@ -38,6 +38,8 @@ pub(crate) struct RefreshToken {
     pub(crate) subject: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) resource: Option<String>,
+    /// When it was issued (introspection's `iat`).
+    pub(crate) created_at_ms: u64,
     pub(crate) expires_at_ms: u64,
     pub(crate) status: RefreshStatus,
     pub(crate) grant_id: String,
@@ -75,6 +77,18 @@ pub(crate) struct MachineCredential {
     pub(crate) last_used_at_ms: Option<u64>,
 }
 
+/// A Clerk machine (`mch_…`), created through `POST /admin/machines`.
+#[derive(Clone, Debug)]
+pub(crate) struct Machine {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created_at_ms: u64,
+    /// Machines this machine may call (Clerk's `scoped_machines`).
+    pub(crate) scoped_machines: Vec<String>,
+    /// Default lifetime of its tokens (Clerk's `default_token_ttl`, seconds).
+    pub(crate) default_token_ttl: u64,
+}
+
 /// A Clerk-style session token minted by the admin helpers (keyed by `jti`).
 #[derive(Clone, Debug)]
 pub(crate) struct SessionToken {
@@ -98,6 +112,10 @@ pub(crate) struct Store {
     pub(crate) machine_tokens: HashMap<String, MachineCredential>,
     /// By `jti`.
     pub(crate) sessions: HashMap<String, SessionToken>,
+    /// By machine id.
+    pub(crate) machines: HashMap<String, Machine>,
+    /// Hash of a machine secret key → the machine id.
+    pub(crate) machine_secrets: HashMap<String, String>,
 }
 
 impl Store {

@@ -67,7 +67,18 @@ pub struct SessionTokenRequest {
     pub organization: Option<OrganizationClaims>,
     /// Lifetime; `None` uses the configured session-token lifetime (60 s).
     pub lifetime: Option<Duration>,
+    /// The `cat` header; `None` is Clerk's session-token category. Set
+    /// [`JWT_CATEGORY_TEMPLATE`] to mint what Clerk's JWT templates produce (a resource server
+    /// must refuse it as a session token).
+    pub category: Option<String>,
 }
+
+/// `cat` header of Clerk session tokens (`@clerk/backend` 3.25.0 `tokens/jwtCategories.ts:5`).
+pub const JWT_CATEGORY_SESSION: &str = "cl_B7d4PD111AAA";
+/// `cat` header of tokens from Clerk JWT templates (`tokens/jwtCategories.ts:6`).
+pub const JWT_CATEGORY_TEMPLATE: &str = "cl_B7d4PD222AAA";
+/// `cat` header of Clerk M2M JWTs (`tokens/jwtCategories.ts:7`).
+pub const JWT_CATEGORY_M2M: &str = "cl_B7d4PD333AAA";
 
 /// Ask for a Clerk API key (`ak_…`), verified with `POST /v1/api_keys/verify`.
 #[derive(Clone, Debug, Default)]
@@ -84,17 +95,30 @@ pub struct ApiKeyRequest {
     pub lifetime: Option<Duration>,
 }
 
-/// Ask for a Clerk machine-to-machine token (`mt_…`), verified with `POST /v1/m2m_tokens/verify`.
+/// Ask for a Clerk machine-to-machine token: opaque (`mt_…`, verified with
+/// `POST /m2m_tokens/verify`) or a JWT (verified locally).
 #[derive(Clone, Debug, Default)]
 pub struct MachineTokenRequest {
     /// The calling machine, `mch_…`.
     pub subject: String,
-    /// Scopes (Clerk lists the machine ids this machine may call).
+    /// The machines the token is granted to (`mch_…` ids): Clerk's `scopes`. Verifying with a
+    /// machine's secret key passes only tokens granted to that machine.
     pub scopes: Vec<String>,
     /// Custom claims.
     pub claims: Option<Value>,
-    /// Lifetime; `None` is one hour.
+    /// Lifetime; `None` is one hour (Clerk's default `default_token_ttl`).
     pub lifetime: Option<Duration>,
+    /// [`TokenFormat::Opaque`] (`None`, Clerk's default) or [`TokenFormat::Jwt`].
+    pub format: Option<TokenFormat>,
+}
+
+/// A Clerk machine created by [`IssuerHandle::create_machine`](crate::IssuerHandle::create_machine).
+#[derive(Clone, Debug)]
+pub struct MachineCreated {
+    /// The machine id, `mch_…`.
+    pub id: String,
+    /// Its machine secret key (`ak_…`), returned once, as Clerk does.
+    pub secret_key: String,
 }
 
 /// What an access token is bound to; shared by the token endpoint and the admin helpers.
@@ -134,7 +158,7 @@ impl Shared {
         non_empty(grant.client_id, "client_id")?;
         let now_ms = self.clock.now_ms();
         let record = AccessToken {
-            id: ids::id("oat_"),
+            id: ids::hex_id("oat_"),
             client_id: grant.client_id.to_owned(),
             subject: grant.subject.to_owned(),
             scopes: grant.scopes.to_vec(),
@@ -183,6 +207,7 @@ impl Shared {
             subject: grant.subject.to_owned(),
             scopes: grant.scopes.to_vec(),
             resource: grant.resource.map(str::to_owned),
+            created_at_ms: self.clock.now_ms(),
             expires_at_ms: self
                 .clock
                 .now_ms()
@@ -275,7 +300,8 @@ impl Shared {
                 "per": org.permissions.join(","),
             });
         }
-        let token = self.keys().sign("JWT", &claims)?;
+        let cat = req.category.as_deref().unwrap_or(JWT_CATEGORY_SESSION);
+        let token = self.keys().sign_with_category("JWT", Some(cat), &claims)?;
         self.store()
             .sessions
             .insert(jti, SessionToken { revoked: false });
@@ -294,7 +320,7 @@ impl Shared {
     ) -> MachineCredential {
         let now_ms = self.clock.now_ms();
         MachineCredential {
-            id: ids::id(id_prefix),
+            id: ids::hex_id(id_prefix),
             name: name.to_owned(),
             subject: subject.to_owned(),
             scopes: scopes.to_vec(),
@@ -329,9 +355,45 @@ impl Shared {
         Ok(secret)
     }
 
-    /// A Clerk machine token.
+    /// A Clerk machine, with its secret key.
+    pub(crate) fn create_machine(
+        &self,
+        name: &str,
+        scoped_machines: &[String],
+    ) -> Result<(crate::store::Machine, String), Error> {
+        non_empty(name, "name")?;
+        if name.len() > 255 {
+            return Err(Error::InvalidRequest(
+                "name must be at most 255 characters".into(),
+            ));
+        }
+        // `^mch_\w{27}$` (Backend API spec, `subject` of an M2M token).
+        let machine = crate::store::Machine {
+            id: ids::id("mch_"),
+            name: name.to_owned(),
+            created_at_ms: self.clock.now_ms(),
+            scoped_machines: scoped_machines.to_vec(),
+            default_token_ttl: 3600,
+        };
+        // Machine secret keys are `ak_…` strings (`packages/backend/src/api/__tests__/
+        // M2MTokenApi.test.ts` in `clerk/javascript`).
+        let secret = ids::secret("ak_");
+        let mut store = self.store();
+        store
+            .machine_secrets
+            .insert(ids::hash(&secret), machine.id.clone());
+        store.machines.insert(machine.id.clone(), machine.clone());
+        Ok((machine, secret))
+    }
+
+    /// A Clerk machine token, opaque or JWT.
     pub(crate) fn mint_machine_token(&self, req: &MachineTokenRequest) -> Result<String, Error> {
         non_empty(&req.subject, "subject")?;
+        if !req.subject.starts_with("mch_") {
+            return Err(Error::InvalidRequest(
+                "subject must be a machine id (mch_…)".into(),
+            ));
+        }
         let lifetime = req.lifetime.unwrap_or(Duration::from_secs(3600));
         let record = self.machine_credential(
             "mt_",
@@ -341,6 +403,36 @@ impl Shared {
             req.claims.as_ref(),
             Some(lifetime),
         );
+        if req.format == Some(TokenFormat::Jwt) {
+            // Claims of Clerk's M2M JWTs (`packages/backend/src/fixtures/index.ts:48-58` in
+            // `clerk/javascript`): the granted machines both as `aud` and as space-separated
+            // `scopes`; custom claims alongside.
+            let iat = record.created_at_ms / 1000;
+            let mut claims = Map::new();
+            if let Some(Value::Object(custom)) = &record.claims {
+                claims.extend(custom.clone());
+            }
+            claims.extend([
+                ("iss".to_owned(), json!(self.base_url)),
+                ("sub".to_owned(), json!(record.subject)),
+                ("aud".to_owned(), json!(record.scopes)),
+                ("scopes".to_owned(), json!(record.scopes.join(" "))),
+                ("jti".to_owned(), json!(record.id)),
+                ("iat".to_owned(), json!(iat)),
+                ("nbf".to_owned(), json!(iat)),
+                (
+                    "exp".to_owned(),
+                    json!(record.expires_at_ms.unwrap_or_default() / 1000),
+                ),
+            ]);
+            let token = self.keys().sign_with_category(
+                "JWT",
+                Some(JWT_CATEGORY_M2M),
+                &Value::Object(claims),
+            )?;
+            self.metrics.token_issued("machine_token");
+            return Ok(token);
+        }
         let token = ids::secret("mt_");
         self.store()
             .machine_tokens

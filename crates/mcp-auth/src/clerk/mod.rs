@@ -97,12 +97,13 @@
 
 mod backend;
 mod keys;
+mod machine;
 mod users;
 mod verifier;
 
 use url::{Host, Url};
 
-pub use backend::{BackendApi, BackendError, BackendSettings};
+pub use backend::{BackendApi, BackendError, BackendSettings, CLERK_API_VERSION};
 pub use keys::{PublishableKey, SecretKey};
 pub use users::{ClerkUser, EmailAddress, Users};
 pub use verifier::{ClerkVerifier, ClerkVerifierBuilder, JwksSource};
@@ -147,6 +148,12 @@ pub enum ClerkConfigError {
     /// No token kind is accepted.
     #[error("at least one token kind must be accepted")]
     NoTokenKinds,
+    /// The receiving machine's id is not a Clerk machine id (`mch_…`).
+    #[error("invalid Clerk machine id: use the machine's id (mch_…) from the Clerk Dashboard")]
+    InvalidMachineId,
+    /// The machine secret key is empty or cannot be sent in an HTTP header.
+    #[error("invalid Clerk machine secret key: check CLERK_MACHINE_SECRET_KEY")]
+    InvalidMachineSecretKey,
     /// The underlying JWT verifier refused its configuration.
     #[error(transparent)]
     Verifier(#[from] JwtConfigError),
