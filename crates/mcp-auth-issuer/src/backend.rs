@@ -83,11 +83,7 @@ fn machine_of_key(shared: &Shared, request: &Request) -> Option<String> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))?
         .1
         .trim();
-    shared
-        .store()
-        .machine_secrets
-        .get(&ids::hash(key))
-        .cloned()
+    shared.store().machine_secrets.get(&ids::hash(key)).cloned()
 }
 
 /// Who called `m2m_tokens/verify`: the instance (secret key) or a machine (its secret key).
@@ -184,6 +180,14 @@ fn missing(name: &str) -> Response {
     .into_response()
 }
 
+/// A revoked or expired token: `@clerk/backend` documents that verification *throws* for them
+/// (`api/endpoints/APIKeysApi.ts:159-163`) and never reads the `revoked`/`expired` flags of a
+/// 200 answer (`tokens/authObjects.ts`), so Clerk refuses them with an error status; 404, which
+/// the SDK maps to "token not found" (`tokens/verify.ts:176-178`).
+fn refused(what: &str) -> Response {
+    not_found(what)
+}
+
 fn not_found(what: &str) -> Response {
     clerk_error(
         StatusCode::NOT_FOUND,
@@ -210,6 +214,9 @@ async fn verify_access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     let expired = record.expires_at_ms <= now;
     if expired && token.split('.').count() == 3 {
         return Json(json!({ "active": false })).into_response();
+    }
+    if expired || record.revoked_at_ms.is_some() {
+        return refused("OAuth access token");
     }
     let mut out = json!({
         "object": "clerk_idp_oauth_access_token",
@@ -257,6 +264,9 @@ async fn verify_api_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
     let Some(record) = store.api_keys.get_mut(&ids::hash(&secret)) else {
         return not_found("API key");
     };
+    if !record.is_usable(now) {
+        return refused("API key");
+    }
     record.last_used_at_ms = Some(now);
     let mut out = credential_json("api_key", record, now);
     out["type"] = json!("api_key");
@@ -288,6 +298,9 @@ async fn verify_machine_token(
         && !record.scopes.iter().any(|m| m == machine)
     {
         return not_found("machine token");
+    }
+    if !record.is_usable(now) {
+        return refused("machine token");
     }
     let out = credential_json("machine_to_machine_token", record, now);
     record.last_used_at_ms = Some(now);

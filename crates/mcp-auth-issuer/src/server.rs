@@ -401,10 +401,7 @@ mod tests {
     #[test]
     fn publishable_key_is_clerk_shaped() {
         let pk = publishable_key("http://127.0.0.1:8788", "sk_test_x");
-        assert_eq!(
-            pk,
-            "pk_test_MTI3LjAuMC4xOjg3ODgk"
-        );
+        assert_eq!(pk, "pk_test_MTI3LjAuMC4xOjg3ODgk");
         // base64("127.0.0.1:878$") ends in `=` when padded; Clerk drops it.
         assert_eq!(
             publishable_key("http://127.0.0.1:878", "sk_test_x"),

@@ -77,6 +77,13 @@ pub(crate) struct MachineCredential {
     pub(crate) last_used_at_ms: Option<u64>,
 }
 
+impl MachineCredential {
+    /// Neither revoked nor expired at `now_ms`.
+    pub(crate) fn is_usable(&self, now_ms: u64) -> bool {
+        self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|e| e > now_ms)
+    }
+}
+
 /// A Clerk machine (`mch_…`), created through `POST /admin/machines`.
 #[derive(Clone, Debug)]
 pub(crate) struct Machine {
