@@ -252,7 +252,8 @@ impl BackendApi {
     /// `POST {base}/{segments…}` with a JSON body, returning the JSON answer.
     pub async fn post_json(&self, segments: &[&str], body: &Value) -> Result<Value, BackendError> {
         let url = self.url(segments);
-        self.call(reqwest::Method::POST, url, Some(body), None).await
+        self.call(reqwest::Method::POST, url, Some(body), None)
+            .await
     }
 
     /// `POST {api}/{segments…}` *without* the `/v1` segment, as Clerk's SDK calls the token
@@ -524,7 +525,10 @@ mod tests {
             SecretKey::new("sk_test_x").unwrap(),
             BackendSettings::default(),
         );
-        assert_eq!(proxied.base_url().as_str(), "https://proxy.example/clerk/v1/");
+        assert_eq!(
+            proxied.base_url().as_str(),
+            "https://proxy.example/clerk/v1/"
+        );
         assert_eq!(proxied.inner.root.as_str(), "https://proxy.example/clerk/");
         assert_eq!(
             api.url(&["users", "user_1/../x?y"]).as_str(),

@@ -171,9 +171,10 @@ impl M2mJwtVerifier {
         validation.validate_aud = false;
         validation.set_issuer(&[self.issuer.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), &validation)
-            .map_err(|e| VerifyError::invalid_token(format!("M2M JWT refused: {e}")))?
-            .claims;
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, key.decoding_key(), &validation)
+                .map_err(|e| VerifyError::invalid_token(format!("M2M JWT refused: {e}")))?
+                .claims;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()

@@ -731,7 +731,10 @@ mod tests {
             shape("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig"),
             Shape::AccessJwt
         );
-        assert_eq!(shape("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30"), Shape::Unknown);
+        assert_eq!(
+            shape("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30"),
+            Shape::Unknown
+        );
         assert_eq!(
             shape("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.e30.sig"),
             Shape::OtherJwt
@@ -763,8 +766,14 @@ mod tests {
         assert_eq!(info.audience(), [RES]);
 
         // Without `aud`: refused under the strict default, accepted when relaxed.
-        let err = identity_from_answer(TokenKind::OAuthAccessToken, answer.clone(), ISS, strict, now)
-            .unwrap_err();
+        let err = identity_from_answer(
+            TokenKind::OAuthAccessToken,
+            answer.clone(),
+            ISS,
+            strict,
+            now,
+        )
+        .unwrap_err();
         assert!(matches!(err, VerifyError::InvalidToken(_)), "{err:?}");
         let relaxed = AudiencePolicy {
             resource: RES,
@@ -798,7 +807,8 @@ mod tests {
         ] {
             let mut answer = json!({"subject": "user_1", "scopes": []});
             answer[field] = value;
-            let err = identity_from_answer(TokenKind::ApiKey, answer, ISS, strict, now).unwrap_err();
+            let err =
+                identity_from_answer(TokenKind::ApiKey, answer, ISS, strict, now).unwrap_err();
             assert_eq!(err, VerifyError::invalid_token(why), "{field}");
         }
     }
