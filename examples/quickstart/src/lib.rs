@@ -149,6 +149,7 @@ impl Quickstart {
                     publishable_key: handle.publishable_key(),
                     api_url: Some(handle.base_url()),
                     frontend_api_url: Some(handle.base_url()),
+                    machine: None,
                 };
                 (Some(handle), keys)
             }

@@ -10,7 +10,9 @@
 //! then paste the printed MCP URL into Cursor, Claude, VS Code or the MCP Inspector, consent in
 //! the browser, and call `whoami`, `get-clerk-user-data` or (step-up) `get-private-metadata`.
 //! With `CLERK_SECRET_KEY` and `CLERK_PUBLISHABLE_KEY` set, your real Clerk instance is used and
-//! no local issuer starts (`CLERK_API_URL` / `CLERK_FRONTEND_API_URL` override its URLs).
+//! no local issuer starts (`CLERK_API_URL` / `CLERK_FRONTEND_API_URL` override its URLs). With
+//! `CLERK_MACHINE_ID` and `CLERK_MACHINE_SECRET_KEY` (this service's Clerk machine) set too,
+//! Clerk M2M tokens granted to that machine are accepted as well.
 
 use clap::Parser;
 use quickstart::{ClerkKeys, Options, Quickstart};
