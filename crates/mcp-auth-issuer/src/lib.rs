@@ -34,14 +34,14 @@
 //!
 //! | Path | What |
 //! | --- | --- |
-//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata |
+//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata and the OpenID configuration, with Clerk's fields |
 //! | `GET /.well-known/jwks.json` | public signing keys |
 //! | `POST /oauth/register` | RFC 7591 dynamic client registration |
 //! | `GET/POST /oauth/authorize` | consent page / consent form |
 //! | `POST /oauth/token` | `authorization_code`, `refresh_token` |
-//! | `GET /oauth/userinfo`, `POST /oauth/token_info`, `POST /oauth/revoke` | OIDC UserInfo, RFC 7662, RFC 7009 |
-//! | `[/v1]/oauth_applications/access_tokens/verify`, `[/v1]/api_keys/verify`, `[/v1]/m2m_tokens/verify`, `[/v1]/users/{id}`, `[/v1]/jwks` | Backend API stand-in (secret key, rate limited) |
-//! | `/admin/*` | test helpers over HTTP (secret key) |
+//! | `GET /oauth/userinfo`, `POST /oauth/token_info`, `POST /oauth/token/revoke` (alias `/oauth/revoke`) | OIDC UserInfo, RFC 7662 (client credentials), RFC 7009 |
+//! | `[/v1]/oauth_applications/access_tokens/verify`, `[/v1]/api_keys/verify`, `[/v1]/m2m_tokens/verify`, `[/v1]/users/{id}`, `[/v1]/jwks` | Backend API stand-in (secret key, or a machine secret key for `m2m_tokens/verify`; rate limited but for `jwks`) |
+//! | `/admin/*` | test helpers over HTTP (secret key): mint every token kind, create machines, revoke, rotate keys, advance the clock |
 //! | `GET /metrics` | Prometheus counters |
 //!
 //! ## Layout

@@ -23,7 +23,8 @@ pub enum TokenKind {
     SessionToken,
     /// A long-lived API key (Clerk: `api_key`, `ak_…`).
     ApiKey,
-    /// A machine-to-machine token (Clerk: `m2m_token`, `mt_…`).
+    /// A machine-to-machine token (Clerk: `m2m_token`, opaque `mt_…` or a JWT whose `sub` is a
+    /// machine, `mch_…`).
     MachineToken,
 }
 
