@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use common::{jwt_parts, start, start_default, start_on};
 use mcp_auth_issuer::{IssuerConfig, MintRequest};
 use reqwest::StatusCode;

@@ -195,7 +195,7 @@ impl M2mJwtVerifier {
             .to_owned();
         let granted = granted_machines(&claims);
         if let Some(machine) = &self.machine
-            && !granted.iter().any(|m| *m == machine.id)
+            && !granted.contains(&machine.id)
         {
             return Err(VerifyError::invalid_token(
                 "M2M token not granted to this machine",

@@ -741,6 +741,37 @@ mod tests {
         );
     }
 
+    /// Clerk's mapping of an OAuth JWT (`api/resources/IdPOAuthAccessToken.ts:81-84`): `scp`
+    /// before `scope`, the client from `client_id` only (a Clerk JWT's `azp` is the Frontend
+    /// API origin).
+    #[test]
+    fn oauth_jwts_map_as_clerk_maps_them() {
+        let claims = json!({
+            "sub": "user_1", "scp": ["a", "b"], "scope": "c", "azp": "https://app.example.com",
+        });
+        let Value::Object(claims) = claims else {
+            unreachable!()
+        };
+        let generic = AuthInfo::builder("user_1", TokenKind::OAuthAccessToken)
+            .client_id("https://app.example.com")
+            .scopes(["c"])
+            .claims(claims.clone())
+            .build();
+        let info = clerk_oauth_identity(generic);
+        assert_eq!(info.scopes(), ["a", "b"]);
+        assert_eq!(info.client_id(), None, "azp is not a client");
+        let mut with_client = claims;
+        with_client.insert("client_id".into(), json!("client_1"));
+        with_client.remove("scp");
+        let info = clerk_oauth_identity(
+            AuthInfo::builder("user_1", TokenKind::OAuthAccessToken)
+                .claims(with_client)
+                .build(),
+        );
+        assert_eq!(info.client_id(), Some("client_1"));
+        assert_eq!(info.scopes(), ["c"]);
+    }
+
     #[test]
     fn verify_answers_become_identities() {
         let now = 1_700_000_000;
