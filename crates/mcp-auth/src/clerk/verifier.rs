@@ -23,8 +23,8 @@ pub enum JwksSource {
     /// `{frontend_api}/.well-known/jwks.json`: public, no secret key sent. The default.
     #[default]
     FrontendApi,
-    /// `{api}/v1/jwks` with the secret key; counts against the Backend API rate limit (rarely:
-    /// key sets are cached).
+    /// `{api}/v1/jwks` with the secret key (not rate-limited by Clerk; key sets are cached
+    /// anyway).
     BackendApi,
 }
 
@@ -372,7 +372,7 @@ impl ClerkVerifier {
         &self.frontend_api_url
     }
 
-    /// The resource URL JWT access tokens' `aud` must name.
+    /// The resource URL OAuth access tokens' audience must name.
     #[must_use]
     pub fn resource(&self) -> &str {
         &self.resource
