@@ -7,6 +7,8 @@
 // Rust test (crates/mcp-auth-issuer/tests/clerk_sdk.rs) decides, case by case.
 
 import { createClerkClient } from '@clerk/backend';
+// `@clerk/shared` comes with `@clerk/backend` (its version pinned by the lock file).
+import { isPublishableKey } from '@clerk/shared/keys';
 import { verifyClerkToken } from '@clerk/mcp-tools/server';
 
 const [base, secretKey, publishableKey] = process.argv.slice(2);
@@ -95,6 +97,15 @@ const access = (format, extra = {}) =>
   });
 
 const cases = {
+  // --- Keys ---------------------------------------------------------------------------------
+  async 'isPublishableKey accepts the publishable keys'() {
+    check(isPublishableKey(publishableKey), `${publishableKey} refused`);
+    // The quickstart's default issuer, http://127.0.0.1:8788: the exact key the issuer's unit
+    // test `publishable_key_is_clerk_shaped` expects for it.
+    check(isPublishableKey('pk_test_MTI3LjAuMC4xOjg3ODgk'), 'the quickstart default refused');
+    check(!publishableKey.includes('='), 'padded, unlike Clerk');
+  },
+
   // --- The Backend API client -------------------------------------------------------------
   async 'idPOAuthAccessToken.verify without audience'() {
     const token = await clerk.idPOAuthAccessToken.verify(await access('opaque'));

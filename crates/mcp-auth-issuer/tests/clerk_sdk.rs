@@ -17,6 +17,7 @@ use serde_json::Value;
 
 /// Every case `tests/js/clerk-backend-sdk.mjs` runs; a case missing from its output fails too.
 const CASES: &[&str] = &[
+    "isPublishableKey accepts the publishable keys",
     "idPOAuthAccessToken.verify without audience",
     "idPOAuthAccessToken.verify with the audience it was issued for",
     "idPOAuthAccessToken.verify with another audience is refused",
