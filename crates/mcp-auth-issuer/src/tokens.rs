@@ -80,10 +80,10 @@ pub const JWT_CATEGORY_TEMPLATE: &str = "cl_B7d4PD222AAA";
 /// `cat` header of Clerk M2M JWTs (`tokens/jwtCategories.ts:7`).
 pub const JWT_CATEGORY_M2M: &str = "cl_B7d4PD333AAA";
 
-/// Ask for a Clerk API key (`ak_…`), verified with `POST /v1/api_keys/verify`.
+/// Ask for a Clerk API key (`ak_…`), verified with `POST /api_keys/verify`.
 #[derive(Clone, Debug, Default)]
 pub struct ApiKeyRequest {
-    /// Owner: a `user_…` or `org_…` id.
+    /// Owner: a `user_…`, `org_…` or `mch_…` id.
     pub subject: String,
     /// Display name; empty gives `"Test API key"`.
     pub name: String,
