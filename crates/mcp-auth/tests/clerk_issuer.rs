@@ -468,6 +468,13 @@ async fn receiving_machine_accepts_only_granted_tokens() {
             "{format}: without a receiving machine any token of the instance passes"
         );
     }
+    let builder = clerk
+        .verifier("https://mcp.example/mcp")
+        .receiving_machine(api.id.clone(), api.secret_key.clone());
+    assert!(
+        !format!("{builder:?}").contains(&api.secret_key),
+        "the machine secret key is redacted"
+    );
     assert!(
         ClerkConfig::from_env_values(Some("sk_test_x"), None, None, Some("https://c.example"))
             .unwrap()

@@ -42,8 +42,9 @@ pub struct ClerkVerifierBuilder {
     jwks_config: JwksConfig,
     cache: CacheConfig,
     leeway: Duration,
-    /// `(machine id, machine secret key)`, checked in `build`.
-    machine: Option<(String, String)>,
+    /// The receiving machine, or why its values were refused (reported by `build`). Its
+    /// `Debug` redacts the secret key.
+    machine: Option<Result<ReceivingMachine, ClerkConfigError>>,
 }
 
 impl ClerkVerifierBuilder {
@@ -138,7 +139,10 @@ impl ClerkVerifierBuilder {
         machine_id: impl Into<String>,
         machine_secret_key: impl Into<String>,
     ) -> Self {
-        self.machine = Some((machine_id.into(), machine_secret_key.into()));
+        self.machine = Some(ReceivingMachine::new(
+            &machine_id.into(),
+            &machine_secret_key.into(),
+        ));
         self
     }
 
@@ -192,10 +196,7 @@ impl ClerkVerifierBuilder {
         if accepts(TokenKind::SessionToken) && self.authorized_parties.is_empty() {
             return Err(ClerkConfigError::SessionTokensNeedAuthorizedParties);
         }
-        let machine = match &self.machine {
-            Some((id, key)) => Some(ReceivingMachine::new(id, key)?),
-            None => None,
-        };
+        let machine = self.machine.clone().transpose()?;
         let issuer = self.config.frontend_api_url().to_owned();
         let jwks = match self.jwks_source {
             JwksSource::FrontendApi => {
