@@ -219,8 +219,19 @@ async fn revoke(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(m) => return bad_request(&m),
     };
-    let revoked = shared.revoke_token(&req.token, None, "revoked by an administrator");
-    Json(json!({ "revoked": revoked })).into_response()
+    match shared.revoke_token(&req.token, None, "revoked by an administrator") {
+        Ok(revoked) => Json(json!({ "revoked": revoked })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin revoke failed");
+            clerk_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "the issuer's state database failed; see the issuer log",
+                "internal_clerk_error",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// `POST /admin/rotate_keys`.
@@ -271,5 +282,5 @@ async fn advance_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
 
 /// `GET /admin/users`.
 async fn users(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!(shared.config.users))
+    Json(json!(shared.users))
 }

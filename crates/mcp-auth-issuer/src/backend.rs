@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::ids;
 use crate::state::Shared;
-use crate::store::MachineCredential;
+use crate::store::{CredentialKind, MachineCredential, StoreError};
 
 /// Clerk's error envelope: `{"errors":[{"message","long_message","code"}],"clerk_trace_id"}`.
 pub(crate) fn clerk_error(
@@ -133,8 +133,10 @@ async fn verify_access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     let Some(token) = body_field(&body, &["access_token"]) else {
         return missing("access_token");
     };
-    let Some(record) = shared.find_access_token(&token) else {
-        return not_found("OAuth access token");
+    let record = match shared.find_access_token(&token) {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found("OAuth access token"),
+        Err(e) => return state_failed(&e),
     };
     let now = shared.clock.now_ms();
     Json(json!({
@@ -151,6 +153,18 @@ async fn verify_access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         "created_at": record.created_at_ms,
         "updated_at": record.revoked_at_ms.unwrap_or(record.created_at_ms),
     }))
+    .into_response()
+}
+
+/// A state failure: 500 in Clerk's envelope (never a 404 that would read as "token unknown").
+fn state_failed(error: &StoreError) -> Response {
+    tracing::error!(%error, "the issuer state failed while handling a Backend API call");
+    clerk_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error",
+        "the issuer's state database failed; see the issuer log",
+        "internal_clerk_error",
+    )
     .into_response()
 }
 
@@ -176,11 +190,20 @@ async fn verify_api_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
         return missing("secret");
     };
     let now = shared.clock.now_ms();
-    let mut store = shared.store();
-    let Some(record) = store.api_keys.get_mut(&ids::hash(&secret)) else {
-        return not_found("API key");
+    let hash = ids::hash(&secret);
+    let found = shared.store.write(|tx| {
+        let record = tx.credential(CredentialKind::ApiKey, &hash)?;
+        if record.is_some() {
+            tx.touch_credential(&hash, now)?;
+        }
+        Ok(record)
+    });
+    let mut record = match found {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found("API key"),
+        Err(e) => return state_failed(&e),
     };
-    let mut out = credential_json("api_key", record, now);
+    let mut out = credential_json("api_key", &record, now);
     record.last_used_at_ms = Some(now);
     out["type"] = json!("api_key");
     out["name"] = json!(record.name);
@@ -196,11 +219,15 @@ async fn verify_machine_token(State(shared): State<Arc<Shared>>, body: Bytes) ->
         return missing("token");
     };
     let now = shared.clock.now_ms();
-    let store = shared.store();
-    let Some(record) = store.machine_tokens.get(&ids::hash(&token)) else {
-        return not_found("machine token");
+    let record = match shared
+        .store
+        .read(|tx| tx.credential(CredentialKind::MachineToken, &ids::hash(&token)))
+    {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found("machine token"),
+        Err(e) => return state_failed(&e),
     };
-    Json(credential_json("machine_to_machine_token", record, now)).into_response()
+    Json(credential_json("machine_to_machine_token", &record, now)).into_response()
 }
 
 /// `GET /users/{id}`.
