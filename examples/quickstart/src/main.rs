@@ -11,6 +11,11 @@
 //! the browser, and call `whoami`, `get-clerk-user-data` or (step-up) `get-private-metadata`.
 //! With `CLERK_SECRET_KEY` and `CLERK_PUBLISHABLE_KEY` set, your real Clerk instance is used and
 //! no local issuer starts (`CLERK_API_URL` / `CLERK_FRONTEND_API_URL` override its URLs).
+//!
+//! The embedded issuer keeps its state in `.mcp-auth/` under the working directory, so a restart
+//! (every time you change a tool) keeps connected clients connected: same keys, same
+//! registrations, same refresh tokens. Delete that directory, or pass `--ephemeral`, to start
+//! afresh.
 
 use clap::Parser;
 use quickstart::{ClerkKeys, Options, Quickstart};
@@ -31,6 +36,13 @@ struct Args {
     /// server then verifies each new token through the Backend API (cached).
     #[arg(long)]
     opaque_tokens: bool,
+    /// Where the embedded issuer keeps its state (signing keys, registered clients, consents,
+    /// tokens as hashes), so clients stay connected when you restart. Delete it to start afresh.
+    #[arg(long, value_name = "DIR", default_value = ".mcp-auth")]
+    state_dir: std::path::PathBuf,
+    /// Keep the embedded issuer's state in memory: every restart forgets clients and tokens.
+    #[arg(long, conflicts_with = "state_dir")]
+    ephemeral: bool,
 }
 
 #[tokio::main]
@@ -49,6 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         opaque_tokens: args.opaque_tokens,
         clerk,
         access_token_lifetime: None,
+        state_dir: (!args.ephemeral).then_some(args.state_dir),
     })
     .await?;
     println!("{}", running.banner());
