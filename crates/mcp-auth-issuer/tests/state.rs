@@ -57,11 +57,26 @@ async fn restart(issuer: TestIssuer, config: IssuerConfig) -> TestIssuer {
 
 /// Everything a client holds keeps working after a restart: its registration (client
 /// authentication with its secret), its JWT access token (same keys), its refresh token, its
-/// opaque token; revocations stay revoked; the secret key and users are the same.
+/// opaque token; revocations stay revoked; the secret key is the same, and so are the users the
+/// first run was given (the second is given none).
 #[tokio::test]
 async fn clients_and_tokens_survive_a_restart() {
     let dir = TempDir::new("survive");
-    let issuer = start(persistent(&dir.0)).await;
+    let mut users = mcp_auth_issuer::default_users();
+    users.push(
+        serde_json::from_value(json!({
+            "id": "user_2daveXXXXXXXXXXXXXXXXXXXXXX",
+            "first_name": "Dave",
+            "last_name": "Doe",
+            "email": "dave@example.com",
+        }))
+        .unwrap(),
+    );
+    let issuer = start(IssuerConfig {
+        users: Some(users.clone()),
+        ..persistent(&dir.0)
+    })
+    .await;
     let (client_id, secret) = issuer.confidential_client("client_secret_post").await;
     let (verifier, challenge) = pkce();
     let code = issuer.code_for(&client_id, &challenge).await;
@@ -94,7 +109,6 @@ async fn clients_and_tokens_survive_a_restart() {
         .unwrap();
     assert!(issuer.handle.revoke(&revoked));
     let secret_key = issuer.handle.secret_key();
-    let users = issuer.handle.users();
 
     let issuer = restart(issuer, persistent(&dir.0)).await;
     assert_eq!(issuer.handle.secret_key(), secret_key);
