@@ -70,6 +70,7 @@ button.deny:hover{background:#f9fafb}
 .error h1{color:#b91c1c}
 ul.forget{padding-left:18px}
 ul.forget li{margin-bottom:10px}
+ul.forget code{word-break:normal;overflow-wrap:break-word}
 "#;
 
 fn page(title: &str, body: &str) -> String {
