@@ -34,10 +34,8 @@ impl TempDir {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "mcp-auth-e2e-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("mcp-auth-e2e-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).expect("create a temporary directory");
         Self(path)
     }

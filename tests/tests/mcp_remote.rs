@@ -355,7 +355,8 @@ async fn whoami_through(remote: &mut McpRemote) -> String {
         .request(2, "tools/call", json!({"name": "whoami", "arguments": {}}))
         .await;
     assert_eq!(
-        called["result"]["isError"], false,
+        called["result"]["isError"],
+        false,
         "{called}\nstderr:\n{}",
         remote.stderr()
     );
@@ -407,9 +408,21 @@ async fn mcp_remote_survives_a_quickstart_restart() {
     assert_eq!(whoami_through(&mut remote).await, user);
     remote.stop().await;
     let metrics = issuer.metrics();
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/register", "POST"), 0, "{metrics}");
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/authorize", "GET"), 0, "{metrics}");
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/token", "POST"), 0, "{metrics}");
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/register", "POST"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/authorize", "GET"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/token", "POST"),
+        0,
+        "{metrics}"
+    );
 
     // Through a refresh: the cached access token no longer works.
     let file = tokens_file(&cache.0.join("config")).expect("mcp-remote cached its tokens");
@@ -421,8 +434,20 @@ async fn mcp_remote_survives_a_quickstart_restart() {
     assert_eq!(whoami_through(&mut remote).await, user);
     remote.stop().await;
     let metrics = issuer.metrics();
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/register", "POST"), 0, "{metrics}");
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/authorize", "GET"), 0, "{metrics}");
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/token", "POST"), 1, "one refresh: {metrics}");
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/register", "POST"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/authorize", "GET"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/token", "POST"),
+        1,
+        "one refresh: {metrics}"
+    );
     qs.shutdown().await;
 }

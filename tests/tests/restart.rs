@@ -79,7 +79,13 @@ async fn survives_a_restart(opaque_tokens: bool) {
 
     // Restart on the same ports (the URLs clients hold) and the same state directory.
     let mcp_url = qs.mcp_url().to_owned();
-    let port: u16 = mcp_url.rsplit(':').next().unwrap().trim_end_matches("/mcp").parse().unwrap();
+    let port: u16 = mcp_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .parse()
+        .unwrap();
     let issuer_port = qs.issuer().unwrap().local_addr().port();
     qs.shutdown().await;
     let qs = start(&state.0, opaque_tokens, port, issuer_port).await;
@@ -102,9 +108,21 @@ async fn survives_a_restart(opaque_tokens: bool) {
 
     // Counted on the issuer: since the restart, no registration and no consent page.
     let metrics = issuer.metrics();
-    assert_eq!(requests_total(&metrics, "/oauth/register", "POST"), 0, "{metrics}");
-    assert_eq!(requests_total(&metrics, "/oauth/authorize", "GET"), 0, "{metrics}");
-    assert_eq!(requests_total(&metrics, "/oauth/token", "POST"), 1, "{metrics}");
+    assert_eq!(
+        requests_total(&metrics, "/oauth/register", "POST"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        requests_total(&metrics, "/oauth/authorize", "GET"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        requests_total(&metrics, "/oauth/token", "POST"),
+        1,
+        "{metrics}"
+    );
     qs.shutdown().await;
 }
 

@@ -111,7 +111,14 @@ mod tests {
             Err(CsrfError::Expired)
         );
         assert_eq!(
-            verify(&key_from_bytes(&random_key_bytes()), &values, Some(&token), Some("100"), 150, 60),
+            verify(
+                &key_from_bytes(&random_key_bytes()),
+                &values,
+                Some(&token),
+                Some("100"),
+                150,
+                60
+            ),
             Err(CsrfError::Invalid)
         );
     }

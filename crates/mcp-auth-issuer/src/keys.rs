@@ -125,7 +125,9 @@ struct KeyFileEntry {
 }
 
 /// Read a key file: its keys and the secret key it remembers. `Ok(None)` when it does not exist.
-pub(crate) fn read_key_file(path: &Path) -> Result<Option<(Vec<StoredKey>, Option<String>)>, Error> {
+pub(crate) fn read_key_file(
+    path: &Path,
+) -> Result<Option<(Vec<StoredKey>, Option<String>)>, Error> {
     let err = |message: String| Error::KeyFile {
         path: path.to_path_buf(),
         message,
@@ -210,8 +212,9 @@ impl KeyRing {
         let mut active = None;
         let mut retired = Vec::new();
         for entry in stored {
-            let key = SigningKey::from_pkcs8(entry.kid, entry.pkcs8, entry.created_at, entry.retired_at)
-                .map_err(|e| e.to_string())?;
+            let key =
+                SigningKey::from_pkcs8(entry.kid, entry.pkcs8, entry.created_at, entry.retired_at)
+                    .map_err(|e| e.to_string())?;
             match key.retired_at {
                 None if active.is_none() => active = Some(key),
                 None => return Err("more than one active key".into()),
@@ -358,10 +361,16 @@ mod tests {
         let mut ring = KeyRing::generate(grace, 5).unwrap();
         ring.rotate(6).unwrap();
         let token = ring.sign("JWT", &json!({"sub": "x"})).unwrap();
-        let reloaded = KeyRing::from_stored(ring.stored(), grace, 7).unwrap().unwrap();
+        let reloaded = KeyRing::from_stored(ring.stored(), grace, 7)
+            .unwrap()
+            .unwrap();
         assert_eq!(reloaded.active_kid(), ring.active_kid());
         assert!(reloaded.verify(&token, 7).is_some());
-        assert!(KeyRing::from_stored(Vec::new(), grace, 7).unwrap().is_none());
+        assert!(
+            KeyRing::from_stored(Vec::new(), grace, 7)
+                .unwrap()
+                .is_none()
+        );
 
         let dir =
             std::env::temp_dir().join(format!("mcp-auth-issuer-keys-{}", ids::random_alnum(8)));

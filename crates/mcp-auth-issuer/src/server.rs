@@ -26,10 +26,10 @@ use crate::metrics::Metrics;
 use crate::rate_limit::FixedWindow;
 use crate::state::Shared;
 use crate::store::Store;
-use crate::users::default_users;
 use crate::tokens::{
     AccessGrant, ApiKeyRequest, MachineTokenRequest, MintRequest, SessionTokenRequest,
 };
+use crate::users::default_users;
 use crate::users::{User, validate_users};
 use crate::{
     Error, admin, authorize, backend, csrf, ids, introspection, metadata, metrics, register, token,
@@ -57,9 +57,12 @@ impl Issuer {
         let key_file = config.key_file.clone();
         let grace = config.key_rotation_grace;
         // Opening the state (file I/O, fsync) and generating a key (RSA) block: off the runtime.
-        let opened = tokio::task::spawn_blocking(move || open_state(state_dir, key_file, grace, now))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(format!("state task failed: {e}"))))??;
+        let opened =
+            tokio::task::spawn_blocking(move || open_state(state_dir, key_file, grace, now))
+                .await
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!("state task failed: {e}")))
+                })??;
         let OpenedState {
             store,
             keys,
@@ -73,7 +76,11 @@ impl Issuer {
             }
             None => {
                 let saved = store.read(|tx| tx.users())?;
-                if saved.is_empty() { default_users() } else { saved }
+                if saved.is_empty() {
+                    default_users()
+                } else {
+                    saved
+                }
             }
         };
         validate_users(&users).map_err(Error::Config)?;
@@ -210,11 +217,13 @@ fn open_state(
 fn prune_in_background(shared: &Arc<Shared>) {
     let shared = shared.clone();
     let now = shared.clock.now_ms();
-    tokio::task::spawn_blocking(move || match shared.store.write(|tx| tx.prune_expired(now)) {
-        Ok(0) | Err(crate::store::StoreError::Closed) => {}
-        Ok(removed) => tracing::debug!(removed, "pruned expired records from the state"),
-        Err(e) => tracing::warn!(error = %e, "pruning the state failed"),
-    });
+    tokio::task::spawn_blocking(
+        move || match shared.store.write(|tx| tx.prune_expired(now)) {
+            Ok(0) | Err(crate::store::StoreError::Closed) => {}
+            Ok(removed) => tracing::debug!(removed, "pruned expired records from the state"),
+            Err(e) => tracing::warn!(error = %e, "pruning the state failed"),
+        },
+    );
 }
 
 fn validate_config(config: &IssuerConfig, addr: SocketAddr) -> Result<(), Error> {

@@ -188,7 +188,9 @@ fn refresh_token(shared: &Shared, client: &Client, params: &Params) -> Result<Va
     // One transaction: the presented token is rotated out and its successors recorded together.
     shared.store.write(|tx| {
         let Some(record) = tx.refresh(&hash)? else {
-            return Ok(Err(OAuthError::invalid_grant("the refresh token is invalid")));
+            return Ok(Err(OAuthError::invalid_grant(
+                "the refresh token is invalid",
+            )));
         };
         if record.client_id != client.client_id {
             return Ok(Err(OAuthError::invalid_grant(

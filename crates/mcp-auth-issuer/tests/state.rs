@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use common::{REDIRECT, TestIssuer, jwt_parts, pkce, start, start_on};
 use mcp_auth_issuer::{
-    ApiKeyRequest, IssuerConfig, MachineTokenRequest, MintRequest, SessionTokenRequest,
-    TokenFormat,
+    ApiKeyRequest, IssuerConfig, MachineTokenRequest, MintRequest, SessionTokenRequest, TokenFormat,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -238,10 +237,19 @@ async fn the_state_holds_no_usable_token() {
     let handed_out = vec![
         ("client secret", client_secret.clone()),
         ("authorization code", code.clone()),
-        ("JWT access token", tokens["access_token"].as_str().unwrap().to_owned()),
+        (
+            "JWT access token",
+            tokens["access_token"].as_str().unwrap().to_owned(),
+        ),
         ("refresh token", refresh.clone()),
-        ("rotated access token", rotated["access_token"].as_str().unwrap().to_owned()),
-        ("rotated refresh token", rotated["refresh_token"].as_str().unwrap().to_owned()),
+        (
+            "rotated access token",
+            rotated["access_token"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "rotated refresh token",
+            rotated["refresh_token"].as_str().unwrap().to_owned(),
+        ),
         (
             "opaque access token",
             issuer
@@ -344,7 +352,10 @@ async fn a_forgotten_client_gets_a_page_that_says_what_to_do() {
         "never redirected"
     );
     let html = response.text().await.unwrap();
-    assert!(html.contains("This application is not registered here"), "{html}");
+    assert!(
+        html.contains("This application is not registered here"),
+        "{html}"
+    );
     assert!(html.contains(&old_client), "names the client id");
     assert!(html.contains("state was deleted"), "says what happened");
     for client in ["cursor", "claude-code", "vscode", "inspector", "mcp-remote"] {
@@ -374,7 +385,10 @@ async fn a_forgotten_client_gets_a_page_that_says_what_to_do() {
         "{seen}"
     );
     let png = std::fs::read(&shot).expect("screenshot saved");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
 
     // Registering again is all it takes.
     let new_client = issuer.public_client().await;
@@ -484,7 +498,11 @@ struct Acked {
 
 /// One client's life: register, authorize (auto-approved), exchange the code, refresh twice.
 /// Reports each acknowledged step.
-async fn client_life(http: reqwest::Client, base: String, acked: tokio::sync::mpsc::UnboundedSender<Acked>) {
+async fn client_life(
+    http: reqwest::Client,
+    base: String,
+    acked: tokio::sync::mpsc::UnboundedSender<Acked>,
+) {
     let Ok(response) = http
         .post(format!("{base}/oauth/register"))
         .json(&json!({
@@ -518,7 +536,11 @@ async fn client_life(http: reqwest::Client, base: String, acked: tokio::sync::mp
         .get("location")
         .and_then(|l| l.to_str().ok())
         .and_then(|l| url::Url::parse(l).ok())
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()))
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+        })
     else {
         return;
     };
@@ -530,7 +552,12 @@ async fn client_life(http: reqwest::Client, base: String, acked: tokio::sync::mp
         ("code_verifier", verifier),
     ];
     for _ in 0..3 {
-        let Ok(response) = http.post(format!("{base}/oauth/token")).form(&form).send().await else {
+        let Ok(response) = http
+            .post(format!("{base}/oauth/token"))
+            .form(&form)
+            .send()
+            .await
+        else {
             return;
         };
         let Ok(body) = response.json::<Value>().await else {

@@ -50,21 +50,14 @@ fn json_list(items: &[String]) -> String {
 }
 
 /// A JSON column read back, as a `FromSql` conversion error when malformed.
-fn parse_json<T: serde::de::DeserializeOwned>(
-    row: &Row<'_>,
-    index: usize,
-) -> rusqlite::Result<T> {
+fn parse_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
     serde_json::from_str(&text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e)))
 }
 
 fn bad_value(index: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        index,
-        Type::Text,
-        format!("unknown {what}").into(),
-    )
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, format!("unknown {what}").into())
 }
 
 const CLIENT_COLUMNS: &str =

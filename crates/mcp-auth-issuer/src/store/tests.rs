@@ -99,7 +99,10 @@ fn a_newer_state_is_refused() {
         "{message}"
     );
     assert!(message.contains("newer mcp-auth-issuer"), "{message}");
-    assert!(message.contains(&format!("up to {}", latest_version())), "{message}");
+    assert!(
+        message.contains(&format!("up to {}", latest_version())),
+        "{message}"
+    );
     assert_eq!(version(&dir.0), 99, "left untouched");
 }
 
@@ -114,7 +117,8 @@ fn a_foreign_database_is_refused() {
         let conn = Connection::open(dir.0.join(DB_FILE)).unwrap();
         conn.pragma_update(None, "application_id", APPLICATION_ID + 1)
             .unwrap();
-        conn.execute_batch("CREATE TABLE other (x INTEGER)").unwrap();
+        conn.execute_batch("CREATE TABLE other (x INTEGER)")
+            .unwrap();
     }
     let err = Store::open(&dir.0).unwrap_err();
     assert!(
@@ -186,7 +190,10 @@ fn state_files_are_owner_only() {
     }
     seen.sort();
     assert!(seen.contains(&DB_FILE.to_owned()), "{seen:?}");
-    assert!(seen.contains(&format!("{DB_FILE}-wal")), "WAL mode: {seen:?}");
+    assert!(
+        seen.contains(&format!("{DB_FILE}-wal")),
+        "WAL mode: {seen:?}"
+    );
     assert!(seen.contains(&LOCK_FILE.to_owned()), "{seen:?}");
 }
 
