@@ -124,10 +124,11 @@ struct KeyFileEntry {
     retired_at: Option<u64>,
 }
 
-/// Read a key file: its keys and the secret key it remembers. `Ok(None)` when it does not exist.
-pub(crate) fn read_key_file(
-    path: &Path,
-) -> Result<Option<(Vec<StoredKey>, Option<String>)>, Error> {
+/// A key file's contents: the keys and the secret key it remembers.
+pub(crate) type KeyFileContents = (Vec<StoredKey>, Option<String>);
+
+/// Read a key file. `Ok(None)` when it does not exist.
+pub(crate) fn read_key_file(path: &Path) -> Result<Option<KeyFileContents>, Error> {
     let err = |message: String| Error::KeyFile {
         path: path.to_path_buf(),
         message,
