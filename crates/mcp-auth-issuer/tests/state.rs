@@ -618,7 +618,7 @@ async fn killing_the_issuer_mid_write_never_loses_acknowledged_state() {
             worker.abort();
         }
 
-        let (child, base) = spawn_binary(&dir.0).await;
+        let (mut child, base) = spawn_binary(&dir.0).await;
         let last_client = acked.last().unwrap().client_id.clone();
         let (_, challenge) = pkce();
         let response = http
@@ -655,7 +655,9 @@ async fn killing_the_issuer_mid_write_never_loses_acknowledged_state() {
                 "round {round}: the last acknowledged refresh token is known: {status} {body}"
             );
         }
-        drop(child);
+        // Wait until it is gone: its lock is released only when the process has exited.
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
     }
 }
 
