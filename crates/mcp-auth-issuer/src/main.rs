@@ -111,7 +111,9 @@ async fn run(args: Args) -> Result<(), String> {
         secret_key: args.secret_key,
         auto_approve_user: args.auto_approve_user,
         key_file: args.key_file,
-        state_dir: (!args.ephemeral).then_some(args.state_dir),
+        // Absolute, so the banner and any error say exactly which directory.
+        state_dir: (!args.ephemeral)
+            .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
         public_url: args.public_url,
         default_audience: args.default_audience,
         ..IssuerConfig::default()

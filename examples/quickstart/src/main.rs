@@ -46,7 +46,7 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -61,12 +61,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         opaque_tokens: args.opaque_tokens,
         clerk,
         access_token_lifetime: None,
-        state_dir: (!args.ephemeral).then_some(args.state_dir),
+        // Absolute, so the banner and any error say exactly which directory.
+        state_dir: (!args.ephemeral)
+            .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
     })
-    .await?;
+    .await;
+    let running = match running {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("quickstart: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     println!("{}", running.banner());
     let _ = tokio::signal::ctrl_c().await;
     println!("shutting down (finishing in-flight requests)…");
     running.shutdown().await;
-    Ok(())
+    std::process::ExitCode::SUCCESS
 }
