@@ -249,12 +249,15 @@ async fn create_machine(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
         Ok(r) => r,
         Err(m) => return bad_request(&m),
     };
-    match shared.create_machine(&req.name, &req.scoped_machines) {
-        Ok((machine, secret_key)) => {
-            let mut out = shared.machine_json(&machine);
+    let created = shared
+        .create_machine(&req.name, &req.scoped_machines)
+        .and_then(|(machine, secret_key)| {
+            let mut out = shared.machine_json(&machine)?;
             out["secret_key"] = json!(secret_key);
-            Json(out).into_response()
-        }
+            Ok(out)
+        });
+    match created {
+        Ok(out) => Json(out).into_response(),
         Err(crate::Error::InvalidRequest(m)) => bad_request(&m),
         Err(e) => minted("machine", Err(e)),
     }
@@ -272,8 +275,19 @@ async fn revoke(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(m) => return bad_request(&m),
     };
-    let revoked = shared.revoke_token(&req.token, None, "revoked by an administrator");
-    Json(json!({ "revoked": revoked })).into_response()
+    match shared.revoke_token(&req.token, None, "revoked by an administrator") {
+        Ok(revoked) => Json(json!({ "revoked": revoked })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin revoke failed");
+            clerk_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "the issuer's state database failed; see the issuer log",
+                "internal_clerk_error",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// `POST /admin/rotate_keys`.
@@ -324,5 +338,5 @@ async fn advance_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
 
 /// `GET /admin/users`.
 async fn users(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!(shared.config.users))
+    Json(json!(shared.users))
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::ids;
 use crate::state::Shared;
-use crate::store::{Machine, MachineCredential};
+use crate::store::{CredentialKind, Machine, MachineCredential, StoreError};
 
 /// Clerk's error envelope: `{"errors":[{"message","long_message","code"}],"clerk_trace_id"}`.
 pub(crate) fn clerk_error(
@@ -73,17 +73,20 @@ pub(crate) async fn require_secret_key(
 }
 
 /// The machine a machine secret key in `Authorization: Bearer …` belongs to.
-fn machine_of_key(shared: &Shared, request: &Request) -> Option<String> {
+fn machine_of_key(shared: &Shared, request: &Request) -> Result<Option<String>, StoreError> {
     let key = request
         .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))?
-        .1
-        .trim();
-    shared.store().machine_secrets.get(&ids::hash(key)).cloned()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim());
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    shared
+        .store
+        .read(|tx| tx.machine_of_secret(&ids::hash(key)))
 }
 
 /// Who called `m2m_tokens/verify`: the instance (secret key) or a machine (its secret key).
@@ -101,7 +104,10 @@ async fn require_secret_or_machine_key(
 ) -> Response {
     let caller = if has_secret_key(&shared, &request) {
         Caller::Instance
-    } else if let Some(machine) = machine_of_key(&shared, &request) {
+    } else if let Some(machine) = match machine_of_key(&shared, &request) {
+        Ok(machine) => machine,
+        Err(e) => return state_failed(&e),
+    } {
         Caller::Machine(machine)
     } else {
         return clerk_error(
@@ -207,8 +213,10 @@ async fn verify_access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     let Some(token) = body_field(&body, &["access_token", "secret"]) else {
         return missing("access_token");
     };
-    let Some(record) = shared.find_access_token(&token) else {
-        return not_found("OAuth access token");
+    let record = match shared.find_access_token(&token) {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found("OAuth access token"),
+        Err(e) => return state_failed(&e),
     };
     let now = shared.clock.now_ms();
     let expired = record.expires_at_ms <= now;
@@ -237,6 +245,18 @@ async fn verify_access_token(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     Json(out).into_response()
 }
 
+/// A state failure: 500 in Clerk's envelope (never a 404 that would read as "token unknown").
+fn state_failed(error: &StoreError) -> Response {
+    tracing::error!(%error, "the issuer state failed while handling a Backend API call");
+    clerk_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error",
+        "the issuer's state database failed; see the issuer log",
+        "internal_clerk_error",
+    )
+    .into_response()
+}
+
 fn credential_json(object: &str, record: &MachineCredential, now: u64) -> Value {
     json!({
         "object": object,
@@ -260,15 +280,25 @@ async fn verify_api_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
         return missing("secret");
     };
     let now = shared.clock.now_ms();
-    let mut store = shared.store();
-    let Some(record) = store.api_keys.get_mut(&ids::hash(&secret)) else {
-        return not_found("API key");
+    let hash = ids::hash(&secret);
+    // A revoked or expired key is refused and not marked used.
+    let found = shared.store.write(|tx| {
+        let record = tx.credential(CredentialKind::ApiKey, &hash)?;
+        if record.as_ref().is_some_and(|r| r.is_usable(now)) {
+            tx.touch_credential(&hash, now)?;
+        }
+        Ok(record)
+    });
+    let mut record = match found {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found("API key"),
+        Err(e) => return state_failed(&e),
     };
     if !record.is_usable(now) {
         return refused("API key");
     }
     record.last_used_at_ms = Some(now);
-    let mut out = credential_json("api_key", record, now);
+    let mut out = credential_json("api_key", &record, now);
     out["type"] = json!("api_key");
     out["name"] = json!(record.name);
     out["created_by"] = Value::Null;
@@ -290,38 +320,50 @@ async fn verify_machine_token(
         return missing("token");
     };
     let now = shared.clock.now_ms();
-    let mut store = shared.store();
-    let Some(record) = store.machine_tokens.get_mut(&ids::hash(&token)) else {
-        return not_found("machine token");
+    let hash = ids::hash(&token);
+    // One transaction: the lookup and, for a token this caller may see and that is usable, its
+    // `last_used_at`. The answer shows the previous use.
+    let found = shared.store.write(|tx| {
+        let Some(record) = tx.credential(CredentialKind::MachineToken, &hash)? else {
+            return Ok(None);
+        };
+        if let Caller::Machine(machine) = &caller
+            && !record.scopes.iter().any(|m| m == machine)
+        {
+            return Ok(None);
+        }
+        if record.is_usable(now) {
+            tx.touch_credential(&hash, now)?;
+        }
+        Ok(Some(record))
+    });
+    let record = match found {
+        Ok(Some(record)) => record,
+        Ok(None) => return not_found("machine token"),
+        Err(e) => return state_failed(&e),
     };
-    if let Caller::Machine(machine) = &caller
-        && !record.scopes.iter().any(|m| m == machine)
-    {
-        return not_found("machine token");
-    }
     if !record.is_usable(now) {
         return refused("machine token");
     }
-    let out = credential_json("machine_to_machine_token", record, now);
-    record.last_used_at_ms = Some(now);
-    Json(out).into_response()
+    Json(credential_json("machine_to_machine_token", &record, now)).into_response()
 }
 
 impl Shared {
     /// Clerk's `Machine` object (`bapi/2026-05-12.yml`, `MachineWithoutScopedMachines` and
     /// `Machine`).
-    pub(crate) fn machine_json(&self, machine: &Machine) -> Value {
-        let store = self.store();
-        let scoped: Vec<Value> = machine
-            .scoped_machines
-            .iter()
-            .filter_map(|id| store.machines.get(id))
-            .map(|m| self.machine_summary(m))
-            .collect();
-        drop(store);
+    pub(crate) fn machine_json(&self, machine: &Machine) -> Result<Value, StoreError> {
+        let scoped = self.store.read(|tx| {
+            let mut scoped = Vec::new();
+            for id in &machine.scoped_machines {
+                if let Some(m) = tx.machine(id)? {
+                    scoped.push(self.machine_summary(&m));
+                }
+            }
+            Ok(scoped)
+        })?;
         let mut out = self.machine_summary(machine);
         out["scoped_machines"] = json!(scoped);
-        out
+        Ok(out)
     }
 
     fn machine_summary(&self, machine: &Machine) -> Value {

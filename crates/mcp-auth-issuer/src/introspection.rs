@@ -56,7 +56,7 @@ fn introspection(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<V
     let inactive = json!({ "active": false });
     let now_ms = shared.clock.now_ms();
     let visible = |client_id: &str| restrict_to.as_deref().is_none_or(|c| c == client_id);
-    let answer = match shared.find_token(token) {
+    let answer = match shared.find_token(token)? {
         Some(Found::Access(t))
             if t.revoked_at_ms.is_none() && t.expires_at_ms > now_ms && visible(&t.client_id) =>
         {
@@ -97,7 +97,7 @@ pub(crate) async fn revoke(
         let token = params
             .one("token", OAuthError::invalid_request)?
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        shared.revoke_token(token, Some(&client.client_id), "revoked by the client");
+        shared.revoke_token(token, Some(&client.client_id), "revoked by the client")?;
         Ok(())
     });
     match result {

@@ -1,8 +1,10 @@
 //! # mcp-auth-issuer
 //!
 //! A local, Clerk-compatible OAuth 2.1 authorization server for **developing and testing** MCP
-//! servers. It is not for production: state lives in memory, users are fictional and anyone who
-//! can reach the consent page can sign in as any of them.
+//! servers. It is not for production: users are fictional and anyone who can reach the consent
+//! page can sign in as any of them. Its state lives in memory, or with
+//! [`IssuerConfig::state_dir`] in an embedded SQLite database that survives restarts (keys,
+//! clients, consents, tokens as hashes), so clients stay connected while a developer restarts.
 //!
 //! It speaks the endpoints and JSON shapes of Clerk's Frontend API (discovery, dynamic client
 //! registration, authorization code + PKCE, refresh with rotation, JWKS, userinfo, introspection,
@@ -48,7 +50,9 @@
 //!
 //! - `config`: [`IssuerConfig`], [`TokenFormat`], [`RateLimit`].
 //! - `server`: [`Issuer::serve`], the router, [`IssuerHandle`].
-//! - `state`, `store`, `clock`: shared state, in-memory records, the advanceable clock.
+//! - `state`, `clock`: shared state, the advanceable clock.
+//! - `store`: the persistent (or in-memory) SQLite state: schema and migrations, one method per
+//!   operation, the single-owner lock.
 //! - `keys`: RSA key generation (aws-lc-rs), JWKS, rotation with grace, the key file.
 //! - `ids`: random ids and secrets in Clerk's `prefix_…` style, hashing.
 //! - `users`: [`User`], the default users, Clerk's User JSON, avatars.

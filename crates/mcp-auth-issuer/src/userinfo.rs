@@ -32,7 +32,7 @@ fn claims(shared: &Shared, headers: &HeaderMap) -> Result<Value, OAuthError> {
             OAuthError::invalid_token("send the access token as `Authorization: Bearer …`")
         })?;
     let record = shared
-        .find_access_token(token)
+        .find_access_token(token)?
         .ok_or_else(|| OAuthError::invalid_token("the access token is not valid"))?;
     if record.revoked_at_ms.is_some() {
         return Err(OAuthError::invalid_token("the access token was revoked"));
