@@ -31,8 +31,7 @@ pub(crate) use lock::LOCK_FILE;
 use lock::StateLock;
 pub(crate) use queries::{StoredKey, Tx};
 pub(crate) use records::{
-    AccessToken, AuthCode, CredentialKind, Machine, MachineCredential, RefreshStatus,
-    RefreshToken,
+    AccessToken, AuthCode, CredentialKind, Machine, MachineCredential, RefreshStatus, RefreshToken,
 };
 
 /// File name of the database inside the state directory.

@@ -36,8 +36,8 @@ fn version(dir: &Path) -> u32 {
         .unwrap()
 }
 
-/// A state written by schema version 1 (the first release, before users were saved) opens:
-/// it is migrated to the latest version and everything it held is still there.
+/// A state written by schema version 1 (the first release, before users and machines were
+/// saved) opens: it is migrated to the latest version and everything it held is still there.
 #[test]
 fn a_version_1_state_is_migrated_and_keeps_its_records() {
     let dir = TempDir::new("migrate");
@@ -57,6 +57,8 @@ fn a_version_1_state_is_migrated_and_keeps_its_records() {
                                         status, grant_id)
             VALUES ('aa', 'client_v1', 'user_1', '["profile"]', NULL, 9999999999999, 'active',
                     'grant_1');
+            INSERT INTO consents (grant_id, client_id, user_id, scopes, resource, granted_at)
+            VALUES ('grant_1', 'client_v1', 'user_1', '["profile"]', NULL, 1234000);
             "#,
         )
         .unwrap();
@@ -71,6 +73,8 @@ fn a_version_1_state_is_migrated_and_keeps_its_records() {
     assert!(client.allows_grant("refresh_token"));
     let refresh = store.read(|tx| tx.refresh("aa")).unwrap().unwrap();
     assert_eq!(refresh.status, RefreshStatus::Active);
+    // Version 3 added the issue time: a refresh token from before gets its consent's time.
+    assert_eq!(refresh.created_at_ms, 1_234_000);
     assert_eq!(
         store.read(|tx| tx.meta("secret_key")).unwrap().as_deref(),
         Some("sk_test_from_v1")
@@ -80,6 +84,28 @@ fn a_version_1_state_is_migrated_and_keeps_its_records() {
     let users = crate::default_users();
     store.write(|tx| tx.replace_users(&users)).unwrap();
     assert_eq!(store.read(|tx| tx.users()).unwrap(), users);
+    // And what version 3 added: machines and their secret keys (by hash).
+    let machine = Machine {
+        id: "mch_v3".into(),
+        name: "worker".into(),
+        created_at_ms: 5,
+        scoped_machines: vec!["mch_other".into()],
+        default_token_ttl: 3600,
+    };
+    store
+        .write(|tx| tx.insert_machine(&machine, &ids::hash("ak_machine_secret")))
+        .unwrap();
+    assert_eq!(
+        store.read(|tx| tx.machine("mch_v3")).unwrap(),
+        Some(machine)
+    );
+    assert_eq!(
+        store
+            .read(|tx| tx.machine_of_secret(&ids::hash("ak_machine_secret")))
+            .unwrap()
+            .as_deref(),
+        Some("mch_v3")
+    );
 }
 
 /// A state from a newer issuer is refused, untouched, with a message naming both versions.
