@@ -91,9 +91,9 @@ async fn fill(dir: &Path, clients: usize, refresh_tokens: usize) -> Result<(), S
         let mut refresh = tx
             .prepare(
                 "INSERT INTO refresh_tokens (hash, client_id, subject, scopes, resource,
-                     expires_at, status, grant_id)
+                     expires_at, status, grant_id, created_at)
                  VALUES (?1, ?2, 'user_2aliceQx7Vn3Kp9Lm2Rt8Wz4Yb6', '[\"profile\",\"email\"]',
-                     'http://127.0.0.1:8787/mcp', ?3, 'active', ?4)",
+                     'http://127.0.0.1:8787/mcp', ?3, 'active', ?4, 1)",
             )
             .map_err(|e| e.to_string())?;
         for i in 0..refresh_tokens {
