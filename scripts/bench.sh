@@ -64,8 +64,8 @@ JWT_ISSUER_PORT=8798 OPAQUE_ISSUER_PORT=8799
 FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792 OIDC_SESSIONS_PORT=8793 FLOOR_SESSIONS_PORT=8794
 LOG_FLOOR_PORT=8795 LOG_OIDC_PORT=8796 LOG_OIDC_WARN_PORT=8797
 
-target/release/mcp-auth-issuer --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
-target/release/mcp-auth-issuer --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
+target/release/mcp-auth-issuer --ephemeral --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
+target/release/mcp-auth-issuer --ephemeral --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
 wait_http http://127.0.0.1:$JWT_ISSUER_PORT/.well-known/jwks.json
 wait_http http://127.0.0.1:$OPAQUE_ISSUER_PORT/.well-known/jwks.json
 

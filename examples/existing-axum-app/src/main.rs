@@ -8,6 +8,8 @@
 //! cargo run -p existing-axum-app
 //! # or with your Clerk instance (no local issuer is started):
 //! CLERK_SECRET_KEY=sk_test_… CLERK_PUBLISHABLE_KEY=pk_test_… cargo run -p existing-axum-app
+//! # GET /api/machine accepts only M2M tokens granted to this service's machine when set:
+//! CLERK_MACHINE_ID=mch_… CLERK_MACHINE_SECRET_KEY=ak_… cargo run -p existing-axum-app
 //! ```
 //!
 //! Then, with the embedded issuer (the app prints the secret key to export):
@@ -23,6 +25,11 @@
 //! curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api/me
 //! curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
 //!   -d '{"text":"hello"}' http://127.0.0.1:3000/api/notes
+//! M2M=$(curl -s -X POST http://127.0.0.1:3001/admin/m2m_tokens \
+//!   -H "Authorization: Bearer $ISSUER_SECRET_KEY" -H 'content-type: application/json' \
+//!   -d '{"subject":"mch_worker","scopes":["mch_api"],"format":"jwt"}' \
+//!   | sed 's/.*"token":"\([^"]*\)".*/\1/')
+//! curl -s -H "Authorization: Bearer $M2M" http://127.0.0.1:3000/api/machine
 //! curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
 //!   -H 'accept: application/json, text/event-stream' \
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list-notes","arguments":{}}}' \
@@ -33,7 +40,7 @@
 //! URL and go through the OAuth flow themselves.
 
 use clap::Parser;
-use existing_axum_app::{ClerkEnv, Options, Running};
+use existing_axum_app::{ClerkEnv, MachineEnv, Options, Running};
 
 /// Without `RUST_LOG`: the startup lines and one access line per MCP request
 /// (`mcp_auth::access`); no library chatter (rmcp logs each stateless request's set-up at
@@ -72,12 +79,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         port: args.port,
         issuer_port: args.issuer_port,
         clerk: ClerkEnv::from_env(|name| std::env::var(name).ok()),
+        machine: MachineEnv::from_env(|name| std::env::var(name).ok())?,
     })
     .await?;
     println!("existing-axum-app on {}", running.base_url());
     println!("  public:    GET {}/", running.base_url());
     println!(
         "  protected: GET {0}/api/me, GET|POST {0}/api/notes",
+        running.base_url()
+    );
+    println!(
+        "  machines:  GET {}/api/machine (Clerk M2M tokens only)",
         running.base_url()
     );
     println!("  MCP:       {}", running.mcp_url());
