@@ -256,7 +256,9 @@ async fn authenticate(
     };
     let info = state.verifier.verify(bearer.token()).await?;
     if !state.required_scopes.is_empty()
-        && !state.hierarchy.satisfies(info.scopes(), &state.required_scopes)
+        && !state
+            .hierarchy
+            .satisfies(info.scopes(), &state.required_scopes)
     {
         return Err(AuthError::InsufficientScope {
             scope: merge_scopes(info.scopes(), &state.required_scopes),

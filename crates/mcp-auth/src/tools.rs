@@ -21,10 +21,7 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::{
-    AuthInfo,
-    scopes::ScopeHierarchy,
-};
+use crate::{AuthInfo, scopes::ScopeHierarchy};
 
 /// `AuthInfo` as an rmcp handler argument: a `#[tool]` method (or a prompt) can take
 /// `auth: AuthInfo` and receives the verified caller.
@@ -205,4 +202,3 @@ impl ServerHandler for ClosureTools {
         self.router.get(name).cloned()
     }
 }
-

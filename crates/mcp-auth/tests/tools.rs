@@ -95,9 +95,14 @@ async fn batch_challenge_names_every_scoped_call() {
     ] {
         let resp = post(&s.mcp, Some(&s.token("user_alice", granted)), &batch, &[]).await;
         assert_eq!(resp.status(), 403, "{granted}");
-        let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(
-            challenge.contains(&format!("scope=\"{expected}\", error=\"insufficient_scope\"")),
+            challenge.contains(&format!(
+                "scope=\"{expected}\", error=\"insufficient_scope\""
+            )),
             "{granted}: {challenge}"
         );
     }
@@ -115,17 +120,26 @@ async fn offline_access_is_never_challenged() {
     let s = start_server(Options::default()).await;
     let resp = post(&s.mcp, None, &initialize(), &[]).await;
     assert_eq!(resp.status(), 401);
-    let www = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(www.contains("scope=\"openid profile\""), "{www}");
     let t = s.token("user_alice", "openid offline_access");
     let resp = post(&s.mcp, Some(&t), &call("admin-report", json!({})), &[]).await;
     assert_eq!(resp.status(), 403);
-    let www = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(!www.contains("offline_access"), "{www}");
     assert!(www.contains("scope=\"openid admin:read\""), "{www}");
     let body: Value = resp.json().await.unwrap();
     assert!(
-        !body["error_description"].as_str().unwrap().contains("offline_access"),
+        !body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("offline_access"),
         "{body}"
     );
 }
@@ -148,16 +162,28 @@ async fn scope_hierarchy_is_opt_in() {
     let resp = post(&on.mcp, Some(&t), &call("admin-report", json!({})), &[]).await;
     assert_eq!(resp.status(), 200);
     let r = rpc_result(resp).await;
-    assert_eq!(r["result"]["content"][0]["text"], "report for user_alice", "{r}");
+    assert_eq!(
+        r["result"]["content"][0]["text"], "report for user_alice",
+        "{r}"
+    );
     // `admin` covers only what was declared; the refusal of a batch still names every scope
     // the batch needs, including `admin:read`, which `admin` covers.
     let resp = post(&on.mcp, Some(&t), &call("audit-log", json!({})), &[]).await;
     assert_eq!(resp.status(), 403);
-    let batch = json!([call("admin-report", json!({})), call("audit-log", json!({}))]);
+    let batch = json!([
+        call("admin-report", json!({})),
+        call("audit-log", json!({}))
+    ]);
     let resp = post(&on.mcp, Some(&t), &batch, &[]).await;
     assert_eq!(resp.status(), 403);
-    let www = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(www.contains("scope=\"admin admin:read audit:read\""), "{www}");
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        www.contains("scope=\"admin admin:read audit:read\""),
+        "{www}"
+    );
 }
 
 async fn listed_tools(s: &TestServer, scope: &str) -> Vec<Value> {
@@ -165,7 +191,10 @@ async fn listed_tools(s: &TestServer, scope: &str) -> Vec<Value> {
     let resp = post(&s.mcp, Some(&s.token("user_alice", scope)), &list, &[]).await;
     assert_eq!(resp.status(), 200);
     let r = rpc_result(resp).await;
-    r["result"]["tools"].as_array().unwrap_or_else(|| panic!("{r}")).clone()
+    r["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .clone()
 }
 
 fn tool<'a>(tools: &'a [Value], name: &str) -> Option<&'a Value> {
