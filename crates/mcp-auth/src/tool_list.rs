@@ -224,22 +224,20 @@ impl<H: ServerHandler> ServerHandler for ScopedToolList<H> {
         self.inner.call_tool(request, context)
     }
 
-    fn list_tools(
+    async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ListToolsResult, McpError>> + MaybeSendFuture + '_ {
-        async move {
-            if self.scopes.is_empty() {
-                return self.inner.list_tools(request, context).await;
-            }
-            let caller = auth_from_context(&context);
-            let private = context
-                .protocol_version()
-                .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
-            let list = self.inner.list_tools(request, context).await?;
-            Ok(self.mark(list, caller.as_ref(), private))
+    ) -> Result<ListToolsResult, McpError> {
+        if self.scopes.is_empty() {
+            return self.inner.list_tools(request, context).await;
         }
+        let caller = auth_from_context(&context);
+        let cache_hints = context
+            .protocol_version()
+            .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+        let list = self.inner.list_tools(request, context).await?;
+        Ok(self.mark(list, caller.as_ref(), cache_hints))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
