@@ -6,7 +6,9 @@ use std::{borrow::Cow, time::Duration};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::{bearer::BearerError, metadata::forwarded_origin, verify::VerifyError};
+use crate::{
+    bearer::BearerError, metadata::forwarded_origin, scopes::advertisable, verify::VerifyError,
+};
 
 /// Why a request was refused by the auth middleware. Each variant is exactly one status and one
 /// RFC 6750 error code.
@@ -24,7 +26,8 @@ pub enum AuthError {
     #[error("invalid token: {0}")]
     InvalidToken(Cow<'static, str>),
     /// The token lacks scopes: 403 `insufficient_scope`. `scope` is what the client should ask
-    /// for when it re-authorizes.
+    /// for when it re-authorizes: every scope the refused operation needs, in one challenge
+    /// (MCP 2026-07-28, SEP-2350). `offline_access` is never put in the challenge.
     #[error("insufficient scope")]
     InsufficientScope {
         /// The scopes to request (space-separated in the challenge).
@@ -84,7 +87,7 @@ impl AuthError {
             AuthError::InvalidRequest(d) | AuthError::InvalidToken(d) => Cow::Borrowed(d),
             AuthError::InsufficientScope { scope } => format!(
                 "the token lacks a required scope; re-authorize with: {}",
-                scope.join(" ")
+                advertised(scope)
             )
             .into(),
             AuthError::Unavailable { .. } => {
@@ -153,7 +156,8 @@ impl Challenge {
     }
 
     /// Adds `scope="…"` to 401 challenges: the scopes a client should request (RFC 6750 §3,
-    /// MCP scope selection).
+    /// MCP scope selection). `offline_access` is left out: MCP servers SHOULD NOT put it in a
+    /// challenge (MCP 2026-07-28, § Refresh Tokens).
     #[must_use]
     pub fn with_default_scope<I, S>(mut self, scopes: I) -> Self
     where
@@ -162,6 +166,7 @@ impl Challenge {
     {
         let joined = scopes
             .into_iter()
+            .filter(|s| advertisable(s.as_ref()))
             .map(|s| s.as_ref().to_owned())
             .collect::<Vec<_>>()
             .join(" ");
@@ -180,7 +185,7 @@ impl Challenge {
             v.push(' ');
         };
         let scope = match error {
-            AuthError::InsufficientScope { scope } => Some(scope.join(" ")),
+            AuthError::InsufficientScope { scope } => Some(advertised(scope)),
             AuthError::MissingToken | AuthError::InvalidToken(_) => self.default_scope.clone(),
             _ => None,
         };
@@ -262,6 +267,18 @@ pub(crate) fn plain_error(
     response
 }
 
+/// The scopes of a 403 challenge, space-separated, without `offline_access` (MCP 2026-07-28,
+/// `docs/specification/2026-07-28/basic/authorization/index.mdx`, § Refresh Tokens: refresh
+/// tokens are not a resource requirement).
+fn advertised(scope: &[String]) -> String {
+    scope
+        .iter()
+        .map(String::as_str)
+        .filter(|s| advertisable(s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Escapes a value for an RFC 9110 quoted-string, and drops characters a header cannot carry.
 fn quote(value: &str) -> Cow<'_, str> {
     if value
@@ -317,6 +334,20 @@ mod tests {
             )),
             "{v}"
         );
+    }
+
+    #[test]
+    fn offline_access_is_never_challenged() {
+        let c = Challenge::new(MD).with_default_scope(["openid", "offline_access"]);
+        assert_eq!(
+            c.header_value(&AuthError::MissingToken),
+            format!("Bearer resource_metadata=\"{MD}\", scope=\"openid\"")
+        );
+        let v = c.header_value(&AuthError::InsufficientScope {
+            scope: vec!["offline_access".into(), "admin:read".into()],
+        });
+        assert!(!v.contains("offline_access"), "{v}");
+        assert!(v.contains("scope=\"admin:read\""), "{v}");
     }
 
     #[test]

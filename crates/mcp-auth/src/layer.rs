@@ -17,6 +17,7 @@ use crate::{
     AuthInfo,
     bearer::{self, Bearer},
     challenge::{AuthError, Challenge, plain_error},
+    scopes::ScopeHierarchy,
     verify::TokenVerifier,
 };
 
@@ -55,6 +56,7 @@ pub(crate) struct State {
     challenge: Challenge,
     optional: bool,
     required_scopes: Vec<String>,
+    hierarchy: ScopeHierarchy,
     max_form_bytes: usize,
 }
 
@@ -82,6 +84,7 @@ impl AuthLayer {
                 challenge,
                 optional: false,
                 required_scopes: Vec::new(),
+                hierarchy: ScopeHierarchy::default(),
                 max_form_bytes: DEFAULT_MAX_FORM_BYTES,
             }),
         }
@@ -97,6 +100,7 @@ impl AuthLayer {
             challenge: shared.challenge.clone(),
             optional: shared.optional,
             required_scopes: shared.required_scopes.clone(),
+            hierarchy: shared.hierarchy.clone(),
             max_form_bytes: shared.max_form_bytes,
         });
         f(&mut state);
@@ -110,7 +114,9 @@ impl AuthLayer {
         self.edit(|s| s.optional = true)
     }
 
-    /// Scopes every request needs; a valid token without them gets 403 `insufficient_scope`.
+    /// Scopes every request needs; a valid token without them gets 403 `insufficient_scope`
+    /// naming all of them (after the token's own). Matched exactly unless a
+    /// [`scope_hierarchy`](Self::scope_hierarchy) is set.
     pub fn required_scopes<I, S>(self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -118,6 +124,13 @@ impl AuthLayer {
     {
         let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
         self.edit(|s| s.required_scopes = scopes)
+    }
+
+    /// Lets a broader granted scope satisfy narrower required ones (e.g. `admin` covers
+    /// `admin:read`) in the [`required_scopes`](Self::required_scopes) check. Default:
+    /// [`ScopeHierarchy::exact`], exact matching.
+    pub fn scope_hierarchy(self, hierarchy: ScopeHierarchy) -> Self {
+        self.edit(|s| s.hierarchy = hierarchy)
     }
 
     /// Largest `application/x-www-form-urlencoded` body read to check that it carries no
@@ -242,7 +255,10 @@ async fn authenticate(
         None => return Err(AuthError::MissingToken),
     };
     let info = state.verifier.verify(bearer.token()).await?;
-    if !state.required_scopes.is_empty() && !info.missing_scopes(&state.required_scopes).is_empty()
+    if !state.required_scopes.is_empty()
+        && !state
+            .hierarchy
+            .satisfies(info.scopes(), &state.required_scopes)
     {
         return Err(AuthError::InsufficientScope {
             scope: merge_scopes(info.scopes(), &state.required_scopes),

@@ -24,8 +24,10 @@ use crate::{
     challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
     pipeline::{Core, Endpoint, OriginCheck, Pipeline},
+    scopes::ScopeHierarchy,
     session::SessionBindings,
     step_up::StepUp,
+    tool_list::ScopedToolList,
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
     verify::TokenVerifier,
 };
@@ -79,6 +81,8 @@ pub struct McpServerBuilder {
     resource_documentation: Option<String>,
     tools: ClosureToolsBuilder,
     tool_scopes: ToolScopes,
+    scope_hierarchy: ScopeHierarchy,
+    hide_unauthorized_tools: bool,
     info: Option<ServerConfig>,
     sessions: bool,
     session_keep_alive: Duration,
@@ -130,6 +134,8 @@ impl McpServerBuilder {
             resource_documentation: None,
             tools: ClosureToolsBuilder::default(),
             tool_scopes: ToolScopes::default(),
+            scope_hierarchy: ScopeHierarchy::default(),
+            hide_unauthorized_tools: false,
             info: None,
             sessions: false,
             session_keep_alive: Duration::from_secs(300),
@@ -166,6 +172,10 @@ impl McpServerBuilder {
 
     /// `scopes_supported` in the metadata. Also the default `scope` of 401 challenges unless
     /// [`challenge_scopes`](Self::challenge_scopes) says otherwise.
+    ///
+    /// `offline_access` is never served, in the metadata or in any challenge, even when listed
+    /// here: MCP servers SHOULD NOT advertise it (MCP 2026-07-28, § Refresh Tokens); a client
+    /// that wants a refresh token asks the authorization server for it.
     pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -234,7 +244,9 @@ impl McpServerBuilder {
     }
 
     /// Registers a closure tool that needs `scopes`. A `tools/call` without them is answered
-    /// with 403 `insufficient_scope` naming the scopes (the step-up challenge).
+    /// with 403 `insufficient_scope` naming the scopes (the step-up challenge); in `tools/list`
+    /// the tool carries `securitySchemes: [{"type": "oauth2", "scopes": [...]}]` so a client
+    /// knows before calling (see [`hide_unauthorized_tools`](Self::hide_unauthorized_tools)).
     pub fn scoped_tool<T, F, Fut, R, I, S>(
         mut self,
         name: impl Into<Cow<'static, str>>,
@@ -258,7 +270,8 @@ impl McpServerBuilder {
     }
 
     /// Requires `scopes` for a tool served by a custom handler (see
-    /// [`build_with`](Self::build_with)), checked at the HTTP layer before the tool runs.
+    /// [`build_with`](Self::build_with)), checked at the HTTP layer before the tool runs, and
+    /// announced in `tools/list` like [`scoped_tool`](Self::scoped_tool)'s.
     pub fn tool_scopes<I, S>(mut self, tool: impl Into<String>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -266,6 +279,38 @@ impl McpServerBuilder {
     {
         self.tool_scopes
             .insert(tool, scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Lets a broader granted scope satisfy narrower required ones in every per-tool scope
+    /// check (the step-up guard, closure tools, and the hidden-tool filter), e.g.
+    /// `ScopeHierarchy::exact().implies("admin", ["admin:read"])` or
+    /// `ScopeHierarchy::by_prefix(':')`. The MCP specification asks servers to account for
+    /// scope hierarchies (2026-07-28, § Step-Up Authorization Flow); which scopes nest is the
+    /// authorization server's policy, so it is declared here. A 403 still names the scopes
+    /// exactly as the tools require them. Default: [`ScopeHierarchy::exact`] (`admin` does not
+    /// cover `admin:read`).
+    ///
+    /// ```
+    /// use mcp_auth::{McpServer, ScopeHierarchy};
+    ///
+    /// let builder = McpServer::builder("http://127.0.0.1:8787/mcp")
+    ///     .scope_hierarchy(ScopeHierarchy::exact().implies("admin", ["admin:read", "admin:write"]));
+    /// ```
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        self.scope_hierarchy = hierarchy;
+        self
+    }
+
+    /// Hides from `tools/list` the scoped tools whose scopes the caller's token lacks (an
+    /// anonymous caller, with [`optional_auth`](Self::optional_auth), sees no scoped tool).
+    /// The list then differs per caller: it is marked `cacheScope: "private"` for 2026-07-28
+    /// clients, and nothing here caches it. Hiding is not protection (a hidden tool called by
+    /// name still gets the 403 step-up challenge), and a client that does not see a tool will
+    /// not know to step up for it. Default: off, every tool is listed, each scoped one with
+    /// its `securitySchemes`.
+    pub fn hide_unauthorized_tools(mut self, hide: bool) -> Self {
+        self.hide_unauthorized_tools = hide;
         self
     }
 
@@ -348,7 +393,7 @@ impl McpServerBuilder {
     /// Builds the router for the closure-registered tools.
     pub fn build(mut self) -> Result<Router, BuildError> {
         let info = self.info.take().unwrap_or_else(|| default_info("mcp-auth"));
-        let tools = std::mem::take(&mut self.tools).build(info);
+        let tools = std::mem::take(&mut self.tools).build(info, self.scope_hierarchy.clone());
         self.build_with(move || Ok(tools.clone()))
     }
 
@@ -418,6 +463,14 @@ impl McpServerBuilder {
         rmcp_config = rmcp_config.disable_allowed_origins();
         let mut session_manager = LocalSessionManager::default();
         session_manager.session_config.keep_alive = Some(self.session_keep_alive);
+        let listed_scopes = Arc::new(self.tool_scopes.clone());
+        let hierarchy = Arc::new(self.scope_hierarchy.clone());
+        let hide = self.hide_unauthorized_tools;
+        let factory = move || {
+            factory().map(|handler| {
+                ScopedToolList::new(handler, listed_scopes.clone(), hierarchy.clone(), hide)
+            })
+        };
         let mcp = StreamableHttpService::new(factory, Arc::new(session_manager), rmcp_config);
 
         // The form-body check reads at most what the pipeline lets through anyway.
@@ -436,7 +489,12 @@ impl McpServerBuilder {
             sessions: self
                 .sessions
                 .then(|| SessionBindings::new(self.max_sessions, self.session_keep_alive * 2)),
-            step_up: StepUp::new(self.tool_scopes, challenge, self.max_body_bytes),
+            step_up: StepUp::new(
+                self.tool_scopes,
+                self.scope_hierarchy,
+                challenge,
+                self.max_body_bytes,
+            ),
             max_body_bytes: self.max_body_bytes,
         };
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use axum::{Extension, Router, routing::get};
 use common::*;
-use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier, McpServer};
+use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier, McpServer, ScopeHierarchy};
 use serde_json::{Value, json};
 
 fn golden(name: &str, base: &str) -> Value {
@@ -125,6 +125,65 @@ async fn legacy_authorization_server_metadata_is_passed_through() {
     up.store(false, std::sync::atomic::Ordering::SeqCst);
     let got: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
     assert_eq!(got, doc, "cached copy served while the issuer is down");
+}
+
+/// `AuthLayer::required_scopes` matches exactly by default (a token granted `admin` is refused
+/// `admin:read`, with one 403 naming every required scope and never `offline_access`); with a
+/// declared hierarchy `admin` is enough.
+#[tokio::test]
+async fn auth_layer_required_scopes_and_hierarchy() {
+    let key = TestKey::rsa("k");
+    let resource = "http://127.0.0.1/api";
+    let layer = || {
+        let verifier = JwtVerifier::builder(
+            ISSUER,
+            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                keys: vec![key.jwk.clone()],
+            })
+            .unwrap(),
+        )
+        .resource(resource)
+        .build()
+        .unwrap();
+        AuthLayer::new(
+            verifier,
+            "http://127.0.0.1/.well-known/oauth-protected-resource/api",
+        )
+        .required_scopes(["admin:read", "admin:write"])
+    };
+    let me = |Extension(a): Extension<AuthInfo>| async move { a.user_id().to_owned() };
+    let exact = spawn(Router::new().route("/me", get(me)).layer(layer())).await;
+    let nested = spawn(Router::new().route("/me", get(me)).layer(
+        layer().scope_hierarchy(
+            ScopeHierarchy::exact().implies("admin", ["admin:read", "admin:write"]),
+        ),
+    ))
+    .await;
+    let admin = key.sign(
+        &claims(ISSUER, resource, "user_z", "admin offline_access"),
+        Some("at+jwt"),
+    );
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("http://{exact}/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        www.contains("scope=\"admin admin:read admin:write\""),
+        "{www}"
+    );
+    let r = c
+        .get(format!("http://{nested}/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "user_z");
 }
 
 /// `AuthLayer` protects ordinary axum routes: required mode refuses anonymous calls,
