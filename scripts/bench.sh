@@ -12,11 +12,15 @@
 # the median over the rounds, so a slow moment of the machine does not land on one stack only.
 # Then session mode: a fresh rmcp floor and a fresh (b), each with sessions on, open SESSIONS
 # sessions (examples/open-sessions.rs); prints the memory they hold and what opening one costs.
-# Last, the cache bound: TOKENS distinct valid tokens through each verification cache
+# Then the cache bound: TOKENS distinct valid tokens through each verification cache
 # (examples/token-churn.rs), with RSS as it goes.
+# Last, the logging defaults, in the release profile with a one-thread wrk: the rmcp floor, the
+# oidc example as shipped (no RUST_LOG: its default filter, logs to a file) and at RUST_LOG=warn,
+# in interleaved rounds; prints each one's ratio to the floor and the log lines per request.
 #
 #   scripts/bench.sh                    # 5 rounds of 20 s per stack after a 5 s warm-up, c=32
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
+#   PARTS=logging scripts/bench.sh      # only some parts: any of load sessions cache logging
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,14 +31,23 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-5}
 SESSIONS=${SESSIONS:-10000}
 TOKENS=${TOKENS:-1000000}
+PARTS=${PARTS:-load sessions cache logging}
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 # The measured binaries use the `production` profile (release + fat LTO, one codegen unit: see
 # Cargo.toml); the issuer, which only mints tokens and serves keys, is a plain release build.
 echo "==> building binaries (profile production; the first build takes several minutes)"
 cargo build --release --locked -q -p mcp-auth-issuer
-cargo build --profile production --locked -q -p oidc-resource-server -p quickstart
-cargo build --profile production --locked -q -p mcp-auth --example rmcp-floor --example open-sessions --example token-churn
+if want load || want sessions || want cache; then
+  cargo build --profile production --locked -q -p oidc-resource-server -p quickstart
+  cargo build --profile production --locked -q -p mcp-auth --example rmcp-floor --example open-sessions --example token-churn
+fi
+if want logging; then
+  # The logging targets hold in the release profile too, not only the production one.
+  cargo build --release --locked -q -p oidc-resource-server
+  cargo build --release --locked -q -p mcp-auth --example rmcp-floor
+fi
 BIN=target/production
 
 PIDS=()
@@ -49,9 +62,10 @@ wait_http() { # url
 SECRET=sk_test_benchbenchbenchbenchbenchbench
 JWT_ISSUER_PORT=8798 OPAQUE_ISSUER_PORT=8799
 FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792 OIDC_SESSIONS_PORT=8793 FLOOR_SESSIONS_PORT=8794
+LOG_FLOOR_PORT=8795 LOG_OIDC_PORT=8796 LOG_OIDC_WARN_PORT=8797
 
-target/release/mcp-auth-issuer --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
-target/release/mcp-auth-issuer --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
+target/release/mcp-auth-issuer --ephemeral --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
+target/release/mcp-auth-issuer --ephemeral --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
 wait_http http://127.0.0.1:$JWT_ISSUER_PORT/.well-known/jwks.json
 wait_http http://127.0.0.1:$OPAQUE_ISSUER_PORT/.well-known/jwks.json
 
@@ -62,10 +76,10 @@ mint() { # issuer-port resource
     sed -E 's/.*"token":"([^"]+)".*/\1/'
 }
 
-start_timed() { # name port cmd... ; records start-to-ready time in READY_MS
+start_timed() { # name port cmd... ; records start-to-ready time in READY_MS; output to $OUT
   local port=$2; shift 2
   local t0; t0=$(date +%s%N)
-  "$@" >/dev/null 2>&1 & PIDS+=($!); LAST_PID=$!
+  "$@" >"${OUT:-/dev/null}" 2>&1 & PIDS+=($!); LAST_PID=$!
   for _ in $(seq 1 2000); do
     curl -s -o /dev/null "http://127.0.0.1:$port/.well-known/oauth-protected-resource" && break
     curl -s -o /dev/null -X POST "http://127.0.0.1:$port/mcp" && break
@@ -74,6 +88,40 @@ start_timed() { # name port cmd... ; records start-to-ready time in READY_MS
   READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
+declare -A RPS P50 P99 NON2XX RSS READY CPU LINES
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; } # the process's user + system time
+percentile_ms() { # wrk's "--latency" line for $1 (e.g. 99%), in ms whatever unit wrk chose
+  awk -v p="$1" '$1==p {v=$2; print (v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000))}'
+}
+run() { # name port pid token round; LOGFILE: the server's log, to count lines per request
+  local name=$1 url="http://127.0.0.1:$2/mcp" pid=$3 token=$4 round=$5
+  # A correct answer first, so a misconfigured stack is not "fast".
+  local code; code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url" -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' ${token:+-H "Authorization: Bearer $token"} \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}')
+  echo "==> round $round, $name: first answer HTTP $code"
+  TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s scripts/bench/tools-call.lua "$url" >/dev/null
+  local ticks0; ticks0=$(cpu_ticks "$pid")
+  local lines0=0; [[ -z ${LOGFILE:-} ]] || lines0=$(wc -l <"$LOGFILE")
+  local out; out=$(TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/tools-call.lua "$url")
+  local ticks=$(( $(cpu_ticks "$pid") - ticks0 ))
+  if [[ -n ${LOGFILE:-} ]]; then
+    # Lines the log writer's thread had written by the end of the run, per request served.
+    local lines=$(( $(wc -l <"$LOGFILE") - lines0 ))
+    LINES[$name]+="$(awk -v l="$lines" '/ requests in / {printf "%.2f", l / $1}' <<<"$out") "
+  fi
+  RPS[$name]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+  # Server CPU time per request: what the stack itself costs, whatever share of the two cores
+  # wrk took in that round.
+  CPU[$name]+="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" '/ requests in / {printf "%.1f", t / hz / $1 * 1e6}' <<<"$out") "
+  P50[$name]+="$(percentile_ms 50% <<<"$out") "
+  P99[$name]+="$(percentile_ms 99% <<<"$out") "
+  local n; n=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]+="${n:-0} "
+  RSS[$name]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/"$pid"/status)
+}
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+if want load; then
 start_timed floor $FLOOR_PORT $BIN/examples/rmcp-floor $FLOOR_PORT; FLOOR_PID=$LAST_PID; FLOOR_READY=$READY_MS
 start_timed oidc $OIDC_PORT env RUST_LOG=warn $BIN/oidc-resource-server --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $OIDC_PORT
 OIDC_PID=$LAST_PID; OIDC_READY=$READY_MS
@@ -87,33 +135,6 @@ JWT=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$OIDC_PORT/mcp")
 OAT=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$QUICKSTART_PORT/mcp")
 [[ $JWT == *.*.* && $OAT == oat_* ]] || { echo "token minting failed" >&2; exit 1; }
 
-declare -A RPS P50 P99 NON2XX RSS READY CPU
-cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; } # the process's user + system time
-percentile_ms() { # wrk's "--latency" line for $1 (e.g. 99%), in ms whatever unit wrk chose
-  awk -v p="$1" '$1==p {v=$2; print (v ~ /us$/ ? v/1000 : (v ~ /ms$/ ? v+0 : v*1000))}'
-}
-run() { # name port pid token round
-  local name=$1 url="http://127.0.0.1:$2/mcp" pid=$3 token=$4 round=$5
-  # A correct answer first, so a misconfigured stack is not "fast".
-  local code; code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url" -H 'Content-Type: application/json' \
-    -H 'Accept: application/json, text/event-stream' ${token:+-H "Authorization: Bearer $token"} \
-    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}')
-  echo "==> round $round, $name: first answer HTTP $code"
-  TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s scripts/bench/tools-call.lua "$url" >/dev/null
-  local ticks0; ticks0=$(cpu_ticks "$pid")
-  local out; out=$(TOKEN=$token wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s scripts/bench/tools-call.lua "$url")
-  local ticks=$(( $(cpu_ticks "$pid") - ticks0 ))
-  RPS[$name]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
-  # Server CPU time per request: what the stack itself costs, whatever share of the two cores
-  # wrk took in that round.
-  CPU[$name]+="$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" '/ requests in / {printf "%.1f", t / hz / $1 * 1e6}' <<<"$out") "
-  P50[$name]+="$(percentile_ms 50% <<<"$out") "
-  P99[$name]+="$(percentile_ms 99% <<<"$out") "
-  local n; n=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]+="${n:-0} "
-  RSS[$name]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/"$pid"/status)
-}
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-
 for round in $(seq 1 "$ROUNDS"); do
   run "a-rmcp-floor" $FLOOR_PORT $FLOOR_PID "" "$round"
   run "b-oidc-jwt" $OIDC_PORT $OIDC_PID "$JWT" "$round"
@@ -122,6 +143,27 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 READY[a-rmcp-floor]=$FLOOR_READY READY[b-oidc-jwt]=$OIDC_READY READY[c-quickstart-opaque]=$QS_READY READY[d-bad-token-401]=$OIDC_READY
 
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds"
+printf '%-22s %10s %9s %9s %9s %12s %10s %7s %12s %9s\n' stack req/s "p50 ms" "p99 ms" non-2xx "peak RSS" "ready ms" ratio "CPU us/req" "CPU ratio"
+floor=$(median "${RPS[a-rmcp-floor]}")
+floor_cpu=$(median "${CPU[a-rmcp-floor]}")
+for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do
+  rps=$(median "${RPS[$name]}")
+  ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
+  cpu=$(median "${CPU[$name]}")
+  # Like the req/s ratio, higher is better: the floor's CPU per request over this stack's.
+  cpu_ratio=$(awk -v c="$cpu" -v f="$floor_cpu" 'BEGIN {printf "%.2f", f/c}')
+  printf '%-22s %10s %9s %9s %9s %12s %10s %7s %12s %9s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "${RSS[$name]}" "${READY[$name]}" "$ratio" \
+    "$cpu" "$cpu_ratio"
+done
+echo "per round req/s, and server CPU us per request:"
+for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done
+echo "(d) shares (b)'s process, so its peak RSS is (b)'s over both runs; ready ms is start to first answer."
+fi
+
+if want sessions; then
 # Session mode, on fresh processes so the figures are the sessions' alone.
 start_timed floor-sessions $FLOOR_SESSIONS_PORT $BIN/examples/rmcp-floor $FLOOR_SESSIONS_PORT --sessions
 FLOOR_S_PID=$LAST_PID
@@ -143,25 +185,6 @@ sessions "rmcp-floor" $FLOOR_SESSIONS_PORT $FLOOR_S_PID ""
 sessions "oidc-jwt" $OIDC_SESSIONS_PORT $OIDC_S_PID "$JWT_S"
 
 echo
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds"
-printf '%-22s %10s %9s %9s %9s %12s %10s %7s %12s %9s\n' stack req/s "p50 ms" "p99 ms" non-2xx "peak RSS" "ready ms" ratio "CPU us/req" "CPU ratio"
-floor=$(median "${RPS[a-rmcp-floor]}")
-floor_cpu=$(median "${CPU[a-rmcp-floor]}")
-for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do
-  rps=$(median "${RPS[$name]}")
-  ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
-  cpu=$(median "${CPU[$name]}")
-  # Like the req/s ratio, higher is better: the floor's CPU per request over this stack's.
-  cpu_ratio=$(awk -v c="$cpu" -v f="$floor_cpu" 'BEGIN {printf "%.2f", f/c}')
-  printf '%-22s %10s %9s %9s %9s %12s %10s %7s %12s %9s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
-    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "${RSS[$name]}" "${READY[$name]}" "$ratio" \
-    "$cpu" "$cpu_ratio"
-done
-echo "per round req/s, and server CPU us per request:"
-for name in a-rmcp-floor b-oidc-jwt c-quickstart-opaque d-bad-token-401; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done
-echo "(d) shares (b)'s process, so its peak RSS is (b)'s over both runs; ready ms is start to first answer."
-
-echo
 echo "session mode: $SESSIONS sessions opened over $CONNECTIONS connections (one initialize each)"
 printf '%-12s %14s %14s %14s %12s %9s %9s\n' server "RSS before" "RSS after" "per session" sessions/s "p50 ms" "p99 ms"
 for name in rmcp-floor oidc-jwt; do
@@ -172,7 +195,57 @@ for name in rmcp-floor oidc-jwt; do
     "$(awk -v a="${S_AFTER[$name]}" -v b="${S_BEFORE[$name]}" -v n="$SESSIONS" 'BEGIN {print (a-b)/n}')" \
     "$(field per_second)" "$(awk -v u="$(field p50_us)" 'BEGIN {print u/1000}')" "$(awk -v u="$(field p99_us)" 'BEGIN {print u/1000}')"
 done
+fi
 
+if want cache; then
 echo
 echo "cache bound: $TOKENS distinct valid tokens through each verification cache"
 $BIN/examples/token-churn both "$TOKENS"
+fi
+
+if want logging; then
+# The logging defaults as a user meets them: the release profile, the oidc example with no
+# RUST_LOG (its default filter) and its output going to a file, beside the same binary at
+# RUST_LOG=warn and the floor, all fresh, measured with a one-thread wrk in interleaved rounds.
+REL=target/release
+LOGDIR=$(mktemp -d)
+start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
+OUT=$LOGDIR/as-shipped.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \
+  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_PORT
+LOG_OIDC_PID=$LAST_PID
+OUT=$LOGDIR/warn.log start_timed log-oidc-warn $LOG_OIDC_WARN_PORT env RUST_LOG=warn $REL/oidc-resource-server \
+  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_WARN_PORT
+LOG_OIDC_WARN_PID=$LAST_PID
+JWT_L=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_PORT/mcp")
+JWT_LW=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_WARN_PORT/mcp")
+for round in $(seq 1 "$ROUNDS"); do
+  THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "" "$round"
+  THREADS=1 LOGFILE=$LOGDIR/as-shipped.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"
+  THREADS=1 LOGFILE=$LOGDIR/warn.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"
+done
+
+echo
+echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds; logs in $LOGDIR"
+printf '%-24s %10s %9s %9s %9s %7s %12s %9s %10s %8s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio "CPU us/req" "CPU ratio" lines/req target met
+floor=$(median "${RPS[log-a-rmcp-floor]}")
+floor_cpu=$(median "${CPU[log-a-rmcp-floor]}")
+for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
+  case $name in
+    log-b-oidc-as-shipped) target=0.90 ;;
+    log-c-oidc-warn) target=0.95 ;;
+    *) target="" ;;
+  esac
+  rps=$(median "${RPS[$name]}")
+  ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
+  cpu=$(median "${CPU[$name]}")
+  cpu_ratio=$(awk -v c="$cpu" -v f="$floor_cpu" 'BEGIN {printf "%.2f", f/c}')
+  lines=-; [[ -z ${LINES[$name]:-} ]] || lines=$(median "${LINES[$name]}")
+  met=-; [[ -z $target ]] || met=$(awk -v r="$ratio" -v t="$target" 'BEGIN {print (r >= t ? "yes" : "NO")}')
+  printf '%-24s %10s %9s %9s %9s %7s %12s %9s %10s %8s %5s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "$ratio" "$cpu" "$cpu_ratio" \
+    "$lines" "${target:+>= $target}" "$met"
+done
+echo "per round req/s, and server CPU us per request:"
+for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done
+echo "lines/req: lines in the server's log file during the measured run over the requests served."
+fi

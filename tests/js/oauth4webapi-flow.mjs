@@ -21,13 +21,20 @@ const issuer = new URL(issuerArg);
 const http = { [oauth.allowInsecureRequests]: true }; // the issuer runs on loopback http
 const redirectUri = 'http://127.0.0.1:53682/callback';
 
+// Like Clerk, the issuer names userinfo and introspection only in the OpenID configuration and
+// registration only in the RFC 8414 document: read both.
 const as = await oauth.processDiscoveryResponse(
+  issuer,
+  await oauth.discoveryRequest(issuer, { algorithm: 'oidc', ...http }),
+);
+const rfc8414 = await oauth.processDiscoveryResponse(
   issuer,
   await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...http }),
 );
 check(as.code_challenge_methods_supported?.includes('S256'), 'S256 advertised');
+check(rfc8414.code_challenge_methods_supported?.includes('S256'), 'S256 advertised (RFC 8414)');
 
-const registration = await fetch(as.registration_endpoint, {
+const registration = await fetch(rfc8414.registration_endpoint, {
   method: 'POST',
   headers: { 'content-type': 'application/json' },
   body: JSON.stringify({

@@ -314,3 +314,140 @@ async fn mcp_remote_bridges_stdio_through_oauth() {
     remote.stop().await;
     qs.shutdown().await;
 }
+
+/// Finds mcp-remote's cached tokens file under its config directory.
+fn tokens_file(dir: &Path) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = tokens_file(&path) {
+                return Some(found);
+            }
+        } else if path.to_string_lossy().ends_with("_tokens.json") {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Initialize and call `whoami` through a running mcp-remote; returns the text it answered.
+async fn whoami_through(remote: &mut McpRemote) -> String {
+    let init = remote
+        .request(
+            1,
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "mcp-auth-e2e-stdio", "version": "0.0.0"},
+            }),
+        )
+        .await;
+    assert!(
+        init["result"]["capabilities"]["tools"].is_object(),
+        "initialize: {init}\nstderr:\n{}",
+        remote.stderr()
+    );
+    remote
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    let called = remote
+        .request(2, "tools/call", json!({"name": "whoami", "arguments": {}}))
+        .await;
+    assert_eq!(
+        called["result"]["isError"],
+        false,
+        "{called}\nstderr:\n{}",
+        remote.stderr()
+    );
+    called["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The quickstart restarts while mcp-remote keeps its registration and tokens in its own cache
+/// directory: a new mcp-remote on the same cache reaches `whoami` with zero registrations and
+/// zero consent pages on the restarted issuer, first with the cached access token, then (the
+/// access token made unusable, as after expiry) through a refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_remote_survives_a_quickstart_restart() {
+    let state = e2e::TempDir::new("mcp-remote-restart-state");
+    let cache = TempDir::new();
+    let options = |port, issuer_port| Options {
+        port,
+        issuer_port,
+        state_dir: Some(state.0.clone()),
+        ..Options::default()
+    };
+    let qs = Quickstart::start(options(0, 0)).await.unwrap();
+    let issuer = qs.issuer().unwrap();
+    let user = issuer.users()[1].id.clone();
+    let callback_port = free_port();
+    let mut remote = McpRemote::spawn(qs.mcp_url(), callback_port, &cache.0);
+    let url = remote.authorization_url(&issuer.base_url()).await;
+    consent(&url, &user).await;
+    assert_eq!(whoami_through(&mut remote).await, user);
+    remote.stop().await;
+
+    let mcp_url = qs.mcp_url().to_owned();
+    let port: u16 = mcp_url
+        .trim_end_matches("/mcp")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let issuer_port = issuer.local_addr().port();
+    qs.shutdown().await;
+    let qs = Quickstart::start(options(port, issuer_port)).await.unwrap();
+    let issuer = qs.issuer().unwrap();
+
+    // With the cached access token.
+    let mut remote = McpRemote::spawn(&mcp_url, callback_port, &cache.0);
+    assert_eq!(whoami_through(&mut remote).await, user);
+    remote.stop().await;
+    let metrics = issuer.metrics();
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/register", "POST"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/authorize", "GET"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/token", "POST"),
+        0,
+        "{metrics}"
+    );
+
+    // Through a refresh: the cached access token no longer works.
+    let file = tokens_file(&cache.0.join("config")).expect("mcp-remote cached its tokens");
+    let mut tokens: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+    tokens["access_token"] = json!("expired-access-token");
+    std::fs::write(&file, tokens.to_string()).unwrap();
+    let mut remote = McpRemote::spawn(&mcp_url, callback_port, &cache.0);
+    assert_eq!(whoami_through(&mut remote).await, user);
+    remote.stop().await;
+    let metrics = issuer.metrics();
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/register", "POST"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/authorize", "GET"),
+        0,
+        "{metrics}"
+    );
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/token", "POST"),
+        1,
+        "one refresh: {metrics}"
+    );
+    qs.shutdown().await;
+}

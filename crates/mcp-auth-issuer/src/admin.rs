@@ -32,6 +32,7 @@ pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/admin/tokens/session", post(mint_session))
         .route("/admin/api_keys", post(mint_api_key))
         .route("/admin/m2m_tokens", post(mint_machine_token))
+        .route("/admin/machines", post(create_machine))
         .route("/admin/revoke", post(revoke))
         .route("/admin/rotate_keys", post(rotate_keys))
         .route("/admin/clock/advance", post(advance_clock))
@@ -139,6 +140,9 @@ struct SessionBody {
     organization: Option<OrganizationBody>,
     #[serde(default)]
     lifetime_secs: Option<u64>,
+    /// The `cat` header; default Clerk's session category.
+    #[serde(default)]
+    category: Option<String>,
 }
 
 /// `POST /admin/tokens/session`.
@@ -158,6 +162,7 @@ async fn mint_session(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
             permissions: o.permissions,
         }),
         lifetime: req.lifetime_secs.map(Duration::from_secs),
+        category: req.category,
     };
     minted("session_token", shared.mint_session_token(&request))
 }
@@ -192,19 +197,70 @@ async fn mint_api_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     minted("api_key", shared.mint_api_key(&request))
 }
 
-/// `POST /admin/m2m_tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MachineTokenBody {
+    subject: String,
+    /// Machine ids the token is granted to.
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    claims: Option<Value>,
+    #[serde(default)]
+    lifetime_secs: Option<u64>,
+    /// `"opaque"` (default, as Clerk's `token_format`) or `"jwt"`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// `POST /admin/m2m_tokens` `{"subject": "mch_…", "scopes": ["mch_…"], "format": "jwt"|"opaque"}`.
 async fn mint_machine_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let req: CredentialBody = match parse(&body) {
+    let req: MachineTokenBody = match parse(&body) {
         Ok(r) => r,
         Err(m) => return bad_request(&m),
+    };
+    let format = match req.format.as_deref().map(str::parse::<TokenFormat>) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return bad_request(&e),
     };
     let request = MachineTokenRequest {
         subject: req.subject,
         scopes: req.scopes,
         claims: req.claims,
         lifetime: req.lifetime_secs.map(Duration::from_secs),
+        format,
     };
     minted("machine_token", shared.mint_machine_token(&request))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MachineBody {
+    name: String,
+    #[serde(default)]
+    scoped_machines: Vec<String>,
+}
+
+/// `POST /admin/machines` `{"name": …}`: Clerk's `POST /machines` answer (`Machine.Created` in
+/// the Backend API spec `bapi/2026-05-12.yml`), secret key included.
+async fn create_machine(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req: MachineBody = match parse(&body) {
+        Ok(r) => r,
+        Err(m) => return bad_request(&m),
+    };
+    let created = shared
+        .create_machine(&req.name, &req.scoped_machines)
+        .and_then(|(machine, secret_key)| {
+            let mut out = shared.machine_json(&machine)?;
+            out["secret_key"] = json!(secret_key);
+            Ok(out)
+        });
+    match created {
+        Ok(out) => Json(out).into_response(),
+        Err(crate::Error::InvalidRequest(m)) => bad_request(&m),
+        Err(e) => minted("machine", Err(e)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -219,8 +275,19 @@ async fn revoke(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(m) => return bad_request(&m),
     };
-    let revoked = shared.revoke_token(&req.token, None, "revoked by an administrator");
-    Json(json!({ "revoked": revoked })).into_response()
+    match shared.revoke_token(&req.token, None, "revoked by an administrator") {
+        Ok(revoked) => Json(json!({ "revoked": revoked })).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin revoke failed");
+            clerk_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "the issuer's state database failed; see the issuer log",
+                "internal_clerk_error",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// `POST /admin/rotate_keys`.
@@ -271,5 +338,5 @@ async fn advance_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
 
 /// `GET /admin/users`.
 async fn users(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!(shared.config.users))
+    Json(json!(shared.users))
 }

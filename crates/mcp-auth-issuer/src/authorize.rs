@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use url::Url;
 
 use crate::clients::Client;
-use crate::consent::{ConsentView, consent_page, error_page};
+use crate::consent::{ConsentView, consent_page, error_page, unknown_client_page};
 use crate::csrf::{self, CsrfError, SIGNED_FIELDS};
 use crate::form::{Params, is_form};
 use crate::ids;
@@ -47,6 +47,10 @@ enum Rejection {
         error: &'static str,
         description: String,
     },
+    /// No client has this id: registered with a state that is gone, or never registered.
+    UnknownClient { client_id: String },
+    /// The state could not be read.
+    Failed,
 }
 
 fn page(message: impl Into<String>) -> Rejection {
@@ -68,16 +72,18 @@ fn validate(shared: &Shared, params: &Params) -> Result<AuthorizationRequest, Re
         .get("client_id")
         .map_err(page)?
         .ok_or_else(|| page("The request has no client_id."))?;
-    let client = shared
-        .store()
-        .clients
-        .get(client_id)
-        .cloned()
-        .ok_or_else(|| {
-            page(format!(
-                "No application is registered with client_id “{client_id}”."
-            ))
-        })?;
+    let client = match shared.store.read(|tx| tx.client(client_id)) {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return Err(Rejection::UnknownClient {
+                client_id: client_id.to_owned(),
+            });
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the issuer state failed while looking up a client");
+            return Err(Rejection::Failed);
+        }
+    };
     let redirect_uri_sent = params.get("redirect_uri").map_err(page)?.is_some();
     let redirect_uri = match params.get("redirect_uri").map_err(page)? {
         Some(uri) => {
@@ -258,6 +264,14 @@ fn reject(shared: &Shared, rejection: Rejection, status: StatusCode) -> Response
             title,
             message,
         } => error_page(page_status, title, &message),
+        Rejection::UnknownClient { client_id } => {
+            unknown_client_page(&client_id, shared.store.dir().is_some())
+        }
+        Rejection::Failed => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The authorization server could not read its state; see its log.",
+        ),
         Rejection::Redirect {
             redirect_uri,
             state,
@@ -300,10 +314,19 @@ fn approve(
         used: false,
         grant_id: ids::id("grant_"),
     };
-    {
-        let mut store = shared.store();
-        store.prune_codes(now_ms);
-        store.codes.insert(ids::hash(&code), record);
+    let hash = ids::hash(&code);
+    let stored = shared.store.write(|tx| {
+        tx.prune_codes(now_ms)?;
+        tx.insert_consent(&record, now_ms)?;
+        tx.insert_code(&hash, &record)
+    });
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "the issuer state failed while recording a consent");
+        return error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The authorization server could not record your consent; see its log.",
+        );
     }
     shared.metrics.token_issued("authorization_code");
     let mut pairs = vec![("code", code.as_str())];
@@ -367,7 +390,7 @@ pub(crate) async fn authorize_get(
         redirect_uri: &req.redirect_uri,
         scopes: &req.scopes,
         resource: req.resource.as_deref(),
-        users: &shared.config.users,
+        users: &shared.users,
         base_url: &shared.base_url,
         hidden,
     })

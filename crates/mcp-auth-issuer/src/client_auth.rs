@@ -116,9 +116,7 @@ pub(crate) fn authenticate(
 
 fn lookup(shared: &Shared, client_id: &str, basic: bool) -> Result<Client, OAuthError> {
     shared
-        .store()
-        .clients
-        .get(client_id)
-        .cloned()
+        .store
+        .read(|tx| tx.client(client_id))?
         .ok_or_else(|| OAuthError::invalid_client("unknown client", basic))
 }

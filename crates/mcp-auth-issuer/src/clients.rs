@@ -26,6 +26,16 @@ impl AuthMethod {
         }
     }
 
+    /// The inverse of [`as_str`](Self::as_str) (stored clients).
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_confidential(self) -> bool {
         self != Self::None
     }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::users::{User, default_users};
+use crate::users::User;
 
 /// The shape of the access tokens the issuer hands out, as Clerk offers both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,16 +60,26 @@ impl Default for RateLimit {
 /// [`IssuerConfig::default`] and change what you need.
 #[derive(Clone, Debug)]
 pub struct IssuerConfig {
-    /// Local users a person (or test) can sign in as. Default: [`default_users`] (three users with
-    /// stable ids). Must not be empty and ids must be unique.
-    pub users: Vec<User>,
+    /// Local users a person (or test) can sign in as. Must not be empty and ids must be unique.
+    /// Given users are saved in the state, so a later run started without any (`None`) still
+    /// knows them. Default `None`: the users a previous run saved in the state, else
+    /// [`default_users`](crate::default_users) (three users with stable ids).
+    pub users: Option<Vec<User>>,
+    /// Directory of the persistent state (an embedded SQLite database): signing keys, the
+    /// generated secret key, registered clients, consents, codes and tokens (as hashes),
+    /// revocations and users, so clients keep working across restarts. Created (mode 0700) when
+    /// missing; one issuer at a time may use it. Default `None`: the state lives in memory and
+    /// dies with the issuer.
+    pub state_dir: Option<PathBuf>,
     /// Format of OAuth access tokens. Default [`TokenFormat::Jwt`].
     pub token_format: TokenFormat,
     /// Lifetime of access tokens. Default one day, as Clerk.
     pub access_token_lifetime: Duration,
-    /// Lifetime of refresh tokens. Default 30 days.
+    /// Lifetime of refresh tokens. Default ten years: in effect never, as Clerk's refresh tokens
+    /// do not expire (Clerk's docs, `how-clerk-implements-oauth`).
     pub refresh_token_lifetime: Duration,
-    /// Lifetime of authorization codes. Default 5 minutes; RFC 6749 recommends at most 10.
+    /// Lifetime of authorization codes. Default 10 minutes, as Clerk (and the most RFC 6749
+    /// §4.1.2 recommends).
     pub authorization_code_lifetime: Duration,
     /// Lifetime of Clerk-style session tokens minted through the admin helpers. Default 60 s, as Clerk.
     pub session_token_lifetime: Duration,
@@ -81,13 +91,16 @@ pub struct IssuerConfig {
     /// Backend API rate limit. Default 100 requests per 10 seconds.
     pub rate_limit: RateLimit,
     /// Secret key (`sk_test_…`) that authenticates Backend API and admin calls. Default `None`:
-    /// taken from the key file when it holds one, otherwise generated at start.
+    /// the one a previous run generated (from the key file, else the state), otherwise generated
+    /// at start and saved.
     pub secret_key: Option<String>,
     /// Approve every authorization request as this user without showing the consent page. For
     /// automated tests only; default `None`. Refused unless the listener is on a loopback address.
     pub auto_approve_user: Option<String>,
-    /// File the signing keys (and the generated secret key) are loaded from and saved to, so tokens
-    /// survive a restart. Default `None`: keys live in memory only.
+    /// JSON file the signing keys (and the generated secret key) are loaded from at start and
+    /// written to whenever they change, so several issuers (or runs without a state directory)
+    /// can share one key set. When it exists it wins over the keys in the state. Default `None`:
+    /// keys live in the state only.
     pub key_file: Option<PathBuf>,
     /// Scopes clients may request. Default `openid profile email offline_access public_metadata
     /// private_metadata`; anything else is refused with `invalid_scope`.
@@ -107,11 +120,12 @@ pub struct IssuerConfig {
 impl Default for IssuerConfig {
     fn default() -> Self {
         Self {
-            users: default_users(),
+            users: None,
+            state_dir: None,
             token_format: TokenFormat::Jwt,
             access_token_lifetime: Duration::from_secs(24 * 60 * 60),
-            refresh_token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
-            authorization_code_lifetime: Duration::from_secs(5 * 60),
+            refresh_token_lifetime: Duration::from_secs(10 * 365 * 24 * 60 * 60),
+            authorization_code_lifetime: Duration::from_secs(10 * 60),
             session_token_lifetime: Duration::from_secs(60),
             consent_lifetime: Duration::from_secs(10 * 60),
             key_rotation_grace: Duration::from_secs(24 * 60 * 60),

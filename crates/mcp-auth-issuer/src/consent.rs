@@ -68,6 +68,9 @@ button.deny:hover{background:#f9fafb}
 .resource{margin:0}
 .note{margin-top:18px;font-size:12px;color:#6b7280;text-align:center}
 .error h1{color:#b91c1c}
+ul.forget{padding-left:18px}
+ul.forget li{margin-bottom:10px}
+ul.forget code{word-break:normal;overflow-wrap:break-word}
 "#;
 
 fn page(title: &str, body: &str) -> String {
@@ -111,6 +114,81 @@ pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Resp
         escape(message)
     );
     html_response(status, page(title, &body))
+}
+
+/// How each client forgets a registration it cached, checked against each client's own words:
+/// - Cursor: the Command Palette command `Cursor: Clear All MCP Tokens` (named in vendors' MCP
+///   troubleshooting pages for Cursor, e.g. Kernel's "Cursor clean reset").
+/// - Claude Code: `/mcp` → the server → "Clear authentication" (the panel's action, see
+///   anthropics/claude-code issue 10915), or `claude mcp remove` and `claude mcp add`.
+/// - VS Code: `Authentication: Remove Dynamic Authentication Providers`, also under the Accounts
+///   menu as "Manage Dynamic Authentication Providers" (microsoft/vscode issues 269379, 283744).
+/// - MCP Inspector: "Authentication Settings" → "Clear OAuth State"
+///   (inspector `client/src/components/AuthDebugger.tsx`).
+/// - mcp-remote: `rm -rf ~/.mcp-auth`, or the directory `MCP_REMOTE_CONFIG_DIR` names
+///   (mcp-remote README, "Clear your ~/.mcp-auth directory").
+const FORGET_REGISTRATION: [(&str, &str, &str); 5] = [
+    (
+        "cursor",
+        "Cursor",
+        "Open the Command Palette (⌘/Ctrl+Shift+P), run <code>Cursor: Clear All MCP Tokens</code>, then connect to the server again.",
+    ),
+    (
+        "claude-code",
+        "Claude Code",
+        "Run <code>/mcp</code>, select this server, choose <em>Clear authentication</em>, then <em>Authenticate</em>. Or remove and add it again: <code>claude mcp remove NAME</code>, then <code>claude mcp add --transport http NAME URL</code>.",
+    ),
+    (
+        "vscode",
+        "VS Code",
+        "Run <code>Authentication: Remove Dynamic Authentication Providers</code> from the Command Palette (also in the Accounts menu as <em>Manage Dynamic Authentication Providers</em>), remove this server's entry, then start the server again.",
+    ),
+    (
+        "inspector",
+        "MCP Inspector",
+        "In <em>Authentication Settings</em>, press <em>Clear OAuth State</em>, then connect again.",
+    ),
+    (
+        "mcp-remote",
+        "mcp-remote",
+        "Stop it, delete its cache with <code>rm -rf ~/.mcp-auth</code> (or the directory <code>MCP_REMOTE_CONFIG_DIR</code> names), and start it again.",
+    ),
+];
+
+/// The page for an authorization request whose `client_id` nobody registered here: usually a
+/// client that registered before the issuer's state was deleted (or with an in-memory state,
+/// before a restart) and still holds that registration. It says so and how each client forgets
+/// it; a client that registers again (RFC 7591) simply succeeds.
+pub(crate) fn unknown_client_page(client_id: &str, persistent: bool) -> Response {
+    let why = if persistent {
+        "Most likely this authorization server's state was deleted (its state directory, \
+         <code>.mcp-auth/</code> for the quickstart) after the application registered, and the \
+         application still remembers that old registration."
+    } else {
+        "This authorization server keeps its state in memory (<code>--ephemeral</code>), so a \
+         restart forgets every registration; the application still remembers its old one."
+    };
+    let steps: String = FORGET_REGISTRATION
+        .iter()
+        .map(|(id, name, how)| {
+            format!("<li data-client=\"{id}\"><strong>{name}</strong>: {how}</li>")
+        })
+        .collect();
+    let title = "This application is not registered here";
+    let body = format!(
+        "<main class=\"error\" id=\"unknown-client\"><div class=\"app\"><h1>{title}</h1></div>\
+         <p>The application that sent you here presented the client id \
+         <code id=\"client-id\">{}</code>, which this authorization server does not know.</p>\
+         <p>{why}</p>\
+         <h2>What to do</h2>\
+         <p>Make the application forget its registration for this server. It then registers \
+         again on its own and brings you back here to sign in:</p>\
+         <ul class=\"forget\">{steps}</ul>\
+         <p class=\"note\">Nothing was sent back to the application: an unknown client's return \
+         address cannot be trusted. Close this page once you have done the above.</p></main>",
+        escape(client_id),
+    );
+    html_response(StatusCode::BAD_REQUEST, page(title, &body))
 }
 
 /// What the consent page shows and resubmits.

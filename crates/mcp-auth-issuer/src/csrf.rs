@@ -30,10 +30,25 @@ pub(crate) enum CsrfError {
     Expired,
 }
 
-pub(crate) fn new_key() -> hmac::Key {
+/// 32 random bytes for a new key (generated once per state, then kept in it).
+pub(crate) fn random_key_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     rand::Rng::fill(&mut rand::rng(), &mut bytes);
-    hmac::Key::new(hmac::HMAC_SHA256, &bytes)
+    bytes
+}
+
+pub(crate) fn key_from_bytes(bytes: &[u8; 32]) -> hmac::Key {
+    hmac::Key::new(hmac::HMAC_SHA256, bytes)
+}
+
+/// The key's stored form (base64url).
+pub(crate) fn encode_key(bytes: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The stored form read back; `None` when malformed (a new key is made).
+pub(crate) fn decode_key(text: &str) -> Option<[u8; 32]> {
+    URL_SAFE_NO_PAD.decode(text).ok()?.try_into().ok()
 }
 
 /// Unambiguous encoding: a JSON array of the values (null when absent).
@@ -75,7 +90,7 @@ mod tests {
 
     #[test]
     fn token_binds_every_value_and_expires() {
-        let key = new_key();
+        let key = key_from_bytes(&random_key_bytes());
         let values = [Some("code"), Some("client"), None, Some("100")];
         let token = sign(&key, &values);
         assert_eq!(
@@ -96,7 +111,14 @@ mod tests {
             Err(CsrfError::Expired)
         );
         assert_eq!(
-            verify(&new_key(), &values, Some(&token), Some("100"), 150, 60),
+            verify(
+                &key_from_bytes(&random_key_bytes()),
+                &values,
+                Some(&token),
+                Some("100"),
+                150,
+                60
+            ),
             Err(CsrfError::Invalid)
         );
     }

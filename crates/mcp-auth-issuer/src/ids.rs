@@ -25,6 +25,20 @@ pub(crate) fn id(prefix: &str) -> String {
     format!("{prefix}{}", random_alnum(27))
 }
 
+/// `prefix` followed by 32 random lowercase hex digits: the shape of Clerk's token ids
+/// (`^oat_[0-9A-Fa-f]{32}$`, `^ak_…`, `^mt_…` in Clerk's Backend API spec `bapi/2026-05-12.yml`;
+/// its examples are lowercase, e.g. `mt_f7f0ba8c3b4843ce7d85fcdd5e71853e`).
+pub(crate) fn hex_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill(&mut bytes);
+    let mut out = String::with_capacity(prefix.len() + 32);
+    out.push_str(prefix);
+    for byte in bytes {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
 /// 32 random bytes, base64url without padding (authorization codes, refresh tokens).
 pub(crate) fn random_urlsafe() -> String {
     let mut bytes = [0u8; 32];
@@ -60,6 +74,17 @@ mod tests {
         let b = secret("oat_");
         assert!(a.starts_with("oat_") && a.len() == 36);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hex_ids_are_clerk_shaped() {
+        let id = hex_id("mt_");
+        assert_eq!(id.len(), 3 + 32);
+        assert!(
+            id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! RS256 signing keys: generated at run time with aws-lc-rs, published as a JWKS, rotated on demand
-//! with a grace period, optionally persisted to a key file so tokens survive a restart.
+//! with a grace period. They are kept in the state (see `store`), and mirrored to a key file when
+//! one is configured.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer;
@@ -15,8 +16,10 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::ids;
+use crate::store::StoredKey;
 
-/// One RSA-2048 key. The private half never leaves this struct except into the key file.
+/// One RSA-2048 key. The private half never leaves this struct except into the state (or the
+/// key file).
 pub(crate) struct SigningKey {
     kid: String,
     pkcs8: Vec<u8>,
@@ -102,17 +105,17 @@ fn pkcs8_pem(der: &[u8]) -> String {
     pem
 }
 
-/// The on-disk form of the key ring.
+/// The on-disk form of the key ring in a `--key-file`.
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     /// Secret key generated on the first run, reused so resource servers keep working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     secret_key: Option<String>,
-    keys: Vec<StoredKey>,
+    keys: Vec<KeyFileEntry>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredKey {
+struct KeyFileEntry {
     kid: String,
     /// Base64 (standard) PKCS#8 DER.
     private_key_pkcs8: String,
@@ -121,109 +124,124 @@ struct StoredKey {
     retired_at: Option<u64>,
 }
 
+/// A key file's contents: the keys and the secret key it remembers.
+pub(crate) type KeyFileContents = (Vec<StoredKey>, Option<String>);
+
+/// Read a key file. `Ok(None)` when it does not exist.
+pub(crate) fn read_key_file(path: &Path) -> Result<Option<KeyFileContents>, Error> {
+    let err = |message: String| Error::KeyFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let parsed: KeyFile = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let mut keys = Vec::with_capacity(parsed.keys.len());
+    for entry in parsed.keys {
+        let pkcs8 = STANDARD
+            .decode(entry.private_key_pkcs8.as_bytes())
+            .map_err(|e| err(format!("key {}: bad base64: {e}", entry.kid)))?;
+        keys.push(StoredKey {
+            kid: entry.kid,
+            pkcs8,
+            created_at: entry.created_at,
+            retired_at: entry.retired_at,
+        });
+    }
+    Ok(Some((keys, parsed.secret_key)))
+}
+
+/// Write a key file (mode 0600 on Unix), atomically (temporary file, then rename).
+pub(crate) fn write_key_file(
+    path: &Path,
+    keys: &[StoredKey],
+    secret_key: Option<&str>,
+) -> Result<(), Error> {
+    let err = |message: String| Error::KeyFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = KeyFile {
+        secret_key: secret_key.map(str::to_owned),
+        keys: keys
+            .iter()
+            .map(|k| KeyFileEntry {
+                kid: k.kid.clone(),
+                private_key_pkcs8: STANDARD.encode(&k.pkcs8),
+                created_at: k.created_at,
+                retired_at: k.retired_at,
+            })
+            .collect(),
+    };
+    let text = serde_json::to_string_pretty(&file).map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    write_private(&tmp, text.as_bytes()).map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
 /// The active key plus retired keys still inside their grace period.
 #[derive(Debug)]
 pub(crate) struct KeyRing {
     active: SigningKey,
     retired: Vec<SigningKey>,
     grace_secs: u64,
-    file: Option<PathBuf>,
-    /// Secret key remembered in the key file (only written when it was generated).
-    stored_secret: Option<String>,
 }
 
 impl KeyRing {
-    /// Load the ring from `file` when it exists, otherwise generate a key (and save it if a file
-    /// was named). CPU-bound (RSA key generation): call from a blocking context.
-    pub(crate) fn load_or_generate(
-        file: Option<&Path>,
-        grace: Duration,
-        now: u64,
-    ) -> Result<Self, Error> {
-        let grace_secs = grace.as_secs();
-        if let Some(path) = file
-            && path.exists()
-        {
-            return Self::load(path, grace_secs, now);
-        }
-        let ring = Self {
+    /// A ring with one fresh key. CPU-bound (RSA key generation): call from a blocking context.
+    pub(crate) fn generate(grace: Duration, now: u64) -> Result<Self, Error> {
+        Ok(Self {
             active: SigningKey::generate(now)?,
             retired: Vec::new(),
-            grace_secs,
-            file: file.map(Path::to_path_buf),
-            stored_secret: None,
-        };
-        Ok(ring)
+            grace_secs: grace.as_secs(),
+        })
     }
 
-    fn load(path: &Path, grace_secs: u64, now: u64) -> Result<Self, Error> {
-        let err = |message: String| Error::KeyFile {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let parsed: KeyFile = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    /// The ring from stored keys (retired keys past their grace period are dropped); `Ok(None)`
+    /// when nothing is stored. The error says what is wrong with the stored keys.
+    pub(crate) fn from_stored(
+        stored: Vec<StoredKey>,
+        grace: Duration,
+        now: u64,
+    ) -> Result<Option<Self>, String> {
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        let grace_secs = grace.as_secs();
         let mut active = None;
         let mut retired = Vec::new();
-        for stored in parsed.keys {
-            let der = STANDARD
-                .decode(stored.private_key_pkcs8.as_bytes())
-                .map_err(|e| err(format!("key {}: bad base64: {e}", stored.kid)))?;
-            let key = SigningKey::from_pkcs8(stored.kid, der, stored.created_at, stored.retired_at)
-                .map_err(|e| err(e.to_string()))?;
+        for entry in stored {
+            let key =
+                SigningKey::from_pkcs8(entry.kid, entry.pkcs8, entry.created_at, entry.retired_at)
+                    .map_err(|e| e.to_string())?;
             match key.retired_at {
                 None if active.is_none() => active = Some(key),
-                None => return Err(err("more than one active key".into())),
+                None => return Err("more than one active key".into()),
                 Some(at) if at.saturating_add(grace_secs) > now => retired.push(key),
                 Some(_) => {}
             }
         }
-        let active = active.ok_or_else(|| err("no active key".into()))?;
-        Ok(Self {
+        let active = active.ok_or_else(|| "no active key".to_owned())?;
+        Ok(Some(Self {
             active,
             retired,
             grace_secs,
-            file: Some(path.to_path_buf()),
-            stored_secret: parsed.secret_key,
-        })
+        }))
     }
 
-    /// The secret key remembered in the key file, if any.
-    pub(crate) fn stored_secret(&self) -> Option<&str> {
-        self.stored_secret.as_deref()
-    }
-
-    /// Remember a generated secret key so the next run reuses it.
-    pub(crate) fn remember_secret(&mut self, secret: &str) {
-        self.stored_secret = Some(secret.to_owned());
-    }
-
-    /// Write the ring to its file (mode 0600 on Unix). No-op without a file.
-    pub(crate) fn save(&self) -> Result<(), Error> {
-        let Some(path) = &self.file else {
-            return Ok(());
-        };
-        let err = |message: String| Error::KeyFile {
-            path: path.clone(),
-            message,
-        };
-        let keys = std::iter::once(&self.active)
+    /// The keys to store (private halves included).
+    pub(crate) fn stored(&self) -> Vec<StoredKey> {
+        std::iter::once(&self.active)
             .chain(&self.retired)
             .map(|k| StoredKey {
                 kid: k.kid.clone(),
-                private_key_pkcs8: STANDARD.encode(&k.pkcs8),
+                pkcs8: k.pkcs8.clone(),
                 created_at: k.created_at,
                 retired_at: k.retired_at,
             })
-            .collect();
-        let file = KeyFile {
-            secret_key: self.stored_secret.clone(),
-            keys,
-        };
-        let text = serde_json::to_string_pretty(&file).map_err(|e| err(e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        write_private(&tmp, text.as_bytes()).map_err(|e| err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+            .collect()
     }
 
     /// Replace the active key; the old one stays published for the grace period. Returns the new
@@ -234,7 +252,6 @@ impl KeyRing {
         old.retired_at = Some(now);
         self.retired.push(old);
         self.prune(now);
-        self.save()?;
         Ok(self.active.kid.clone())
     }
 
@@ -268,7 +285,21 @@ impl KeyRing {
 
     /// Sign `claims` with the active key (RS256) and the given `typ` header.
     pub(crate) fn sign(&self, typ: &str, claims: &Value) -> Result<String, Error> {
+        self.sign_with_category(typ, None, claims)
+    }
+
+    /// Like [`sign`](Self::sign), with Clerk's `cat` header (the JWT category that tells
+    /// session, JWT-template and M2M tokens apart) when given.
+    pub(crate) fn sign_with_category(
+        &self,
+        typ: &str,
+        cat: Option<&str>,
+        claims: &Value,
+    ) -> Result<String, Error> {
         let mut header = Header::new(Algorithm::RS256);
+        if let Some(cat) = cat {
+            header.extras.insert("cat", cat);
+        }
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.active.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.active.encoding)
@@ -318,7 +349,7 @@ mod tests {
 
     #[test]
     fn signs_and_verifies_and_rotates_with_grace() {
-        let mut ring = KeyRing::load_or_generate(None, Duration::from_secs(100), 1_000).unwrap();
+        let mut ring = KeyRing::generate(Duration::from_secs(100), 1_000).unwrap();
         let token = ring.sign("at+jwt", &json!({"sub": "user_1"})).unwrap();
         let (typ, claims) = ring.verify(&token, 1_000).unwrap();
         assert_eq!(typ.as_deref(), Some("at+jwt"));
@@ -340,19 +371,33 @@ mod tests {
     }
 
     #[test]
-    fn key_file_round_trips() {
+    fn stored_keys_and_key_file_round_trip() {
+        let grace = Duration::from_secs(100);
+        let mut ring = KeyRing::generate(grace, 5).unwrap();
+        ring.rotate(6).unwrap();
+        let token = ring.sign("JWT", &json!({"sub": "x"})).unwrap();
+        let reloaded = KeyRing::from_stored(ring.stored(), grace, 7)
+            .unwrap()
+            .unwrap();
+        assert_eq!(reloaded.active_kid(), ring.active_kid());
+        assert!(reloaded.verify(&token, 7).is_some());
+        assert!(
+            KeyRing::from_stored(Vec::new(), grace, 7)
+                .unwrap()
+                .is_none()
+        );
+
         let dir =
             std::env::temp_dir().join(format!("mcp-auth-issuer-keys-{}", ids::random_alnum(8)));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("keys.json");
-        let mut ring = KeyRing::load_or_generate(Some(&path), Duration::from_secs(100), 5).unwrap();
-        ring.remember_secret("sk_test_abc");
-        ring.save().unwrap();
-        let token = ring.sign("JWT", &json!({"sub": "x"})).unwrap();
-        let loaded = KeyRing::load_or_generate(Some(&path), Duration::from_secs(100), 6).unwrap();
+        assert!(read_key_file(&path).unwrap().is_none());
+        write_key_file(&path, &ring.stored(), Some("sk_test_abc")).unwrap();
+        let (keys, secret) = read_key_file(&path).unwrap().unwrap();
+        assert_eq!(secret.as_deref(), Some("sk_test_abc"));
+        let loaded = KeyRing::from_stored(keys, grace, 7).unwrap().unwrap();
         assert_eq!(loaded.active_kid(), ring.active_kid());
-        assert_eq!(loaded.stored_secret(), Some("sk_test_abc"));
-        assert!(loaded.verify(&token, 6).is_some());
+        assert!(loaded.verify(&token, 7).is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

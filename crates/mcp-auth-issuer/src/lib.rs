@@ -1,8 +1,10 @@
 //! # mcp-auth-issuer
 //!
 //! A local, Clerk-compatible OAuth 2.1 authorization server for **developing and testing** MCP
-//! servers. It is not for production: state lives in memory, users are fictional and anyone who
-//! can reach the consent page can sign in as any of them.
+//! servers. It is not for production: users are fictional and anyone who can reach the consent
+//! page can sign in as any of them. Its state lives in memory, or with
+//! [`IssuerConfig::state_dir`] in an embedded SQLite database that survives restarts (keys,
+//! clients, consents, tokens as hashes), so clients stay connected while a developer restarts.
 //!
 //! It speaks the endpoints and JSON shapes of Clerk's Frontend API (discovery, dynamic client
 //! registration, authorization code + PKCE, refresh with rotation, JWKS, userinfo, introspection,
@@ -34,21 +36,23 @@
 //!
 //! | Path | What |
 //! | --- | --- |
-//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata |
+//! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata and the OpenID configuration, with Clerk's fields |
 //! | `GET /.well-known/jwks.json` | public signing keys |
 //! | `POST /oauth/register` | RFC 7591 dynamic client registration |
 //! | `GET/POST /oauth/authorize` | consent page / consent form |
 //! | `POST /oauth/token` | `authorization_code`, `refresh_token` |
-//! | `GET /oauth/userinfo`, `POST /oauth/token_info`, `POST /oauth/revoke` | OIDC UserInfo, RFC 7662, RFC 7009 |
-//! | `[/v1]/oauth_applications/access_tokens/verify`, `[/v1]/api_keys/verify`, `[/v1]/m2m_tokens/verify`, `[/v1]/users/{id}`, `[/v1]/jwks` | Backend API stand-in (secret key, rate limited) |
-//! | `/admin/*` | test helpers over HTTP (secret key) |
+//! | `GET /oauth/userinfo`, `POST /oauth/token_info`, `POST /oauth/token/revoke` (alias `/oauth/revoke`) | OIDC UserInfo, RFC 7662 (client credentials), RFC 7009 |
+//! | `[/v1]/oauth_applications/access_tokens/verify`, `[/v1]/api_keys/verify`, `[/v1]/m2m_tokens/verify`, `[/v1]/users/{id}`, `[/v1]/jwks` | Backend API stand-in (secret key, or a machine secret key for `m2m_tokens/verify`; rate limited but for `jwks`) |
+//! | `/admin/*` | test helpers over HTTP (secret key): mint every token kind, create machines, revoke, rotate keys, advance the clock |
 //! | `GET /metrics` | Prometheus counters |
 //!
 //! ## Layout
 //!
 //! - `config`: [`IssuerConfig`], [`TokenFormat`], [`RateLimit`].
 //! - `server`: [`Issuer::serve`], the router, [`IssuerHandle`].
-//! - `state`, `store`, `clock`: shared state, in-memory records, the advanceable clock.
+//! - `state`, `clock`: shared state, the advanceable clock.
+//! - `store`: the persistent (or in-memory) SQLite state: schema and migrations, one method per
+//!   operation, the single-owner lock.
 //! - `keys`: RSA key generation (aws-lc-rs), JWKS, rotation with grace, the key file.
 //! - `ids`: random ids and secrets in Clerk's `prefix_…` style, hashing.
 //! - `users`: [`User`], the default users, Clerk's User JSON, avatars.
@@ -61,6 +65,9 @@
 //! - `admin`: `/admin/*`.
 //! - `metrics`: `/metrics`.
 //! - `form`, `oauth_error`: form parameters with RFC 6749 rules; RFC 6749 error responses.
+
+// Clerk's User object has more fields than `json!`'s default recursion limit allows.
+#![recursion_limit = "256"]
 
 mod admin;
 mod authorize;
@@ -93,6 +100,7 @@ pub use config::{IssuerConfig, RateLimit, TokenFormat};
 pub use error::Error;
 pub use server::{Issuer, IssuerHandle};
 pub use tokens::{
-    ApiKeyRequest, MachineTokenRequest, MintRequest, OrganizationClaims, SessionTokenRequest,
+    ApiKeyRequest, JWT_CATEGORY_M2M, JWT_CATEGORY_SESSION, JWT_CATEGORY_TEMPLATE, MachineCreated,
+    MachineTokenRequest, MintRequest, OrganizationClaims, SessionTokenRequest,
 };
 pub use users::{User, default_users, load_users};

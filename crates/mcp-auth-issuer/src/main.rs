@@ -13,6 +13,10 @@ use std::time::Duration;
 use clap::Parser;
 use mcp_auth_issuer::{Issuer, IssuerConfig, RateLimit, TokenFormat, load_users};
 
+/// Without `RUST_LOG`: start-up and key rotation; the issuer and the libraries it links log
+/// nothing per request at `info`.
+const DEFAULT_LOG_FILTER: &str = "info";
+
 /// A local, Clerk-compatible OAuth 2.1 authorization server for developing and testing MCP
 /// servers. NOT FOR PRODUCTION.
 #[derive(Parser, Debug)]
@@ -37,10 +41,19 @@ struct Args {
     /// Secret key (sk_test_…) for the Backend API; generated (or read from the key file) if absent.
     #[arg(long, env = "MCP_AUTH_ISSUER_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
-    /// JSON file with the local users (array of {id, first_name, last_name, email, …}).
+    /// JSON file with the local users (array of {id, first_name, last_name, email, …}); saved in
+    /// the state, so later runs without it keep them.
     #[arg(long)]
     users: Option<PathBuf>,
-    /// File to load the signing keys (and generated secret key) from and save them to.
+    /// Directory of the persistent state (signing keys, secret key, clients, consents, tokens as
+    /// hashes, users), so clients keep working across restarts. Delete it to start afresh.
+    #[arg(long, value_name = "DIR", default_value = ".mcp-auth")]
+    state_dir: PathBuf,
+    /// Keep the state in memory only: every restart forgets keys, clients and tokens.
+    #[arg(long, conflicts_with = "state_dir")]
+    ephemeral: bool,
+    /// JSON file the signing keys (and generated secret key) are loaded from, and saved to
+    /// whenever they change; it wins over the keys in the state.
     #[arg(long)]
     key_file: Option<PathBuf>,
     /// Rotate the signing key at start (the old one stays published for the grace period).
@@ -59,11 +72,12 @@ struct Args {
     /// Access token lifetime in seconds (default one day).
     #[arg(long, default_value_t = 86_400)]
     access_token_ttl: u64,
-    /// Refresh token lifetime in seconds (default 30 days).
-    #[arg(long, default_value_t = 2_592_000)]
+    /// Refresh token lifetime in seconds (default ten years: in effect never, as Clerk's refresh
+    /// tokens do not expire).
+    #[arg(long, default_value_t = 315_360_000)]
     refresh_token_ttl: u64,
-    /// Authorization code lifetime in seconds.
-    #[arg(long, default_value_t = 300)]
+    /// Authorization code lifetime in seconds (default 10 minutes, as Clerk).
+    #[arg(long, default_value_t = 600)]
     code_ttl: u64,
     /// Extra scopes clients may request, besides openid profile email offline_access
     /// public_metadata private_metadata (repeat or comma-separate).
@@ -73,12 +87,19 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Written by a background thread, so a slow terminal or disk never holds up a request.
+    // Flushed when the guard drops at exit.
+    let (log_writer, _log_guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
-        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: not in a log file, and they cost several times
+        // the formatting of the line itself.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(log_writer)
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,12 +123,15 @@ async fn run(args: Args) -> Result<(), String> {
         secret_key: args.secret_key,
         auto_approve_user: args.auto_approve_user,
         key_file: args.key_file,
+        // Absolute, so the banner and any error say exactly which directory.
+        state_dir: (!args.ephemeral)
+            .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
         public_url: args.public_url,
         default_audience: args.default_audience,
         ..IssuerConfig::default()
     };
     if let Some(path) = &args.users {
-        config.users = load_users(path).map_err(|e| e.to_string())?;
+        config.users = Some(load_users(path).map_err(|e| e.to_string())?);
     }
     for scope in args.extra_scopes {
         if !config.scopes_supported.contains(&scope) {
@@ -140,6 +164,13 @@ async fn run(args: Args) -> Result<(), String> {
     println!("  Metadata                {base}/.well-known/oauth-authorization-server");
     println!("  Publishable key         {}", issuer.publishable_key());
     println!("  Secret key              {}", issuer.secret_key());
+    match issuer.state_dir() {
+        Some(dir) => println!(
+            "  State                   {} (delete it, or use --ephemeral, to start afresh)",
+            dir.display()
+        ),
+        None => println!("  State                   in memory (--ephemeral): lost at exit"),
+    }
     println!();
     println!("  Users:");
     for user in issuer.users() {

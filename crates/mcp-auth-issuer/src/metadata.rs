@@ -11,39 +11,82 @@ use serde_json::{Value, json};
 
 use crate::state::Shared;
 
-/// The metadata document; served at both well-known paths so OAuth and OIDC clients agree.
+/// The RFC 8414 document (`/.well-known/oauth-authorization-server`). Its fields are the ones
+/// Clerk's Frontend API lists (`WellKnown.OAuth2AuthorizationServerMetadata` in
+/// `fapi/2026-05-12.yml`, `additionalProperties: false`): no introspection or userinfo endpoint,
+/// which Clerk only names in the OpenID configuration.
 pub(crate) fn document(shared: &Shared) -> Value {
-    let auth_methods = ["none", "client_secret_basic", "client_secret_post"];
     json!({
         "issuer": shared.base_url,
         "authorization_endpoint": shared.url("/oauth/authorize"),
         "token_endpoint": shared.url("/oauth/token"),
-        "registration_endpoint": shared.url("/oauth/register"),
+        "revocation_endpoint": shared.url("/oauth/token/revoke"),
         "jwks_uri": shared.url("/.well-known/jwks.json"),
-        "userinfo_endpoint": shared.url("/oauth/userinfo"),
-        "introspection_endpoint": shared.url("/oauth/token_info"),
-        "revocation_endpoint": shared.url("/oauth/revoke"),
+        "registration_endpoint": shared.url("/oauth/register"),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "scopes_supported": shared.config.scopes_supported,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "given_name",
-            "family_name", "preferred_username", "picture", "email", "email_verified",
-        ],
-        "authorization_response_iss_parameter_supported": true,
+        "claims_supported": CLAIMS,
+        "code_challenge_methods_supported": ["S256"],
     })
 }
 
-/// `GET /.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+/// The OpenID configuration (`/.well-known/openid-configuration`), with the fields Clerk lists
+/// (`WellKnown.OpenIDConfiguration` in `fapi/2026-05-12.yml`, `additionalProperties: false`):
+/// introspection and userinfo endpoints, no registration endpoint.
+pub(crate) fn openid_document(shared: &Shared) -> Value {
+    json!({
+        "issuer": shared.base_url,
+        "authorization_endpoint": shared.url("/oauth/authorize"),
+        "token_endpoint": shared.url("/oauth/token"),
+        "revocation_endpoint": shared.url("/oauth/token/revoke"),
+        "introspection_endpoint": shared.url("/oauth/token_info"),
+        "userinfo_endpoint": shared.url("/oauth/userinfo"),
+        "jwks_uri": shared.url("/.well-known/jwks.json"),
+        "scopes_supported": shared.config.scopes_supported,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "claims_supported": CLAIMS,
+        "code_challenge_methods_supported": ["S256"],
+        "backchannel_logout_supported": false,
+        "frontchannel_logout_supported": false,
+    })
+}
+
+const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+
+const CLAIMS: [&str; 14] = [
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "name",
+    "given_name",
+    "family_name",
+    "preferred_username",
+    "picture",
+    "email",
+    "email_verified",
+];
+
+/// `GET /.well-known/oauth-authorization-server`.
 pub(crate) async fn serve_document(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(document(&shared))
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub(crate) async fn serve_openid_document(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(openid_document(&shared))
 }
 
 /// `GET /.well-known/jwks.json`.

@@ -95,6 +95,13 @@ impl IntoResponse for OAuthError {
     }
 }
 
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "the issuer state failed while handling an OAuth request");
+        Self::server_error("the issuer's state database failed; see its log")
+    }
+}
+
 impl From<crate::Error> for OAuthError {
     fn from(e: crate::Error) -> Self {
         tracing::error!(error = %e, "internal failure while handling an OAuth request");

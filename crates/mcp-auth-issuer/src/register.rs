@@ -53,6 +53,7 @@ fn register_client(shared: &Shared, body: &[u8]) -> Result<Value, OAuthError> {
         client_name: reg.client_name,
         logo_uri: reg.logo_uri,
     };
-    shared.store().clients.insert(client_id, client);
+    let now_ms = shared.clock.now_ms();
+    shared.store.write(|tx| tx.insert_client(&client, now_ms))?;
     Ok(Value::Object(response))
 }

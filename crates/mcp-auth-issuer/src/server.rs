@@ -2,7 +2,8 @@
 //! [`IssuerHandle`] that tests and binaries hold on to.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +13,7 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -26,8 +27,10 @@ use crate::rate_limit::FixedWindow;
 use crate::state::Shared;
 use crate::store::Store;
 use crate::tokens::{
-    AccessGrant, ApiKeyRequest, MachineTokenRequest, MintRequest, SessionTokenRequest,
+    AccessGrant, ApiKeyRequest, MachineCreated, MachineTokenRequest, MintRequest,
+    SessionTokenRequest,
 };
+use crate::users::default_users;
 use crate::users::{User, validate_users};
 use crate::{
     Error, admin, authorize, backend, csrf, ids, introspection, metadata, metrics, register, token,
@@ -39,9 +42,11 @@ use crate::{
 pub struct Issuer;
 
 impl Issuer {
-    /// Check `config`, load or generate the signing keys, spawn the server on `listener` and
-    /// return at once. Bind port 0 in tests. Fails (without serving) on an inconsistent
-    /// configuration, an unreadable key file, or auto-approve on a non-loopback address.
+    /// Check `config`, open the state (in `config.state_dir`, else in memory), load or generate
+    /// the signing keys, spawn the server on `listener` and return at once. Bind port 0 in
+    /// tests. Fails (without serving) on an inconsistent configuration, a state directory in
+    /// use by another issuer or written by a newer one, an unreadable key file, or auto-approve
+    /// on a non-loopback address.
     pub async fn serve(listener: TcpListener, config: IssuerConfig) -> Result<IssuerHandle, Error> {
         let (app, mut handle) = Self::router(config, listener.local_addr()?).await?;
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -52,7 +57,11 @@ impl Issuer {
                 })
                 .await
         });
-        tracing::info!(base_url = %handle.shared.base_url, "mcp-auth-issuer listening (development server)");
+        tracing::info!(
+            base_url = %handle.shared.base_url,
+            state = %handle.shared.store.dir().map_or_else(|| "in memory".to_owned(), |d| d.display().to_string()),
+            "mcp-auth-issuer listening (development server)"
+        );
         handle.shutdown = Some(shutdown_tx);
         handle.task = Some(task);
         Ok(handle)
@@ -74,37 +83,90 @@ impl Issuer {
 
         let clock = Clock::default();
         let now = clock.now_secs();
+        let state_dir = config.state_dir.clone();
         let key_file = config.key_file.clone();
         let grace = config.key_rotation_grace;
-        let mut keys = tokio::task::spawn_blocking(move || {
-            KeyRing::load_or_generate(key_file.as_deref(), grace, now)
-        })
-        .await
-        .map_err(|e| Error::Crypto(format!("key generation task failed: {e}")))??;
-        let secret_key = match (&config.secret_key, keys.stored_secret()) {
-            (Some(given), _) => given.clone(),
-            (None, Some(stored)) => stored.to_owned(),
-            (None, None) => {
-                let generated = ids::secret("sk_test_");
-                keys.remember_secret(&generated);
-                generated
+        // Opening the state (file I/O, fsync) and generating a key (RSA) block: off the runtime.
+        let opened =
+            tokio::task::spawn_blocking(move || open_state(state_dir, key_file, grace, now))
+                .await
+                .map_err(|e| {
+                    Error::Io(std::io::Error::other(format!("state task failed: {e}")))
+                })??;
+        let OpenedState {
+            store,
+            keys,
+            remembered_secret,
+        } = opened;
+
+        let users = match &config.users {
+            Some(given) => {
+                store.write(|tx| tx.replace_users(given))?;
+                given.clone()
+            }
+            None => {
+                let saved = store.read(|tx| tx.users())?;
+                if saved.is_empty() {
+                    default_users()
+                } else {
+                    saved
+                }
             }
         };
-        keys.save()?;
+        validate_users(&users).map_err(Error::Config)?;
+        if let Some(user) = &config.auto_approve_user
+            && !users.iter().any(|u| &u.id == user)
+        {
+            return Err(Error::Config(format!(
+                "auto_approve_user `{user}` is not one of the configured users"
+            )));
+        }
+
+        let (secret_key, remembered_secret) = match (&config.secret_key, remembered_secret) {
+            (Some(given), remembered) => (given.clone(), remembered),
+            (None, Some(remembered)) => (remembered.clone(), Some(remembered)),
+            (None, None) => {
+                let generated = ids::secret("sk_test_");
+                store.write(|tx| tx.set_meta(META_SECRET_KEY, &generated))?;
+                (generated.clone(), Some(generated))
+            }
+        };
+        let csrf_key = store.write(|tx| {
+            let bytes = match tx.meta(META_CSRF_KEY)? {
+                Some(hex) => csrf::decode_key(&hex),
+                None => None,
+            };
+            Ok(match bytes {
+                Some(bytes) => bytes,
+                None => {
+                    let bytes = csrf::random_key_bytes();
+                    tx.set_meta(META_CSRF_KEY, &csrf::encode_key(&bytes))?;
+                    bytes
+                }
+            })
+        })?;
         let publishable_key = publishable_key(&base_url, &secret_key);
 
         let shared = Arc::new(Shared {
             rate_limit: FixedWindow::new(config.rate_limit),
+            key_file: config.key_file.clone(),
+            remembered_secret,
             config,
             base_url,
             secret_key,
             publishable_key,
+            users,
             keys: RwLock::new(keys),
-            store: Mutex::new(Store::default()),
+            store,
             clock,
             metrics: Metrics::default(),
-            csrf_key: csrf::new_key(),
+            csrf_key: csrf::key_from_bytes(&csrf_key),
         });
+        {
+            let keys = shared.keys();
+            shared.persist_keys(&keys)?;
+        }
+        prune_in_background(&shared);
         let app = router(&shared);
         Ok((
             app,
@@ -118,17 +180,78 @@ impl Issuer {
     }
 }
 
+/// `meta` key of the generated secret key.
+const META_SECRET_KEY: &str = "secret_key";
+/// `meta` key of the consent forms' HMAC key.
+const META_CSRF_KEY: &str = "csrf_key";
+
+struct OpenedState {
+    store: Store,
+    keys: KeyRing,
+    /// The generated secret key of an earlier run (key file first, then the state).
+    remembered_secret: Option<String>,
+}
+
+/// Open the store and load (or generate) the key ring: from the key file when it exists, else
+/// from the state, else a new key. Blocking.
+fn open_state(
+    state_dir: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    grace: Duration,
+    now: u64,
+) -> Result<OpenedState, Error> {
+    let store = match &state_dir {
+        Some(dir) => Store::open(dir)?,
+        None => Store::in_memory()?,
+    };
+    let from_file = match &key_file {
+        Some(path) => crate::keys::read_key_file(path)?,
+        None => None,
+    };
+    let stored_secret = store.read(|tx| tx.meta(META_SECRET_KEY))?;
+    let (stored_keys, remembered_secret, origin) = match from_file {
+        Some((keys, secret)) => (keys, secret.or(stored_secret), "key file"),
+        None => (store.read(|tx| tx.signing_keys())?, stored_secret, "state"),
+    };
+    let keys = match KeyRing::from_stored(stored_keys, grace, now) {
+        Ok(Some(ring)) => ring,
+        Ok(None) => KeyRing::generate(grace, now)?,
+        Err(message) => {
+            return Err(match (origin, &key_file) {
+                ("key file", Some(path)) => Error::KeyFile {
+                    path: path.clone(),
+                    message,
+                },
+                _ => Error::State(format!("the stored signing keys are unusable: {message}")),
+            });
+        }
+    };
+    Ok(OpenedState {
+        store,
+        keys,
+        remembered_secret,
+    })
+}
+
+/// Delete expired codes and tokens once, after start, without delaying it.
+fn prune_in_background(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    let now = shared.clock.now_ms();
+    tokio::task::spawn_blocking(
+        move || match shared.store.write(|tx| tx.prune_expired(now)) {
+            Ok(0) | Err(crate::store::StoreError::Closed) => {}
+            Ok(removed) => tracing::debug!(removed, "pruned expired records from the state"),
+            Err(e) => tracing::warn!(error = %e, "pruning the state failed"),
+        },
+    );
+}
+
 fn validate_config(config: &IssuerConfig, addr: SocketAddr) -> Result<(), Error> {
-    validate_users(&config.users).map_err(Error::Config)?;
-    if let Some(user) = &config.auto_approve_user {
-        if !addr.ip().is_loopback() {
-            return Err(Error::AutoApproveOnNonLoopback(addr));
-        }
-        if !config.users.iter().any(|u| &u.id == user) {
-            return Err(Error::Config(format!(
-                "auto_approve_user `{user}` is not one of the configured users"
-            )));
-        }
+    if let Some(users) = &config.users {
+        validate_users(users).map_err(Error::Config)?;
+    }
+    if config.auto_approve_user.is_some() && !addr.ip().is_loopback() {
+        return Err(Error::AutoApproveOnNonLoopback(addr));
     }
     if config.scopes_supported.is_empty() {
         return Err(Error::Config("scopes_supported must not be empty".into()));
@@ -188,7 +311,9 @@ fn base_url(config: &IssuerConfig, addr: SocketAddr) -> Result<String, Error> {
     Ok(format!("http://{}", SocketAddr::new(ip, addr.port())))
 }
 
-/// `pk_test_` + base64(Frontend API host + `$`), as Clerk builds publishable keys.
+/// `pk_test_` + unpadded base64(Frontend API host + `$`), as Clerk builds publishable keys
+/// (`buildPublishableKey` strips the `=` padding: `packages/shared/src/keys.ts:38-44` in
+/// `clerk/javascript`).
 fn publishable_key(base_url: &str, secret_key: &str) -> String {
     let host = base_url
         .split_once("://")
@@ -199,12 +324,15 @@ fn publishable_key(base_url: &str, secret_key: &str) -> String {
     } else {
         "pk_test_"
     };
-    format!("{prefix}{}", STANDARD.encode(format!("{host}$")))
+    format!("{prefix}{}", STANDARD_NO_PAD.encode(format!("{host}$")))
 }
 
 pub(crate) fn rotate(shared: &Shared) -> Result<String, Error> {
     let now = shared.clock.now_secs();
-    let kid = shared.keys_mut().rotate(now)?;
+    let mut keys = shared.keys_mut();
+    let kid = keys.rotate(now)?;
+    shared.persist_keys(&keys)?;
+    drop(keys);
     tracing::info!(%kid, "signing key rotated; the previous key stays published for the grace period");
     Ok(kid)
 }
@@ -235,7 +363,7 @@ fn router(shared: &Arc<Shared>) -> Router {
         )
         .route(
             "/.well-known/openid-configuration",
-            get(metadata::serve_document),
+            get(metadata::serve_openid_document),
         )
         .route("/.well-known/jwks.json", get(metadata::serve_jwks))
         .route("/oauth/register", post(register::register))
@@ -245,6 +373,8 @@ fn router(shared: &Arc<Shared>) -> Router {
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
         .route("/oauth/token_info", post(introspection::introspect))
+        // Clerk serves revocation at `/oauth/token/revoke`; `/oauth/revoke` stays as an alias.
+        .route("/oauth/token/revoke", post(introspection::revoke))
         .route("/oauth/revoke", post(introspection::revoke))
         .layer(cors);
     let pages = Router::new()
@@ -310,7 +440,12 @@ impl IssuerHandle {
 
     /// The local users.
     pub fn users(&self) -> Vec<User> {
-        self.shared.config.users.clone()
+        self.shared.users.clone()
+    }
+
+    /// The state directory, or `None` when the state lives in memory.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.shared.store.dir().map(PathBuf::from)
     }
 
     /// The currently published JWKS (active key first).
@@ -350,9 +485,19 @@ impl IssuerHandle {
         self.shared.mint_api_key(&request)
     }
 
-    /// Mint a Clerk machine-to-machine token (`mt_…`).
+    /// Mint a Clerk machine-to-machine token: opaque `mt_…` (default) or a JWT
+    /// (`request.format`), granted to the machines in `request.scopes`.
     pub fn mint_machine_token(&self, request: MachineTokenRequest) -> Result<String, Error> {
         self.shared.mint_machine_token(&request)
+    }
+
+    /// Create a Clerk machine named `name`; returns its id and machine secret key.
+    pub fn create_machine(&self, name: &str) -> Result<MachineCreated, Error> {
+        let (machine, secret_key) = self.shared.create_machine(name, &[])?;
+        Ok(MachineCreated {
+            id: machine.id,
+            secret_key,
+        })
     }
 
     /// Revoke any token this issuer minted (access, refresh, session, API key, machine token).
@@ -360,6 +505,10 @@ impl IssuerHandle {
     pub fn revoke(&self, token: &str) -> bool {
         self.shared
             .revoke_token(token, None, "revoked by an administrator")
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "revoke failed");
+                false
+            })
     }
 
     /// Generate a new signing key and make it active; the old key stays in the JWKS for
@@ -377,16 +526,21 @@ impl IssuerHandle {
         self.shared.clock.advance(by);
     }
 
-    /// Stop accepting connections, finish in-flight requests, and wait for the server to end.
+    /// Stop accepting connections, finish in-flight requests, wait for the server to end, and
+    /// close the state (releasing its directory for the next issuer).
     pub async fn shutdown(mut self) -> Result<(), Error> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
-            task.await
-                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))??;
-        }
-        Ok(())
+        let served = match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
+                .and_then(|r| r.map_err(Error::Io)),
+            None => Ok(()),
+        };
+        self.shared.store.close();
+        served
     }
 }
 
@@ -405,9 +559,11 @@ mod tests {
     #[test]
     fn publishable_key_is_clerk_shaped() {
         let pk = publishable_key("http://127.0.0.1:8788", "sk_test_x");
+        assert_eq!(pk, "pk_test_MTI3LjAuMC4xOjg3ODgk");
+        // base64("127.0.0.1:878$") ends in `=` when padded; Clerk drops it.
         assert_eq!(
-            pk,
-            format!("pk_test_{}", STANDARD.encode("127.0.0.1:8788$"))
+            publishable_key("http://127.0.0.1:878", "sk_test_x"),
+            "pk_test_MTI3LjAuMC4xOjg3OCQ"
         );
         assert!(publishable_key("https://a.example", "sk_live_x").starts_with("pk_live_"));
     }

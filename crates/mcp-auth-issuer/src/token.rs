@@ -21,7 +21,7 @@ use crate::form::{Params, is_form};
 use crate::ids;
 use crate::oauth_error::OAuthError;
 use crate::state::Shared;
-use crate::store::RefreshStatus;
+use crate::store::{RefreshStatus, StoreError, Tx};
 use crate::tokens::AccessGrant;
 
 pub(crate) async fn token(
@@ -86,81 +86,89 @@ fn authorization_code(
     let resource = params.one("resource", dup)?;
 
     let now_ms = shared.clock.now_ms();
-    let grant = {
-        let mut store = shared.store();
-        let Some(record) = store.codes.get_mut(&ids::hash(code)) else {
-            return Err(OAuthError::invalid_grant(
+    let hash = ids::hash(code);
+    // One transaction: the code is burnt, and the tokens recorded, together or not at all.
+    shared.store.write(|tx| {
+        let Some(grant) = tx.code(&hash)? else {
+            return Ok(Err(OAuthError::invalid_grant(
                 "the authorization code is invalid",
-            ));
+            )));
         };
-        if record.client_id != client.client_id {
-            return Err(OAuthError::invalid_grant(
+        if grant.client_id != client.client_id {
+            return Ok(Err(OAuthError::invalid_grant(
                 "the authorization code was issued to another client",
-            ));
+            )));
         }
-        if record.used {
-            let grant_id = record.grant_id.clone();
-            store.revoke_grant(&grant_id, now_ms, "authorization code reused");
-            return Err(OAuthError::invalid_grant(
+        if grant.used {
+            tx.revoke_grant(&grant.grant_id, now_ms, "authorization code reused")?;
+            return Ok(Err(OAuthError::invalid_grant(
                 "the authorization code was already used; tokens issued with it are revoked",
-            ));
+            )));
         }
-        if record.expires_at_ms <= now_ms {
-            return Err(OAuthError::invalid_grant(
+        if grant.expires_at_ms <= now_ms {
+            return Ok(Err(OAuthError::invalid_grant(
                 "the authorization code has expired",
-            ));
+            )));
         }
         // A failed attempt burns the code, so a stolen code cannot be brute-forced for PKCE.
-        record.used = true;
-        if record.redirect_uri.is_some() && redirect_uri != record.redirect_uri.as_deref() {
-            return Err(OAuthError::invalid_grant(
+        tx.mark_code_used(&hash)?;
+        if grant.redirect_uri.is_some() && redirect_uri != grant.redirect_uri.as_deref() {
+            return Ok(Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the one in the authorization request",
-            ));
+            )));
         }
         if !ids::constant_time_eq(
             pkce_s256(verifier).as_bytes(),
-            record.code_challenge.as_bytes(),
+            grant.code_challenge.as_bytes(),
         ) {
-            return Err(OAuthError::invalid_grant(
+            return Ok(Err(OAuthError::invalid_grant(
                 "PKCE verification failed: code_verifier does not match",
-            ));
-        }
-        record.clone()
-    };
-
-    let resource = match (resource, grant.resource.as_deref()) {
-        (None, granted) => granted.map(str::to_owned),
-        (Some(asked), Some(granted)) if asked == granted => Some(granted.to_owned()),
-        (Some(asked), Some(_)) => {
-            return Err(OAuthError::invalid_target(format!(
-                "resource `{asked}` differs from the one authorized"
             )));
         }
-        (Some(asked), None) => Some(validate_resource(asked).map_err(OAuthError::invalid_target)?),
-    };
-    let user = shared
-        .user(&grant.subject)
-        .cloned()
-        .ok_or_else(|| OAuthError::invalid_grant("the user of this grant no longer exists"))?;
-    let mut response = issue(
-        shared,
-        client,
-        &grant.subject,
-        &grant.scopes,
-        resource.as_deref(),
-        &grant.grant_id,
-    )?;
-    if grant.scopes.iter().any(|s| s == "openid") {
-        let id_token = shared.issue_id_token(
-            &user,
-            &client.client_id,
+        let resource = match (resource, grant.resource.as_deref()) {
+            (None, granted) => granted.map(str::to_owned),
+            (Some(asked), Some(granted)) if asked == granted => Some(granted.to_owned()),
+            (Some(asked), Some(_)) => {
+                return Ok(Err(OAuthError::invalid_target(format!(
+                    "resource `{asked}` differs from the one authorized"
+                ))));
+            }
+            (Some(asked), None) => match validate_resource(asked) {
+                Ok(r) => Some(r),
+                Err(e) => return Ok(Err(OAuthError::invalid_target(e))),
+            },
+        };
+        let Some(user) = shared.user(&grant.subject).cloned() else {
+            return Ok(Err(OAuthError::invalid_grant(
+                "the user of this grant no longer exists",
+            )));
+        };
+        let mut response = match issue(
+            shared,
+            tx,
+            client,
+            &grant.subject,
             &grant.scopes,
-            grant.nonce.as_deref(),
-            grant.auth_time,
-        )?;
-        response["id_token"] = json!(id_token);
-    }
-    Ok(response)
+            resource.as_deref(),
+            &grant.grant_id,
+        )? {
+            Ok(response) => response,
+            Err(e) => return Ok(Err(e)),
+        };
+        if grant.scopes.iter().any(|s| s == "openid") {
+            match shared.issue_id_token(
+                &user,
+                &client.client_id,
+                &grant.scopes,
+                grant.nonce.as_deref(),
+                grant.auth_time,
+            ) {
+                Ok(id_token) => response["id_token"] = json!(id_token),
+                Err(e) => return Ok(Err(e.into())),
+            }
+        }
+        Ok(Ok(response))
+    })?
 }
 
 fn refresh_token(shared: &Shared, client: &Client, params: &Params) -> Result<Value, OAuthError> {
@@ -176,79 +184,90 @@ fn refresh_token(shared: &Shared, client: &Client, params: &Params) -> Result<Va
     let scope = params.one("scope", dup)?;
     let resource = params.one("resource", dup)?;
     let now_ms = shared.clock.now_ms();
-    let record = {
-        let mut store = shared.store();
-        let Some(record) = store.refresh.get_mut(&ids::hash(token)) else {
-            return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+    let hash = ids::hash(token);
+    // One transaction: the presented token is rotated out and its successors recorded together.
+    shared.store.write(|tx| {
+        let Some(record) = tx.refresh(&hash)? else {
+            return Ok(Err(OAuthError::invalid_grant(
+                "the refresh token is invalid",
+            )));
         };
         if record.client_id != client.client_id {
-            return Err(OAuthError::invalid_grant(
+            return Ok(Err(OAuthError::invalid_grant(
                 "the refresh token was issued to another client",
-            ));
+            )));
         }
         match record.status {
             RefreshStatus::Active => {}
             RefreshStatus::Revoked => {
-                return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+                return Ok(Err(OAuthError::invalid_grant(
+                    "the refresh token was revoked",
+                )));
             }
             RefreshStatus::Rotated => {
-                let grant_id = record.grant_id.clone();
-                store.revoke_grant(&grant_id, now_ms, "refresh token reused after rotation");
-                return Err(OAuthError::invalid_grant(
+                tx.revoke_grant(
+                    &record.grant_id,
+                    now_ms,
+                    "refresh token reused after rotation",
+                )?;
+                return Ok(Err(OAuthError::invalid_grant(
                     "the refresh token was already used (rotated); the grant is revoked",
-                ));
+                )));
             }
         }
         if record.expires_at_ms <= now_ms {
-            return Err(OAuthError::invalid_grant("the refresh token has expired"));
+            return Ok(Err(OAuthError::invalid_grant(
+                "the refresh token has expired",
+            )));
         }
-        record.clone()
-    };
-    let scopes = match scope {
-        None => record.scopes.clone(),
-        Some(asked) => {
-            let asked: Vec<String> = asked
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            if let Some(extra) = asked.iter().find(|s| !record.scopes.contains(s)) {
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope `{extra}` was not granted originally"
-                )));
+        let scopes = match scope {
+            None => record.scopes.clone(),
+            Some(asked) => {
+                let asked: Vec<String> = asked
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(extra) = asked.iter().find(|s| !record.scopes.contains(s)) {
+                    return Ok(Err(OAuthError::invalid_scope(format!(
+                        "scope `{extra}` was not granted originally"
+                    ))));
+                }
+                asked
             }
-            asked
+        };
+        if let (Some(asked), granted) = (resource, record.resource.as_deref())
+            && granted != Some(asked)
+        {
+            return Ok(Err(OAuthError::invalid_target(format!(
+                "resource `{asked}` differs from the one authorized"
+            ))));
         }
-    };
-    if let (Some(asked), granted) = (resource, record.resource.as_deref())
-        && granted != Some(asked)
-    {
-        return Err(OAuthError::invalid_target(format!(
-            "resource `{asked}` differs from the one authorized"
-        )));
-    }
-    // Rotate: the presented token stops working the moment the new one is issued.
-    if let Some(r) = shared.store().refresh.get_mut(&ids::hash(token)) {
-        r.status = RefreshStatus::Rotated;
-    }
-    issue(
-        shared,
-        client,
-        &record.subject,
-        &scopes,
-        record.resource.as_deref(),
-        &record.grant_id,
-    )
+        // Rotate: the presented token stops working the moment the new one is issued.
+        tx.set_refresh_status(&hash, RefreshStatus::Rotated)?;
+        issue(
+            shared,
+            tx,
+            client,
+            &record.subject,
+            &scopes,
+            record.resource.as_deref(),
+            &record.grant_id,
+        )
+    })?
 }
 
+/// Mint the access token (and a refresh token when the client may refresh) and record them in
+/// `tx`. The outer `Result` is the store's, the inner one the protocol's.
 fn issue(
     shared: &Shared,
+    tx: &Tx<'_>,
     client: &Client,
     subject: &str,
     scopes: &[String],
     resource: Option<&str>,
     grant_id: &str,
-) -> Result<Value, OAuthError> {
+) -> Result<Result<Value, OAuthError>, StoreError> {
     let lifetime = shared.config.access_token_lifetime;
     let grant = AccessGrant {
         subject,
@@ -259,17 +278,23 @@ fn issue(
         format: shared.config.token_format,
         grant_id: Some(grant_id),
     };
-    let access_token = shared.issue_access_token(&grant)?;
+    let access = match shared.mint_access_token(&grant) {
+        Ok(access) => access,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    tx.insert_access(&access.record, access.hash.as_deref())?;
     let mut response = json!({
-        "access_token": access_token,
+        "access_token": access.token,
         "token_type": "Bearer",
         "expires_in": lifetime.as_secs(),
         "scope": scopes.join(" "),
     });
     if client.allows_grant("refresh_token") {
-        response["refresh_token"] = json!(shared.issue_refresh_token(&grant, grant_id));
+        let (hash, token, record) = shared.mint_refresh_token(&grant, grant_id);
+        tx.insert_refresh(&hash, &record)?;
+        response["refresh_token"] = json!(token);
     }
-    Ok(response)
+    Ok(Ok(response))
 }
 
 #[cfg(test)]

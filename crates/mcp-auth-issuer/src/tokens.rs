@@ -10,7 +10,9 @@ use crate::clock::millis;
 use crate::config::TokenFormat;
 use crate::ids;
 use crate::state::Shared;
-use crate::store::{AccessToken, MachineCredential, RefreshStatus, RefreshToken, SessionToken};
+use crate::store::{
+    AccessToken, CredentialKind, MachineCredential, RefreshStatus, RefreshToken, StoreError,
+};
 use crate::{Error, User};
 
 /// Ask for an OAuth access token without going through the browser flow.
@@ -67,12 +69,23 @@ pub struct SessionTokenRequest {
     pub organization: Option<OrganizationClaims>,
     /// Lifetime; `None` uses the configured session-token lifetime (60 s).
     pub lifetime: Option<Duration>,
+    /// The `cat` header; `None` is Clerk's session-token category. Set
+    /// [`JWT_CATEGORY_TEMPLATE`] to mint what Clerk's JWT templates produce (a resource server
+    /// must refuse it as a session token).
+    pub category: Option<String>,
 }
 
-/// Ask for a Clerk API key (`ak_…`), verified with `POST /v1/api_keys/verify`.
+/// `cat` header of Clerk session tokens (`@clerk/backend` 3.25.0 `tokens/jwtCategories.ts:5`).
+pub const JWT_CATEGORY_SESSION: &str = "cl_B7d4PD111AAA";
+/// `cat` header of tokens from Clerk JWT templates (`tokens/jwtCategories.ts:6`).
+pub const JWT_CATEGORY_TEMPLATE: &str = "cl_B7d4PD222AAA";
+/// `cat` header of Clerk M2M JWTs (`tokens/jwtCategories.ts:7`).
+pub const JWT_CATEGORY_M2M: &str = "cl_B7d4PD333AAA";
+
+/// Ask for a Clerk API key (`ak_…`), verified with `POST /api_keys/verify`.
 #[derive(Clone, Debug, Default)]
 pub struct ApiKeyRequest {
-    /// Owner: a `user_…` or `org_…` id.
+    /// Owner: a `user_…`, `org_…` or `mch_…` id.
     pub subject: String,
     /// Display name; empty gives `"Test API key"`.
     pub name: String,
@@ -84,17 +97,30 @@ pub struct ApiKeyRequest {
     pub lifetime: Option<Duration>,
 }
 
-/// Ask for a Clerk machine-to-machine token (`mt_…`), verified with `POST /v1/m2m_tokens/verify`.
+/// Ask for a Clerk machine-to-machine token: opaque (`mt_…`, verified with
+/// `POST /m2m_tokens/verify`) or a JWT (verified locally).
 #[derive(Clone, Debug, Default)]
 pub struct MachineTokenRequest {
     /// The calling machine, `mch_…`.
     pub subject: String,
-    /// Scopes (Clerk lists the machine ids this machine may call).
+    /// The machines the token is granted to (`mch_…` ids): Clerk's `scopes`. Verifying with a
+    /// machine's secret key passes only tokens granted to that machine.
     pub scopes: Vec<String>,
     /// Custom claims.
     pub claims: Option<Value>,
-    /// Lifetime; `None` is one hour.
+    /// Lifetime; `None` is one hour (Clerk's default `default_token_ttl`).
     pub lifetime: Option<Duration>,
+    /// [`TokenFormat::Opaque`] (`None`, Clerk's default) or [`TokenFormat::Jwt`].
+    pub format: Option<TokenFormat>,
+}
+
+/// A Clerk machine created by [`IssuerHandle::create_machine`](crate::IssuerHandle::create_machine).
+#[derive(Clone, Debug)]
+pub struct MachineCreated {
+    /// The machine id, `mch_…`.
+    pub id: String,
+    /// Its machine secret key (`ak_…`), returned once, as Clerk does.
+    pub secret_key: String,
 }
 
 /// What an access token is bound to; shared by the token endpoint and the admin helpers.
@@ -127,14 +153,23 @@ fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
 
+/// A freshly minted access token and the record to store for it.
+pub(crate) struct MintedAccess {
+    pub(crate) token: String,
+    pub(crate) record: AccessToken,
+    /// SHA-256 of an opaque token (JWTs are found by `jti`).
+    pub(crate) hash: Option<String>,
+}
+
 impl Shared {
-    /// Issue an access token in the requested format and record it.
-    pub(crate) fn issue_access_token(&self, grant: &AccessGrant<'_>) -> Result<String, Error> {
+    /// Mint an access token in the requested format, without storing it (see
+    /// [`Tx::insert_access`](crate::store::Tx::insert_access)).
+    pub(crate) fn mint_access_token(&self, grant: &AccessGrant<'_>) -> Result<MintedAccess, Error> {
         non_empty(grant.subject, "user_id")?;
         non_empty(grant.client_id, "client_id")?;
         let now_ms = self.clock.now_ms();
         let record = AccessToken {
-            id: ids::id("oat_"),
+            id: ids::hex_id("oat_"),
             client_id: grant.client_id.to_owned(),
             subject: grant.subject.to_owned(),
             scopes: grant.scopes.to_vec(),
@@ -165,24 +200,37 @@ impl Shared {
             }
             TokenFormat::Opaque => ids::secret("oat_"),
         };
-        let mut store = self.store();
-        if grant.format == TokenFormat::Opaque {
-            store.opaque.insert(ids::hash(&token), record.id.clone());
-        }
-        store.access.insert(record.id.clone(), record);
-        drop(store);
+        let hash = (grant.format == TokenFormat::Opaque).then(|| ids::hash(&token));
         self.metrics.token_issued("access_token");
-        Ok(token)
+        Ok(MintedAccess {
+            token,
+            record,
+            hash,
+        })
     }
 
-    /// Issue a refresh token (opaque) bound to the same grant.
-    pub(crate) fn issue_refresh_token(&self, grant: &AccessGrant<'_>, grant_id: &str) -> String {
+    /// Issue an access token in the requested format and record it.
+    pub(crate) fn issue_access_token(&self, grant: &AccessGrant<'_>) -> Result<String, Error> {
+        let minted = self.mint_access_token(grant)?;
+        self.store
+            .write(|tx| tx.insert_access(&minted.record, minted.hash.as_deref()))?;
+        Ok(minted.token)
+    }
+
+    /// Mint a refresh token (opaque) bound to the same grant; returns it, its hash and the
+    /// record to store.
+    pub(crate) fn mint_refresh_token(
+        &self,
+        grant: &AccessGrant<'_>,
+        grant_id: &str,
+    ) -> (String, String, RefreshToken) {
         let token = format!("rt_{}", ids::random_urlsafe());
         let record = RefreshToken {
             client_id: grant.client_id.to_owned(),
             subject: grant.subject.to_owned(),
             scopes: grant.scopes.to_vec(),
             resource: grant.resource.map(str::to_owned),
+            created_at_ms: self.clock.now_ms(),
             expires_at_ms: self
                 .clock
                 .now_ms()
@@ -190,9 +238,8 @@ impl Shared {
             status: RefreshStatus::Active,
             grant_id: grant_id.to_owned(),
         };
-        self.store().refresh.insert(ids::hash(&token), record);
         self.metrics.token_issued("refresh_token");
-        token
+        (ids::hash(&token), token, record)
     }
 
     /// OIDC ID token for the `openid` scope; profile and email claims follow the granted scopes.
@@ -275,10 +322,11 @@ impl Shared {
                 "per": org.permissions.join(","),
             });
         }
-        let token = self.keys().sign("JWT", &claims)?;
-        self.store()
-            .sessions
-            .insert(jti, SessionToken { revoked: false });
+        let cat = req.category.as_deref().unwrap_or(JWT_CATEGORY_SESSION);
+        let token = self.keys().sign_with_category("JWT", Some(cat), &claims)?;
+        let expires_at_ms = (now + lifetime.as_secs()).saturating_mul(1000);
+        self.store
+            .write(|tx| tx.insert_session(&jti, expires_at_ms))?;
         self.metrics.token_issued("session_token");
         Ok(token)
     }
@@ -294,7 +342,7 @@ impl Shared {
     ) -> MachineCredential {
         let now_ms = self.clock.now_ms();
         MachineCredential {
-            id: ids::id(id_prefix),
+            id: ids::hex_id(id_prefix),
             name: name.to_owned(),
             subject: subject.to_owned(),
             scopes: scopes.to_vec(),
@@ -324,14 +372,49 @@ impl Shared {
             req.lifetime,
         );
         let secret = ids::secret("ak_");
-        self.store().api_keys.insert(ids::hash(&secret), record);
+        self.store.write(|tx| {
+            tx.insert_credential(CredentialKind::ApiKey, &ids::hash(&secret), &record)
+        })?;
         self.metrics.token_issued("api_key");
         Ok(secret)
     }
 
-    /// A Clerk machine token.
+    /// A Clerk machine, with its secret key.
+    pub(crate) fn create_machine(
+        &self,
+        name: &str,
+        scoped_machines: &[String],
+    ) -> Result<(crate::store::Machine, String), Error> {
+        non_empty(name, "name")?;
+        if name.len() > 255 {
+            return Err(Error::InvalidRequest(
+                "name must be at most 255 characters".into(),
+            ));
+        }
+        // `^mch_\w{27}$` (Backend API spec, `subject` of an M2M token).
+        let machine = crate::store::Machine {
+            id: ids::id("mch_"),
+            name: name.to_owned(),
+            created_at_ms: self.clock.now_ms(),
+            scoped_machines: scoped_machines.to_vec(),
+            default_token_ttl: 3600,
+        };
+        // Machine secret keys are `ak_…` strings (`packages/backend/src/api/__tests__/
+        // M2MTokenApi.test.ts` in `clerk/javascript`).
+        let secret = ids::secret("ak_");
+        self.store
+            .write(|tx| tx.insert_machine(&machine, &ids::hash(&secret)))?;
+        Ok((machine, secret))
+    }
+
+    /// A Clerk machine token, opaque or JWT.
     pub(crate) fn mint_machine_token(&self, req: &MachineTokenRequest) -> Result<String, Error> {
         non_empty(&req.subject, "subject")?;
+        if !req.subject.starts_with("mch_") {
+            return Err(Error::InvalidRequest(
+                "subject must be a machine id (mch_…)".into(),
+            ));
+        }
         let lifetime = req.lifetime.unwrap_or(Duration::from_secs(3600));
         let record = self.machine_credential(
             "mt_",
@@ -341,49 +424,63 @@ impl Shared {
             req.claims.as_ref(),
             Some(lifetime),
         );
+        if req.format == Some(TokenFormat::Jwt) {
+            // Claims of Clerk's M2M JWTs (`packages/backend/src/fixtures/index.ts:48-58` in
+            // `clerk/javascript`): the granted machines both as `aud` and as space-separated
+            // `scopes`; custom claims alongside.
+            let iat = record.created_at_ms / 1000;
+            let mut claims = Map::new();
+            if let Some(Value::Object(custom)) = &record.claims {
+                claims.extend(custom.clone());
+            }
+            claims.extend([
+                ("iss".to_owned(), json!(self.base_url)),
+                ("sub".to_owned(), json!(record.subject)),
+                ("aud".to_owned(), json!(record.scopes)),
+                ("scopes".to_owned(), json!(record.scopes.join(" "))),
+                ("jti".to_owned(), json!(record.id)),
+                ("iat".to_owned(), json!(iat)),
+                ("nbf".to_owned(), json!(iat)),
+                (
+                    "exp".to_owned(),
+                    json!(record.expires_at_ms.unwrap_or_default() / 1000),
+                ),
+            ]);
+            let token = self.keys().sign_with_category(
+                "JWT",
+                Some(JWT_CATEGORY_M2M),
+                &Value::Object(claims),
+            )?;
+            self.metrics.token_issued("machine_token");
+            return Ok(token);
+        }
         let token = ids::secret("mt_");
-        self.store()
-            .machine_tokens
-            .insert(ids::hash(&token), record);
+        self.store.write(|tx| {
+            tx.insert_credential(CredentialKind::MachineToken, &ids::hash(&token), &record)
+        })?;
         self.metrics.token_issued("machine_token");
         Ok(token)
     }
 
-    /// Find an access token (JWT issued here, or opaque). A JWT whose record is gone (issuer
-    /// restarted with a key file) is rebuilt from its claims.
-    pub(crate) fn find_access_token(&self, token: &str) -> Option<AccessToken> {
+    /// Find an access token (JWT issued here, or opaque). A JWT whose record is gone (pruned,
+    /// or minted by an issuer that shared only its key file) is rebuilt from its claims.
+    pub(crate) fn find_access_token(&self, token: &str) -> Result<Option<AccessToken>, StoreError> {
         if looks_like_jwt(token) {
-            let (typ, claims) = self.verify_own_jwt(token)?;
+            let Some((typ, claims)) = self.verify_own_jwt(token) else {
+                return Ok(None);
+            };
             if typ.as_deref() != Some("at+jwt") {
-                return None;
+                return Ok(None);
             }
-            let jti = claims.get("jti")?.as_str()?;
-            if let Some(record) = self.store().access.get(jti) {
-                return Some(record.clone());
+            let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+                return Ok(None);
+            };
+            if let Some(record) = self.store.read(|tx| tx.access_by_id(jti))? {
+                return Ok(Some(record));
             }
-            return Some(AccessToken {
-                id: jti.to_owned(),
-                client_id: claims.get("client_id")?.as_str()?.to_owned(),
-                subject: claims.get("sub")?.as_str()?.to_owned(),
-                scopes: claims
-                    .get("scope")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                resource: claims.get("aud").and_then(Value::as_str).map(str::to_owned),
-                created_at_ms: claims.get("iat")?.as_u64()?.saturating_mul(1000),
-                expires_at_ms: claims.get("exp")?.as_u64()?.saturating_mul(1000),
-                revoked_at_ms: None,
-                revocation_reason: None,
-                grant_id: None,
-            });
+            return Ok(access_from_claims(jti, &claims));
         }
-        let store = self.store();
-        let id = store.opaque.get(&ids::hash(token))?;
-        store.access.get(id).cloned()
+        self.store.read(|tx| tx.access_by_hash(&ids::hash(token)))
     }
 
     /// Signature and issuer check of a JWT signed by this issuer.
@@ -394,110 +491,103 @@ impl Shared {
     }
 
     /// Find an OAuth access or refresh token by its string (introspection).
-    pub(crate) fn find_token(&self, token: &str) -> Option<Found> {
+    pub(crate) fn find_token(&self, token: &str) -> Result<Option<Found>, StoreError> {
         if looks_like_jwt(token) {
-            return self.find_access_token(token).map(Found::Access);
+            return Ok(self.find_access_token(token)?.map(Found::Access));
         }
         let hash = ids::hash(token);
-        let store = self.store();
-        if let Some(id) = store.opaque.get(&hash) {
-            return store.access.get(id).cloned().map(Found::Access);
-        }
-        store.refresh.get(&hash).cloned().map(Found::Refresh)
+        self.store.read(|tx| {
+            if let Some(access) = tx.access_by_hash(&hash)? {
+                return Ok(Some(Found::Access(access)));
+            }
+            Ok(tx.refresh(&hash)?.map(Found::Refresh))
+        })
     }
 
-    /// Revoke a token of any kind. With `client_id`, only a token issued to that client is
-    /// touched (RFC 7009 §2.1). Returns whether something was revoked.
-    pub(crate) fn revoke_token(&self, token: &str, client_id: Option<&str>, reason: &str) -> bool {
+    /// Revoke a token of any kind, in one transaction. With `client_id`, only a token issued to
+    /// that client is touched (RFC 7009 §2.1). Returns whether something was revoked.
+    pub(crate) fn revoke_token(
+        &self,
+        token: &str,
+        client_id: Option<&str>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
         let now_ms = self.clock.now_ms();
         let owned_by = |owner: &str| client_id.is_none_or(|c| c == owner);
         if looks_like_jwt(token) {
             let Some((typ, claims)) = self.verify_own_jwt(token) else {
-                return false;
+                return Ok(false);
             };
             let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
-                return false;
+                return Ok(false);
             };
-            let mut store = self.store();
             if typ.as_deref() == Some("at+jwt") {
                 let owner = claims
                     .get("client_id")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 if !owned_by(owner) {
-                    return false;
+                    return Ok(false);
                 }
-                let record = store
-                    .access
-                    .entry(jti.to_owned())
-                    .or_insert_with(|| AccessToken {
-                        id: jti.to_owned(),
-                        client_id: owner.to_owned(),
-                        subject: claims
-                            .get("sub")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        scopes: Vec::new(),
-                        resource: None,
-                        created_at_ms: now_ms,
-                        expires_at_ms: claims.get("exp").and_then(Value::as_u64).unwrap_or(0)
-                            * 1000,
-                        revoked_at_ms: None,
-                        revocation_reason: None,
-                        grant_id: None,
-                    });
-                record.revoked_at_ms.get_or_insert(now_ms);
-                record
-                    .revocation_reason
-                    .get_or_insert_with(|| reason.to_owned());
-                return true;
+                // A JWT whose record is gone is recorded now, so the revocation sticks.
+                let rebuilt = access_from_claims(jti, &claims);
+                return self.store.write(|tx| {
+                    if let Some(record) = &rebuilt {
+                        tx.insert_access(record, None)?;
+                    }
+                    tx.revoke_access(jti, now_ms, reason)?;
+                    Ok(true)
+                });
             }
             if client_id.is_some() {
-                return false;
+                return Ok(false);
             }
-            return store
-                .sessions
-                .get_mut(jti)
-                .map(|s| s.revoked = true)
-                .is_some();
+            return self.store.write(|tx| tx.revoke_session(jti));
         }
         let hash = ids::hash(token);
-        let mut store = self.store();
-        if let Some(id) = store.opaque.get(&hash).cloned()
-            && let Some(record) = store.access.get_mut(&id)
-        {
-            if !owned_by(&record.client_id) {
-                return false;
+        self.store.write(|tx| {
+            if let Some(record) = tx.access_by_hash(&hash)? {
+                if !owned_by(&record.client_id) {
+                    return Ok(false);
+                }
+                tx.revoke_access(&record.id, now_ms, reason)?;
+                return Ok(true);
             }
-            record.revoked_at_ms.get_or_insert(now_ms);
-            record
-                .revocation_reason
-                .get_or_insert_with(|| reason.to_owned());
-            return true;
-        }
-        if let Some(record) = store.refresh.get_mut(&hash) {
-            if !owned_by(&record.client_id) {
-                return false;
+            if let Some(record) = tx.refresh(&hash)? {
+                if !owned_by(&record.client_id) {
+                    return Ok(false);
+                }
+                // RFC 7009 §2.1: revoking a refresh token also invalidates its access tokens.
+                tx.revoke_grant(&record.grant_id, now_ms, reason)?;
+                return Ok(true);
             }
-            // RFC 7009 §2.1: revoking a refresh token also invalidates its access tokens.
-            let grant = record.grant_id.clone();
-            store.revoke_grant(&grant, now_ms, reason);
-            return true;
-        }
-        if client_id.is_some() {
-            return false;
-        }
-        let store = &mut *store;
-        for map in [&mut store.api_keys, &mut store.machine_tokens] {
-            if let Some(record) = map.get_mut(&hash) {
-                record.revoked_at_ms.get_or_insert(now_ms);
-                record
-                    .revocation_reason
-                    .get_or_insert_with(|| reason.to_owned());
-                return true;
+            if client_id.is_some() {
+                return Ok(false);
             }
-        }
-        false
+            tx.revoke_credential(&hash, now_ms, reason)
+        })
     }
+}
+
+/// The record of a JWT access token, rebuilt from its verified claims.
+fn access_from_claims(jti: &str, claims: &Value) -> Option<AccessToken> {
+    Some(AccessToken {
+        id: jti.to_owned(),
+        client_id: claims.get("client_id")?.as_str()?.to_owned(),
+        subject: claims.get("sub")?.as_str()?.to_owned(),
+        scopes: claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        resource: claims.get("aud").and_then(Value::as_str).map(str::to_owned),
+        created_at_ms: claims.get("iat")?.as_u64()?.saturating_mul(1000),
+        expires_at_ms: claims.get("exp")?.as_u64()?.saturating_mul(1000),
+        revoked_at_ms: None,
+        revocation_reason: None,
+        grant_id: None,
+    })
 }

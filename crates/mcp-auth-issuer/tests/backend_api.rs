@@ -15,8 +15,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// Opaque and JWT access tokens verify at `/v1/oauth_applications/access_tokens/verify` (and
-/// without `/v1`) in Clerk's JSON; revoked and expired are flagged; unknown is 404; a missing or
-/// wrong secret key is a Clerk-style 401.
+/// without `/v1`) in Clerk's JSON (no `type`; `aud` as an array when issued for a resource;
+/// `secret` accepted as the deprecated body field); revoked ones and expired opaque ones are 404
+/// (Clerk's SDK throws for them), an expired JWT is `200 {"active": false}`; unknown is 404; a
+/// missing field is 400; a missing or wrong secret key is a Clerk-style 401.
 #[tokio::test]
 async fn verify_oauth_access_tokens() {
     let issuer = start_default().await;
@@ -28,6 +30,7 @@ async fn verify_oauth_access_tokens() {
                 scopes: vec!["profile".into(), "email".into()],
                 lifetime,
                 format: Some(format),
+                resource: Some("https://mcp.example.com/mcp".into()),
                 ..MintRequest::new(alice.clone(), "client_abc")
             })
             .unwrap()
@@ -44,7 +47,13 @@ async fn verify_oauth_access_tokens() {
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["object"], "clerk_idp_oauth_access_token");
-        assert!(body["id"].as_str().unwrap().starts_with("oat_"));
+        let id = body["id"].as_str().unwrap();
+        assert!(is_clerk_token_id(id, "oat_"), "{id}");
+        assert!(body.get("type").is_none(), "Clerk's answer has no `type`");
+        assert_eq!(body["aud"], json!(["https://mcp.example.com/mcp"]));
+        // The deprecated `secret` body field is still accepted.
+        let by_secret: Value = issuer.backend_json(path, json!({ "secret": token })).await;
+        assert_eq!(by_secret["id"], body["id"]);
         assert_eq!(body["client_id"], "client_abc");
         assert_eq!(body["subject"], alice);
         assert_eq!(body["scopes"], json!(["profile", "email"]));
@@ -57,20 +66,40 @@ async fn verify_oauth_access_tokens() {
         );
 
         assert!(issuer.handle.revoke(&token));
-        let body: Value = issuer
-            .backend_json(path, json!({ "access_token": token }))
+        let response = issuer
+            .backend_post(path, json!({ "access_token": token }))
             .await;
-        assert_eq!(body["revoked"], true);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "revoked");
 
         let expired = mint(format, Some(Duration::ZERO));
-        let body: Value = issuer
-            .backend_json(
+        let response = issuer
+            .backend_post(
                 "/oauth_applications/access_tokens/verify",
                 json!({ "access_token": expired }),
             )
             .await;
-        assert_eq!(body["expired"], true);
+        if format == TokenFormat::Jwt {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.json::<Value>().await.unwrap(),
+                json!({"active": false})
+            );
+        } else {
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "expired opaque");
+        }
     }
+    // Issued without a resource: no `aud`.
+    let plain = issuer
+        .handle
+        .mint_access_token(MintRequest {
+            format: Some(TokenFormat::Opaque),
+            ..MintRequest::new(alice.clone(), "client_abc")
+        })
+        .unwrap();
+    let body: Value = issuer
+        .backend_json(path, json!({ "access_token": plain }))
+        .await;
+    assert!(body.get("aud").is_none(), "{body}");
 
     let response = issuer
         .backend_post(path, json!({ "access_token": "oat_unknown" }))
@@ -81,7 +110,7 @@ async fn verify_oauth_access_tokens() {
         "resource_not_found"
     );
     let response = issuer.backend_post(path, json!({})).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     let token = mint(TokenFormat::Opaque, None);
     for auth in [
@@ -104,7 +133,17 @@ async fn verify_oauth_access_tokens() {
     }
 }
 
-/// API keys and machine tokens: valid, revoked, expired, unknown.
+/// `prefix` + 32 lowercase hex digits, Clerk's token id shape.
+fn is_clerk_token_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// API keys and machine tokens: valid (with `last_used_at`), revoked and expired (404), unknown.
 #[tokio::test]
 async fn verify_api_keys_and_machine_tokens() {
     let issuer = start_default().await;
@@ -124,7 +163,12 @@ async fn verify_api_keys_and_machine_tokens() {
         .backend_json("/v1/api_keys/verify", json!({"secret": key}))
         .await;
     assert_eq!(body["object"], "api_key");
+    assert!(
+        is_clerk_token_id(body["id"].as_str().unwrap(), "ak_"),
+        "{body}"
+    );
     assert_eq!(body["type"], "api_key");
+    assert!(body["last_used_at"].is_u64(), "{body}");
     assert_eq!(body["subject"], alice);
     assert_eq!(body["name"], "ci");
     assert_eq!(body["claims"]["team"], "a");
@@ -134,10 +178,13 @@ async fn verify_api_keys_and_machine_tokens() {
         (Some(false), Some(false))
     );
     assert!(issuer.handle.revoke(&key));
-    let body: Value = issuer
-        .backend_json("/v1/api_keys/verify", json!({"secret": key}))
-        .await;
-    assert_eq!(body["revoked"], true);
+    assert_eq!(
+        issuer
+            .backend_post("/v1/api_keys/verify", json!({"secret": key}))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     let expiring = issuer
         .handle
         .mint_api_key(ApiKeyRequest {
@@ -147,10 +194,13 @@ async fn verify_api_keys_and_machine_tokens() {
         })
         .unwrap();
     issuer.handle.advance_clock(Duration::from_secs(61));
-    let body: Value = issuer
-        .backend_json("/api_keys/verify", json!({"secret": expiring}))
-        .await;
-    assert_eq!(body["expired"], true);
+    assert_eq!(
+        issuer
+            .backend_post("/api_keys/verify", json!({"secret": expiring}))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         issuer
             .backend_post("/v1/api_keys/verify", json!({"secret": "ak_nope"}))
@@ -172,20 +222,44 @@ async fn verify_api_keys_and_machine_tokens() {
         .backend_json("/v1/m2m_tokens/verify", json!({"token": machine}))
         .await;
     assert_eq!(body["object"], "machine_to_machine_token");
-    assert!(body["id"].as_str().unwrap().starts_with("mt_"));
+    assert!(
+        is_clerk_token_id(body["id"].as_str().unwrap(), "mt_"),
+        "{body}"
+    );
     assert_eq!(body["subject"], "mch_2worker");
     assert_eq!(body["scopes"], json!(["mch_2api"]));
     assert_eq!(body["expired"], false);
-    issuer.handle.advance_clock(Duration::from_secs(3601));
+    // `last_used_at` is required in Clerk's answer: null before the first use, then set.
+    assert_eq!(body["last_used_at"], Value::Null);
     let body: Value = issuer
-        .backend_json("/v1/m2m_tokens/verify", json!({"token": machine}))
+        .backend_json("/m2m_tokens/verify", json!({"token": machine}))
         .await;
-    assert_eq!(body["expired"], true);
+    assert!(body["last_used_at"].is_u64(), "{body}");
     assert!(issuer.handle.revoke(&machine));
-    let body: Value = issuer
-        .backend_json("/v1/m2m_tokens/verify", json!({"token": machine}))
-        .await;
-    assert_eq!(body["revoked"], true);
+    assert_eq!(
+        issuer
+            .backend_post("/v1/m2m_tokens/verify", json!({"token": machine}))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND,
+        "revoked"
+    );
+    let expiring = issuer
+        .handle
+        .mint_machine_token(MachineTokenRequest {
+            subject: "mch_2worker".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    issuer.handle.advance_clock(Duration::from_secs(3601));
+    assert_eq!(
+        issuer
+            .backend_post("/v1/m2m_tokens/verify", json!({"token": expiring}))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND,
+        "expired"
+    );
     assert_eq!(
         issuer
             .backend_post("/v1/m2m_tokens/verify", json!({"token": "mt_nope"}))
@@ -233,6 +307,47 @@ async fn users_and_jwks() {
     assert!(user["image_url"].as_str().unwrap().ends_with(".svg"));
     assert!(user["public_metadata"].is_object());
     assert!(user["created_at"].is_u64() && user["updated_at"].is_u64());
+    // Every field Clerk's Backend API spec marks required for a User (`bapi/2026-05-12.yml`,
+    // `components.schemas.User.required`).
+    for field in [
+        "id",
+        "object",
+        "username",
+        "first_name",
+        "last_name",
+        "has_image",
+        "primary_email_address_id",
+        "primary_phone_number_id",
+        "primary_web3_wallet_id",
+        "password_enabled",
+        "two_factor_enabled",
+        "totp_enabled",
+        "backup_code_enabled",
+        "email_addresses",
+        "phone_numbers",
+        "web3_wallets",
+        "passkeys",
+        "external_accounts",
+        "saml_accounts",
+        "enterprise_accounts",
+        "public_metadata",
+        "external_id",
+        "last_sign_in_at",
+        "banned",
+        "locked",
+        "lockout_expires_in_seconds",
+        "verification_attempts_remaining",
+        "created_at",
+        "updated_at",
+        "delete_self_enabled",
+        "create_organization_enabled",
+        "last_active_at",
+        "mfa_enabled_at",
+        "mfa_disabled_at",
+        "legal_accepted_at",
+    ] {
+        assert!(user.get(field).is_some(), "User lacks required `{field}`");
+    }
     let avatar = issuer
         .http
         .get(user["image_url"].as_str().unwrap())
@@ -338,18 +453,26 @@ async fn rate_limit_is_configurable() {
         ..IssuerConfig::default()
     })
     .await;
-    let call = || {
+    let path = format!("/v1/users/{}", issuer.alice());
+    let call = |path: String| {
         issuer
             .http
-            .get(issuer.url("/v1/jwks"))
+            .get(issuer.url(&path))
             .bearer_auth(issuer.handle.secret_key())
             .send()
     };
-    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
-    let limited = call().await.unwrap();
+    assert_eq!(call(path.clone()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(call(path.clone()).await.unwrap().status(), StatusCode::OK);
+    let limited = call(path).await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.headers()["retry-after"], "1");
+    // `GET /v1/jwks` is not rate-limited at Clerk (docs: system limits), so not here either.
+    for _ in 0..5 {
+        assert_eq!(
+            call("/v1/jwks".into()).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
 }
 
 /// Session tokens look like Clerk's: RS256 JWT, `typ: JWT` (not `at+jwt`), `sid`, `azp`, `v`,
@@ -516,4 +639,83 @@ async fn admin_endpoints() {
         .await
         .unwrap();
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// `POST /admin/machines` answers Clerk's `Machine.Created` (id `mch_` + 27, an `ak_` secret key);
+/// `POST /admin/m2m_tokens` mints opaque (default) or JWT M2M tokens granted to the machines in
+/// `scopes`; `m2m_tokens/verify` with a machine's secret key passes only tokens granted to that
+/// machine, with the instance key any token, with an unknown key none (401).
+#[tokio::test]
+async fn machines_grants_and_m2m_jwts() {
+    let issuer = start_default().await;
+    let create = |name: &str| issuer.backend_post("/admin/machines", json!({ "name": name }));
+    let worker: Value = create("worker").await.json().await.unwrap();
+    assert_eq!(worker["object"], "machine");
+    assert_eq!(worker["name"], "worker");
+    let worker_id = worker["id"].as_str().unwrap().to_owned();
+    assert!(
+        worker_id.len() == 4 + 27 && worker_id.starts_with("mch_"),
+        "{worker_id}"
+    );
+    assert!(worker["secret_key"].as_str().unwrap().starts_with("ak_"));
+    assert!(worker["instance_id"].as_str().unwrap().starts_with("ins_"));
+    assert_eq!(worker["scoped_machines"], json!([]));
+    let api: Value = create("api").await.json().await.unwrap();
+    let other: Value = create("other").await.json().await.unwrap();
+    assert_eq!(
+        create("").await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a machine needs a name"
+    );
+
+    let mint = |format: Option<&str>| {
+        let mut body = json!({ "subject": worker_id, "scopes": [api["id"]] });
+        if let Some(f) = format {
+            body["format"] = json!(f);
+        }
+        issuer.backend_post("/admin/m2m_tokens", body)
+    };
+    let opaque: Value = mint(None).await.json().await.unwrap();
+    let opaque = opaque["token"].as_str().unwrap().to_owned();
+    assert!(opaque.starts_with("mt_"));
+    let verify_with = |key: String, token: String| {
+        issuer
+            .http
+            .post(issuer.url("/m2m_tokens/verify"))
+            .bearer_auth(key)
+            .json(&json!({ "token": token }))
+            .send()
+    };
+    let granted = verify_with(api["secret_key"].as_str().unwrap().into(), opaque.clone())
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), StatusCode::OK);
+    let granted: Value = granted.json().await.unwrap();
+    assert_eq!(granted["subject"], worker_id.as_str());
+    assert_eq!(granted["scopes"], json!([api["id"]]));
+    let not_granted = verify_with(other["secret_key"].as_str().unwrap().into(), opaque.clone())
+        .await
+        .unwrap();
+    assert_eq!(not_granted.status(), StatusCode::NOT_FOUND);
+    let instance = verify_with(issuer.handle.secret_key(), opaque.clone())
+        .await
+        .unwrap();
+    assert_eq!(instance.status(), StatusCode::OK);
+    let unknown = verify_with("ak_unknown".into(), opaque).await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+
+    // JWT format: Clerk's M2M JWT claims and `cat` header.
+    let jwt: Value = mint(Some("jwt")).await.json().await.unwrap();
+    let jwt = jwt["token"].as_str().unwrap();
+    let (header, claims) = jwt_parts(jwt);
+    assert_eq!(header["cat"], mcp_auth_issuer::JWT_CATEGORY_M2M);
+    assert_eq!(claims["sub"], worker_id.as_str());
+    assert_eq!(claims["aud"], json!([api["id"]]));
+    assert_eq!(claims["scopes"], api["id"]);
+    assert!(is_clerk_token_id(claims["jti"].as_str().unwrap(), "mt_"));
+    assert_eq!(claims["iss"], issuer.handle.base_url());
+    assert_eq!(
+        mint(Some("paper")).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use common::{jwt_parts, start, start_default, start_on};
 use mcp_auth_issuer::{IssuerConfig, MintRequest};
 use reqwest::StatusCode;
@@ -198,7 +198,7 @@ async fn key_file_makes_tokens_survive_a_restart() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Keys look like Clerk's: `sk_test_…`, and `pk_test_` + base64(`host:port$`).
+/// Keys look like Clerk's: `sk_test_…`, and `pk_test_` + unpadded base64(`host:port$`).
 #[tokio::test]
 async fn publishable_and_secret_keys_are_clerk_shaped() {
     let issuer = start_default().await;
@@ -209,7 +209,9 @@ async fn publishable_and_secret_keys_are_clerk_shaped() {
         .strip_prefix("pk_test_")
         .unwrap()
         .to_owned();
-    let decoded = String::from_utf8(STANDARD.decode(encoded).unwrap()).unwrap();
+    // Unpadded, as Clerk's `buildPublishableKey` (`packages/shared/src/keys.ts:43`).
+    assert!(!encoded.contains('='), "{encoded}");
+    let decoded = String::from_utf8(STANDARD_NO_PAD.decode(encoded).unwrap()).unwrap();
     assert_eq!(
         decoded,
         format!("{}$", issuer.base.trim_start_matches("http://"))

@@ -32,12 +32,13 @@ async fn exchange(
     (status, json)
 }
 
-async fn introspect(issuer: &TestIssuer, token: &str) -> Value {
+/// `POST /oauth/token_info` as the (public) client the token was issued to: Clerk's
+/// introspection needs client credentials.
+async fn introspect(issuer: &TestIssuer, client_id: &str, token: &str) -> Value {
     issuer
         .http
         .post(issuer.url("/oauth/token_info"))
-        .bearer_auth(issuer.handle.secret_key())
-        .form(&[("token", token)])
+        .form(&[("token", token), ("client_id", client_id)])
         .send()
         .await
         .unwrap()
@@ -118,6 +119,15 @@ async fn code_flow_with_pkce_then_refresh_rotation() {
         .await
         .unwrap();
     assert_eq!(userinfo["sub"], issuer.alice());
+    // Clerk's always-present fields (`OAuth.UserInfo` in `fapi/2026-05-12.yml`).
+    assert_eq!(userinfo["user_id"], issuer.alice());
+    assert!(userinfo["object"].is_string());
+    assert!(
+        userinfo["instance_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ins_")
+    );
     assert_eq!(userinfo["email"], "alice@example.com");
     assert_eq!(userinfo["given_name"], "Alice");
 
@@ -171,7 +181,12 @@ async fn code_flow_with_pkce_then_refresh_rotation() {
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     assert_eq!(
-        introspect(&issuer, rotated["access_token"].as_str().unwrap()).await["active"],
+        introspect(
+            &issuer,
+            &client_id,
+            rotated["access_token"].as_str().unwrap()
+        )
+        .await["active"],
         false
     );
 }
@@ -194,7 +209,7 @@ async fn opaque_format_issues_oat_tokens() {
         access.starts_with("oat_") && !access.contains('.'),
         "{access}"
     );
-    let info = introspect(&issuer, access).await;
+    let info = introspect(&issuer, &client_id, access).await;
     assert_eq!(info["active"], true);
     assert_eq!(info["sub"], issuer.alice());
     assert_eq!(info["client_id"], client_id);
@@ -341,7 +356,12 @@ async fn token_endpoint_errors() {
         "invalid_grant",
     );
     assert_eq!(
-        introspect(&issuer, first.1["access_token"].as_str().unwrap()).await["active"],
+        introspect(
+            &issuer,
+            &client_id,
+            first.1["access_token"].as_str().unwrap()
+        )
+        .await["active"],
         false
     );
 
@@ -382,10 +402,10 @@ async fn token_endpoint_errors() {
         .await;
     expect((s, b), StatusCode::BAD_REQUEST, "invalid_grant");
 
-    // Expired code (the issuer's clock moves past the 5-minute lifetime; no sleeping).
+    // Expired code (the issuer's clock moves past the 10-minute lifetime, Clerk's; no sleeping).
     let (verifier, challenge) = pkce();
     let code = issuer.code_for(&client_id, &challenge).await;
-    issuer.handle.advance_clock(Duration::from_secs(301));
+    issuer.handle.advance_clock(Duration::from_secs(601));
     expect(
         exchange(&issuer, &client_id, &code, &verifier).await,
         StatusCode::BAD_REQUEST,
@@ -817,11 +837,19 @@ async fn revocation_and_introspection() {
     let access = tokens["access_token"].as_str().unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap();
 
-    let info = introspect(&issuer, refresh).await;
-    assert_eq!(
-        (info["active"].as_bool(), info["token_type"].as_str()),
-        (Some(true), Some("refresh_token"))
-    );
+    let info = introspect(&issuer, &client_id, refresh).await;
+    // Clerk's `OAuth.TokenInfo` fields, and no others.
+    assert_eq!(info["active"], true);
+    assert_eq!(info["client_id"], client_id.as_str());
+    assert!(info["iat"].is_u64());
+    let mut fields: Vec<&str> = info
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["active", "client_id", "iat", "scope", "sub"]);
 
     // Introspection needs authentication.
     let response = issuer
@@ -836,7 +864,7 @@ async fn revocation_and_introspection() {
     let revoke = |token: &str| {
         issuer
             .http
-            .post(issuer.url("/oauth/revoke"))
+            .post(issuer.url("/oauth/token/revoke"))
             .form(&[("token", token), ("client_id", client_id.as_str())])
             .send()
     };
@@ -845,7 +873,10 @@ async fn revocation_and_introspection() {
         StatusCode::OK
     );
     assert_eq!(revoke(access).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(introspect(&issuer, access).await["active"], false);
+    assert_eq!(
+        introspect(&issuer, &client_id, access).await["active"],
+        false
+    );
     let response = issuer
         .http
         .get(issuer.url("/oauth/userinfo"))
@@ -861,8 +892,16 @@ async fn revocation_and_introspection() {
             .contains("invalid_token")
     );
 
-    // Revoking the refresh token ends the grant.
-    assert_eq!(revoke(refresh).await.unwrap().status(), StatusCode::OK);
+    // Revoking the refresh token ends the grant; `/oauth/revoke` is kept as an alias of Clerk's
+    // `/oauth/token/revoke`.
+    let alias = issuer
+        .http
+        .post(issuer.url("/oauth/revoke"))
+        .form(&[("token", refresh), ("client_id", client_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alias.status(), StatusCode::OK);
     let (status, body, _) = issuer
         .token(&[
             ("grant_type", "refresh_token"),

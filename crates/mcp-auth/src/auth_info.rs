@@ -23,7 +23,8 @@ pub enum TokenKind {
     SessionToken,
     /// A long-lived API key (Clerk: `api_key`, `ak_…`).
     ApiKey,
-    /// A machine-to-machine token (Clerk: `m2m_token`, `mt_…`).
+    /// A machine-to-machine token (Clerk: `m2m_token`, opaque `mt_…` or a JWT whose `sub` is a
+    /// machine, `mch_…`).
     MachineToken,
 }
 
@@ -62,7 +63,11 @@ pub struct AuthInfo {
 
 /// The verified fields; shared between cache entries and requests.
 struct Identity {
+    subject: String,
+    /// Empty when the token speaks for no user (an organization's API key, a machine).
     user_id: String,
+    organization_id: Option<String>,
+    machine_id: Option<String>,
     client_id: Option<String>,
     scopes: Vec<String>,
     kind: TokenKind,
@@ -81,13 +86,19 @@ struct RawToken {
 }
 
 impl AuthInfo {
-    /// Starts building an identity for `user_id` (the token's subject).
+    /// Starts building an identity for `subject` (the token's `sub`, or Clerk's `subject`),
+    /// which is also the [user id](Self::user_id) unless the builder says the subject is an
+    /// organization or a machine.
     ///
     /// Verifiers use this; tools normally only read an `AuthInfo`.
-    pub fn builder(user_id: impl Into<String>, kind: TokenKind) -> AuthInfoBuilder {
+    pub fn builder(subject: impl Into<String>, kind: TokenKind) -> AuthInfoBuilder {
+        let subject = subject.into();
         AuthInfoBuilder {
             identity: Identity {
-                user_id: user_id.into(),
+                user_id: subject.clone(),
+                subject,
+                organization_id: None,
+                machine_id: None,
                 client_id: None,
                 scopes: Vec::new(),
                 kind,
@@ -99,10 +110,40 @@ impl AuthInfo {
         }
     }
 
-    /// The user the token speaks for: the token's subject (`sub`, or Clerk's `subject`).
+    /// The user the token speaks for, or `""` when it speaks for no user.
+    ///
+    /// For OAuth access tokens, session tokens and generic JWTs this is the subject. For Clerk
+    /// API keys it is the subject only when that is a user (`user_…`): an organization's key
+    /// ([`organization_id`](Self::organization_id)) and a machine's key or M2M token
+    /// ([`machine_id`](Self::machine_id)) have no user, so a tool that looks the caller up with
+    /// `users().get(auth.user_id())` is never handed an organization or machine id (it gets
+    /// "not found" without a Backend API call). Clerk's own auth objects do the same
+    /// (`@clerk/backend` 3.25.0 `tokens/authObjects.ts`: `userId` only for `user_…` API key
+    /// subjects).
     #[must_use]
     pub fn user_id(&self) -> &str {
         &self.identity.user_id
+    }
+
+    /// The token's subject as issued (`sub`, or Clerk's `subject`): a user, an organization
+    /// (`org_…`) or a machine (`mch_…`).
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.identity.subject
+    }
+
+    /// The organization the token speaks for: set for a Clerk API key owned by an organization
+    /// (subject `org_…`).
+    #[must_use]
+    pub fn organization_id(&self) -> Option<&str> {
+        self.identity.organization_id.as_deref()
+    }
+
+    /// The machine the token speaks for: set for Clerk M2M tokens (opaque `mt_…` or JWT) and for
+    /// API keys owned by a machine (subject `mch_…`).
+    #[must_use]
+    pub fn machine_id(&self) -> Option<&str> {
+        self.identity.machine_id.as_deref()
     }
 
     /// The OAuth client the token was issued to (`client_id`, else `azp`), when known.
@@ -197,9 +238,10 @@ impl AuthInfo {
         self
     }
 
-    /// A key that identifies the principal, used to bind sessions: issuer, user and client.
+    /// A key that identifies the principal, used to bind sessions: issuer, subject and client.
+    /// The subject, not the user id: two machines (which have no user id) must not share one.
     pub(crate) fn principal(&self) -> (Option<&str>, &str, Option<&str>) {
-        (self.issuer(), self.user_id(), self.client_id())
+        (self.issuer(), self.subject(), self.client_id())
     }
 }
 
@@ -207,7 +249,10 @@ impl fmt::Debug for AuthInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let id = &self.identity;
         f.debug_struct("AuthInfo")
+            .field("subject", &id.subject)
             .field("user_id", &id.user_id)
+            .field("organization_id", &id.organization_id)
+            .field("machine_id", &id.machine_id)
             .field("client_id", &id.client_id)
             .field("scopes", &id.scopes)
             .field("kind", &id.kind)
@@ -230,13 +275,36 @@ pub struct AuthInfoBuilder {
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
-            .field("user_id", &self.user_id)
+            .field("subject", &self.subject)
             .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }
 
 impl AuthInfoBuilder {
+    /// The subject is an organization (`org_…`, e.g. a Clerk API key an organization owns): the
+    /// identity gets this organization id and no user id.
+    pub fn subject_is_organization(mut self) -> Self {
+        self.identity.organization_id = Some(self.identity.subject.clone());
+        self.identity.user_id.clear();
+        self
+    }
+
+    /// The subject is a machine (`mch_…`: Clerk M2M tokens, machine API keys): the identity
+    /// gets this machine id and no user id.
+    pub fn subject_is_machine(mut self) -> Self {
+        self.identity.machine_id = Some(self.identity.subject.clone());
+        self.identity.user_id.clear();
+        self
+    }
+
+    /// The subject is neither a user, an organization nor a machine known to the verifier: no
+    /// user id.
+    pub fn subject_is_not_a_user(mut self) -> Self {
+        self.identity.user_id.clear();
+        self
+    }
+
     /// The OAuth client the token was issued to.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.identity.client_id = Some(client_id.into());
@@ -322,6 +390,25 @@ mod tests {
         let required = vec!["a".to_owned(), "c".to_owned()];
         assert_eq!(info.missing_scopes(&required), vec!["c"]);
         assert!(info.has_scope("b"));
+    }
+
+    #[test]
+    fn organization_and_machine_subjects_have_no_user_id() {
+        let org = AuthInfo::builder("org_1", TokenKind::ApiKey)
+            .subject_is_organization()
+            .build();
+        assert_eq!(org.user_id(), "");
+        assert_eq!(org.subject(), "org_1");
+        assert_eq!(org.organization_id(), Some("org_1"));
+        assert_eq!(org.machine_id(), None);
+        let machine = AuthInfo::builder("mch_1", TokenKind::MachineToken)
+            .subject_is_machine()
+            .build();
+        assert_eq!(machine.user_id(), "");
+        assert_eq!(machine.machine_id(), Some("mch_1"));
+        let user = AuthInfo::builder("user_1", TokenKind::ApiKey).build();
+        assert_eq!(user.user_id(), "user_1");
+        assert_eq!(user.organization_id(), None);
     }
 
     #[test]

@@ -2,9 +2,13 @@
 //!
 //! Only the `Authorization` header counts. A token in the query string (§2.3) or in a form body
 //! (§2.2) is refused: both leak into logs and browser history, and the MCP specification
-//! requires the header.
+//! requires the header. A token sent in more than one place is refused too (§2: clients "MUST
+//! NOT use more than one method to transmit the token in each request").
 
-use http::{HeaderMap, HeaderValue, Uri, header::AUTHORIZATION};
+use http::{
+    HeaderMap, HeaderValue, Uri,
+    header::{AUTHORIZATION, CONTENT_TYPE},
+};
 
 /// Longest token accepted, in bytes. Real access tokens are a few hundred bytes to a few
 /// kilobytes; anything longer is refused before any parsing or hashing work is spent on it.
@@ -29,6 +33,14 @@ pub enum BearerError {
     /// An `access_token` parameter in the query string.
     #[error("access tokens are accepted only in the Authorization header, not in the query string")]
     TokenInQuery,
+    /// An `access_token` parameter in an `application/x-www-form-urlencoded` body.
+    #[error("access tokens are accepted only in the Authorization header, not in a form body")]
+    TokenInBody,
+    /// A token in more than one of the header, the query string and a form body.
+    #[error(
+        "the access token was sent in more than one place; send it only in the Authorization header"
+    )]
+    MultipleMethods,
 }
 
 /// A bearer token found in a request: the header it came from and where the token starts.
@@ -57,15 +69,72 @@ impl Bearer {
     }
 }
 
-/// Finds the bearer token in `headers`.
+/// Finds the bearer token in `headers`, refusing an `access_token` in the query string.
 ///
 /// Returns `Ok(None)` when there is no `Authorization` header or it uses another scheme
 /// (RFC 6750 §3.1: the client "attempted using an unsupported authentication method", answered
 /// with a challenge that carries no error code).
+///
+/// This does not look at the body; [`parse_with_form`] does, for requests whose body is a form
+/// ([`is_form`]).
 pub fn parse(headers: &HeaderMap, uri: &Uri) -> Result<Option<Bearer>, BearerError> {
-    if uri.query().is_some_and(query_has_access_token) {
-        return Err(BearerError::TokenInQuery);
+    parse_with_form(headers, uri, None)
+}
+
+/// Like [`parse`], and also refuses an `access_token` in `form_body`, the bytes of an
+/// `application/x-www-form-urlencoded` body (`None` when the body is not a form).
+///
+/// A token in the query or the form alone is refused as [`BearerError::TokenInQuery`] or
+/// [`BearerError::TokenInBody`]; a token in more than one place (header and query, header and
+/// form, query and form) as [`BearerError::MultipleMethods`], whether or not the copies agree.
+///
+/// ```
+/// use http::{HeaderMap, Uri};
+/// use mcp_auth::bearer::{self, BearerError};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("authorization", "Bearer abc".parse().unwrap());
+/// let uri = Uri::from_static("/mcp");
+/// assert_eq!(
+///     bearer::parse_with_form(&headers, &uri, Some(b"access_token=abc")).unwrap_err(),
+///     BearerError::MultipleMethods,
+/// );
+/// assert_eq!(bearer::parse_with_form(&headers, &uri, Some(b"note=hi")).unwrap().unwrap().token(), "abc");
+/// ```
+pub fn parse_with_form(
+    headers: &HeaderMap,
+    uri: &Uri,
+    form_body: Option<&[u8]>,
+) -> Result<Option<Bearer>, BearerError> {
+    let in_query = uri.query().is_some_and(|q| has_access_token(q.as_bytes()));
+    let in_body = form_body.is_some_and(has_access_token);
+    let header = parse_header(headers);
+    if !in_query && !in_body {
+        return header;
     }
+    // A malformed Bearer header still counts as a token sent there.
+    let in_header = !matches!(header, Ok(None));
+    match (in_header, in_query, in_body) {
+        (false, true, false) => Err(BearerError::TokenInQuery),
+        (false, false, true) => Err(BearerError::TokenInBody),
+        _ => Err(BearerError::MultipleMethods),
+    }
+}
+
+/// Whether the request's body is `application/x-www-form-urlencoded` (the only body RFC 6750
+/// §2.2 lets a token travel in), so [`parse_with_form`] needs to see it. Parameters such as
+/// `charset` and the case of the media type do not matter.
+#[must_use]
+pub fn is_form(headers: &HeaderMap) -> bool {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    // Every Content-Type header counts: which one a handler reads is not ours to guess.
+    headers.get_all(CONTENT_TYPE).iter().any(|value| {
+        let essence = value.as_bytes().split(|b| *b == b';').next().unwrap_or(&[]);
+        essence.trim_ascii().eq_ignore_ascii_case(FORM)
+    })
+}
+
+fn parse_header(headers: &HeaderMap) -> Result<Option<Bearer>, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -138,11 +207,17 @@ fn is_b64token_char(b: u8) -> bool {
         | (b == b'/')
 }
 
-/// Whether the query carries an `access_token` parameter. The query is
-/// `application/x-www-form-urlencoded` (RFC 6750 §2.3), so the name is compared decoded:
-/// `access%5Ftoken` is the same parameter.
-fn query_has_access_token(query: &str) -> bool {
-    url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token")
+/// Whether a query string or form body has an `access_token` parameter. Names are decoded as a
+/// form handler decodes them (`+`, percent escapes), so `access%5Ftoken` is found too.
+fn has_access_token(form: &[u8]) -> bool {
+    const NAME: &str = "access_token";
+    form.split(|b| *b == b'&').any(|pair| {
+        let name = pair.split(|b| *b == b'=').next().unwrap_or(&[]);
+        // Only names are decoded, never values (a token, or a large field); a name longer than
+        // `access_token` with every byte escaped cannot decode to it.
+        name.len() <= 3 * NAME.len()
+            && url::form_urlencoded::parse(name).any(|(decoded, _)| decoded == NAME)
+    })
 }
 
 #[cfg(test)]
@@ -207,11 +282,96 @@ mod tests {
         );
         let q = Uri::from_static("/mcp?x=1&access_token=abc");
         assert_eq!(
-            parse(&headers(&["Bearer a"]), &q).unwrap_err(),
+            parse(&headers(&[]), &q).unwrap_err(),
             BearerError::TokenInQuery
+        );
+        assert_eq!(
+            parse(&headers(&["Bearer a"]), &q).unwrap_err(),
+            BearerError::MultipleMethods
         );
         let harmless = Uri::from_static("/mcp?not_access_token=abc");
         assert!(parse(&headers(&[]), &harmless).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_token_in_more_than_one_place_is_refused() {
+        let q = Uri::from_static("/mcp?access_token=abc");
+        let form: Option<&[u8]> = Some(b"a=1&access_token=abc");
+        let cases = [
+            (
+                &["Bearer a"][..],
+                &uri(),
+                form,
+                BearerError::MultipleMethods,
+            ),
+            (&["Bearer a"][..], &q, None, BearerError::MultipleMethods),
+            (&[][..], &q, form, BearerError::MultipleMethods),
+            // A malformed header still counts as a token sent there.
+            (&["Bearer a b"][..], &q, None, BearerError::MultipleMethods),
+            (&[][..], &q, None, BearerError::TokenInQuery),
+            (
+                &["Basic dXNlcjpwdw=="][..],
+                &q,
+                None,
+                BearerError::TokenInQuery,
+            ),
+            (&[][..], &uri(), form, BearerError::TokenInBody),
+        ];
+        for (values, uri, form, want) in cases {
+            assert_eq!(
+                parse_with_form(&headers(values), uri, form).unwrap_err(),
+                want,
+                "{values:?} {uri} {form:?}"
+            );
+        }
+        let ok = parse_with_form(
+            &headers(&["Bearer a"]),
+            &uri(),
+            Some(b"access_tokens=1&x=access_token"),
+        );
+        assert_eq!(ok.unwrap().unwrap().token(), "a");
+    }
+
+    #[test]
+    fn parameter_names_are_decoded_like_a_form_handler_does() {
+        for form in [
+            &b"access_token=x"[..],
+            b"a=1&access%5Ftoken=x",
+            b"%61ccess_token",
+            b"access_token",
+            b"x=%26&access_token=",
+        ] {
+            assert!(has_access_token(form), "{}", String::from_utf8_lossy(form));
+        }
+        for form in [
+            &b"access_token2=x"[..],
+            b"x=access_token",
+            b"access+token=x",
+            b"",
+            b"&&==",
+        ] {
+            assert!(!has_access_token(form), "{}", String::from_utf8_lossy(form));
+        }
+    }
+
+    #[test]
+    fn form_bodies_are_recognised_by_their_media_type() {
+        let with = |values: &[&str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            }
+            is_form(&map)
+        };
+        assert!(with(&["application/x-www-form-urlencoded"]));
+        assert!(with(&["Application/X-WWW-Form-Urlencoded ; charset=UTF-8"]));
+        assert!(with(&[
+            "application/json",
+            "application/x-www-form-urlencoded"
+        ]));
+        assert!(!with(&["application/json"]));
+        assert!(!with(&["multipart/form-data; boundary=x"]));
+        assert!(!with(&[]));
     }
 
     #[test]
@@ -245,7 +405,7 @@ mod tests {
         ] {
             let q: Uri = query.parse().unwrap();
             assert_eq!(
-                parse(&headers(&["Bearer a"]), &q).unwrap_err(),
+                parse(&headers(&[]), &q).unwrap_err(),
                 BearerError::TokenInQuery,
                 "{query}"
             );

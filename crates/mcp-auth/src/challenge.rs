@@ -4,9 +4,11 @@
 use std::{borrow::Cow, time::Duration};
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::{bearer::BearerError, verify::VerifyError};
+use crate::{
+    bearer::BearerError, metadata::forwarded_origin, scopes::advertisable, verify::VerifyError,
+};
 
 /// Why a request was refused by the auth middleware. Each variant is exactly one status and one
 /// RFC 6750 error code.
@@ -24,7 +26,8 @@ pub enum AuthError {
     #[error("invalid token: {0}")]
     InvalidToken(Cow<'static, str>),
     /// The token lacks scopes: 403 `insufficient_scope`. `scope` is what the client should ask
-    /// for when it re-authorizes.
+    /// for when it re-authorizes: every scope the refused operation needs, in one challenge
+    /// (MCP 2026-07-28, SEP-2350). `offline_access` is never put in the challenge.
     #[error("insufficient scope")]
     InsufficientScope {
         /// The scopes to request (space-separated in the challenge).
@@ -84,7 +87,7 @@ impl AuthError {
             AuthError::InvalidRequest(d) | AuthError::InvalidToken(d) => Cow::Borrowed(d),
             AuthError::InsufficientScope { scope } => format!(
                 "the token lacks a required scope; re-authorize with: {}",
-                scope.join(" ")
+                advertised(scope)
             )
             .into(),
             AuthError::Unavailable { .. } => {
@@ -101,6 +104,11 @@ pub struct Challenge {
     /// `Bearer resource_metadata="…"`, prebuilt once.
     prefix: String,
     default_scope: Option<String>,
+    /// The metadata URL's path (`None` for a bare challenge).
+    metadata_path: Option<String>,
+    /// Whether the origin in front of `metadata_path` follows the forwarded headers
+    /// ([`Challenge::trust_forwarded_headers`]).
+    trust_forwarded: bool,
 }
 
 impl Challenge {
@@ -114,6 +122,10 @@ impl Challenge {
                 quote(resource_metadata_url)
             ),
             default_scope: None,
+            metadata_path: url::Url::parse(resource_metadata_url)
+                .ok()
+                .map(|u| u.path().to_owned()),
+            trust_forwarded: false,
         }
     }
 
@@ -123,11 +135,29 @@ impl Challenge {
         Self {
             prefix: "Bearer".to_owned(),
             default_scope: None,
+            metadata_path: None,
+            trust_forwarded: false,
         }
     }
 
+    /// Puts `resource_metadata` at the public origin a proxy reports in `Forwarded` or
+    /// `X-Forwarded-Proto` + `X-Forwarded-Host`, keeping the configured URL's path, in the
+    /// answers of [`response_to`](Self::response_to); a request without those headers gets the
+    /// configured URL. This matches what the metadata document does with
+    /// `McpServerBuilder::trust_forwarded_headers`, so a challenge never sends a client to an
+    /// origin whose document names another resource.
+    /// **Only behind a proxy that overwrites those headers**: otherwise clients choose where the
+    /// challenge points. No effect on a [`bare`](Self::bare) challenge or one whose URL does
+    /// not parse. Default: off.
+    #[must_use]
+    pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
+        self.trust_forwarded = trust;
+        self
+    }
+
     /// Adds `scope="…"` to 401 challenges: the scopes a client should request (RFC 6750 §3,
-    /// MCP scope selection).
+    /// MCP scope selection). `offline_access` is left out: MCP servers SHOULD NOT put it in a
+    /// challenge (MCP 2026-07-28, § Refresh Tokens).
     #[must_use]
     pub fn with_default_scope<I, S>(mut self, scopes: I) -> Self
     where
@@ -136,6 +166,7 @@ impl Challenge {
     {
         let joined = scopes
             .into_iter()
+            .filter(|s| advertisable(s.as_ref()))
             .map(|s| s.as_ref().to_owned())
             .collect::<Vec<_>>()
             .join(" ");
@@ -154,7 +185,7 @@ impl Challenge {
             v.push(' ');
         };
         let scope = match error {
-            AuthError::InsufficientScope { scope } => Some(scope.join(" ")),
+            AuthError::InsufficientScope { scope } => Some(advertised(scope)),
             AuthError::MissingToken | AuthError::InvalidToken(_) => self.default_scope.clone(),
             _ => None,
         };
@@ -176,6 +207,23 @@ impl Challenge {
             value.push('"');
         }
         value
+    }
+
+    /// The answer for `error` to a request with `headers`: [`response`](Self::response), with
+    /// `resource_metadata` at the forwarded origin when
+    /// [`trust_forwarded_headers`](Self::trust_forwarded_headers) is on and the headers name one.
+    #[must_use]
+    pub fn response_to(&self, error: &AuthError, headers: &HeaderMap) -> Response {
+        let public = match &self.metadata_path {
+            Some(path) if self.trust_forwarded => {
+                forwarded_origin(headers).map(|origin| Challenge {
+                    default_scope: self.default_scope.clone(),
+                    ..Challenge::new(&format!("{origin}{path}"))
+                })
+            }
+            _ => None,
+        };
+        public.as_ref().unwrap_or(self).response(error)
     }
 
     /// The full answer for `error`: status, `WWW-Authenticate` (except for 503), `Retry-After`
@@ -217,6 +265,18 @@ pub(crate) fn plain_error(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// The scopes of a 403 challenge, space-separated, without `offline_access` (MCP 2026-07-28,
+/// `docs/specification/2026-07-28/basic/authorization/index.mdx`, § Refresh Tokens: refresh
+/// tokens are not a resource requirement).
+fn advertised(scope: &[String]) -> String {
+    scope
+        .iter()
+        .map(String::as_str)
+        .filter(|s| advertisable(s))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Escapes a value for an RFC 9110 quoted-string, and drops characters a header cannot carry.
@@ -274,6 +334,20 @@ mod tests {
             )),
             "{v}"
         );
+    }
+
+    #[test]
+    fn offline_access_is_never_challenged() {
+        let c = Challenge::new(MD).with_default_scope(["openid", "offline_access"]);
+        assert_eq!(
+            c.header_value(&AuthError::MissingToken),
+            format!("Bearer resource_metadata=\"{MD}\", scope=\"openid\"")
+        );
+        let v = c.header_value(&AuthError::InsufficientScope {
+            scope: vec!["offline_access".into(), "admin:read".into()],
+        });
+        assert!(!v.contains("offline_access"), "{v}");
+        assert!(v.contains("scope=\"admin:read\""), "{v}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use http::HeaderMap;
 use url::Url;
 
-use crate::{challenge::Challenge, step_up::StepUp, tools::ToolScopes};
+use crate::{ScopeHierarchy, challenge::Challenge, step_up::StepUp, tools::ToolScopes};
 
 /// The step-up guard with one scope per named tool, as `McpServerBuilder` builds it.
 pub struct StepUpGuard(StepUp);
@@ -16,7 +16,13 @@ impl StepUpGuard {
         for name in scoped {
             scopes.insert(name, vec!["fuzz:scope".to_owned()]);
         }
-        StepUp::new(scopes, Challenge::bare(), usize::MAX).map(Self)
+        StepUp::new(
+            scopes,
+            ScopeHierarchy::exact(),
+            Challenge::bare(),
+            usize::MAX,
+        )
+        .map(Self)
     }
 
     /// The tools the guard checks for `body` (a request whose span is not recorded, so the

@@ -8,16 +8,21 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{extract::Request, response::Response};
-use http::{HeaderMap, Uri};
+use axum::{body::Body, extract::Request, response::Response};
+use http::StatusCode;
+use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use crate::{
     AuthInfo,
-    bearer::{self},
-    challenge::{AuthError, Challenge},
+    bearer::{self, Bearer},
+    challenge::{AuthError, Challenge, plain_error},
+    scopes::ScopeHierarchy,
     verify::TokenVerifier,
 };
+
+/// Default for [`AuthLayer::max_form_bytes`]: 2 MiB, axum's default body limit.
+pub const DEFAULT_MAX_FORM_BYTES: usize = 2 * 1024 * 1024;
 
 /// Authenticates requests with a bearer token and puts the caller's [`AuthInfo`] into the
 /// request extensions.
@@ -51,6 +56,8 @@ pub(crate) struct State {
     challenge: Challenge,
     optional: bool,
     required_scopes: Vec<String>,
+    hierarchy: ScopeHierarchy,
+    max_form_bytes: usize,
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -77,6 +84,8 @@ impl AuthLayer {
                 challenge,
                 optional: false,
                 required_scopes: Vec::new(),
+                hierarchy: ScopeHierarchy::default(),
+                max_form_bytes: DEFAULT_MAX_FORM_BYTES,
             }),
         }
     }
@@ -91,6 +100,8 @@ impl AuthLayer {
             challenge: shared.challenge.clone(),
             optional: shared.optional,
             required_scopes: shared.required_scopes.clone(),
+            hierarchy: shared.hierarchy.clone(),
+            max_form_bytes: shared.max_form_bytes,
         });
         f(&mut state);
         Self {
@@ -103,7 +114,9 @@ impl AuthLayer {
         self.edit(|s| s.optional = true)
     }
 
-    /// Scopes every request needs; a valid token without them gets 403 `insufficient_scope`.
+    /// Scopes every request needs; a valid token without them gets 403 `insufficient_scope`
+    /// naming all of them (after the token's own). Matched exactly unless a
+    /// [`scope_hierarchy`](Self::scope_hierarchy) is set.
     pub fn required_scopes<I, S>(self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -111,6 +124,24 @@ impl AuthLayer {
     {
         let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
         self.edit(|s| s.required_scopes = scopes)
+    }
+
+    /// Lets a broader granted scope satisfy narrower required ones (e.g. `admin` covers
+    /// `admin:read`) in the [`required_scopes`](Self::required_scopes) check. Default:
+    /// [`ScopeHierarchy::exact`], exact matching.
+    pub fn scope_hierarchy(self, hierarchy: ScopeHierarchy) -> Self {
+        self.edit(|s| s.hierarchy = hierarchy)
+    }
+
+    /// Largest `application/x-www-form-urlencoded` body read to check that it carries no
+    /// `access_token` (RFC 6750 §2.2 tokens are refused, see below); a larger form body is
+    /// refused with 413. Other bodies are never read. Default: [`DEFAULT_MAX_FORM_BYTES`].
+    ///
+    /// Tokens are accepted only in the `Authorization` header: an `access_token` in the query
+    /// string or in a form body is refused with 400 `invalid_request`, and so is a token sent in
+    /// more than one of those places.
+    pub fn max_form_bytes(self, bytes: usize) -> Self {
+        self.edit(|s| s.max_form_bytes = bytes)
     }
 
     /// The challenge this layer answers with.
@@ -175,7 +206,15 @@ impl State {
     /// Verifies the request's token and puts the caller's [`AuthInfo`] into its extensions,
     /// or answers with the challenge.
     pub(crate) async fn admit(&self, req: &mut Request) -> Result<(), Response> {
-        match authenticate(self, req.headers(), req.uri()).await {
+        let bearer = if bearer::is_form(req.headers()) {
+            // Only form bodies can carry a token (RFC 6750 §2.2), so only they are read: MCP
+            // requests (JSON) and most others never pay for this.
+            let form = read_form(req, self.max_form_bytes).await?;
+            bearer::parse_with_form(req.headers(), req.uri(), Some(&form))
+        } else {
+            bearer::parse(req.headers(), req.uri())
+        };
+        match authenticate(self, bearer).await {
             Ok(Some(info)) => {
                 req.extensions_mut().insert(info);
                 Ok(())
@@ -183,24 +222,43 @@ impl State {
             Ok(None) => Ok(()),
             Err(error) => {
                 tracing::debug!(status = error.status().as_u16(), reason = %error, "request refused");
-                Err(self.challenge.response(&error))
+                Err(self.challenge.response_to(&error, req.headers()))
             }
         }
     }
 }
 
+/// Reads the whole body (at most `limit` bytes) and puts the same bytes back for the handler.
+async fn read_form(req: &mut Request, limit: usize) -> Result<bytes::Bytes, Response> {
+    let body = std::mem::take(req.body_mut());
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            *req.body_mut() = Body::from(bytes.clone());
+            Ok(bytes)
+        }
+        Err(_) => Err(plain_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "request body too large or unreadable",
+        )),
+    }
+}
+
 async fn authenticate(
     state: &State,
-    headers: &HeaderMap,
-    uri: &Uri,
+    bearer: Result<Option<Bearer>, bearer::BearerError>,
 ) -> Result<Option<AuthInfo>, AuthError> {
-    let bearer = match bearer::parse(headers, uri)? {
+    let bearer = match bearer? {
         Some(b) => b,
         None if state.optional => return Ok(None),
         None => return Err(AuthError::MissingToken),
     };
     let info = state.verifier.verify(bearer.token()).await?;
-    if !state.required_scopes.is_empty() && !info.missing_scopes(&state.required_scopes).is_empty()
+    if !state.required_scopes.is_empty()
+        && !state
+            .hierarchy
+            .satisfies(info.scopes(), &state.required_scopes)
     {
         return Err(AuthError::InsufficientScope {
             scope: merge_scopes(info.scopes(), &state.required_scopes),

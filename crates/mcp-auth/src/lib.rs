@@ -10,7 +10,9 @@
 //!   Backend API client.
 //! - `metadata`: RFC 9728 protected resource metadata and the legacy AS-metadata passthrough.
 //! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
-//! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes.
+//! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes, and
+//!   the `tools/list` wrapper that marks scoped tools (and optionally hides them).
+//! - `scopes`: [`ScopeHierarchy`] and the `offline_access` rule.
 //! - `step_up` / `session`: per-tool scope challenges and session-to-identity binding.
 //! - `pipeline`: the MCP endpoint as one service: CORS for browsers, then Origin, body size,
 //!   auth, span, session binding, step-up.
@@ -23,9 +25,11 @@ pub mod clerk;
 mod layer;
 pub mod metadata;
 mod pipeline;
+mod scopes;
 mod server;
 mod session;
 mod step_up;
+mod tool_list;
 mod tools;
 pub mod verify;
 
@@ -40,8 +44,9 @@ mod fuzzing;
 
 pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, DEFAULT_MAX_FORM_BYTES};
 pub use metadata::ProtectedResourceMetadata;
+pub use scopes::{OFFLINE_ACCESS, ScopeHierarchy};
 pub use server::{
     BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, McpServer, McpServerBuilder,
 };

@@ -17,7 +17,18 @@ use serde::{Deserialize, Serialize};
 use tower_http::cors::{Any, CorsLayer};
 use url::Url;
 
-use crate::challenge::plain_error;
+use crate::{challenge::plain_error, scopes::advertisable};
+
+fn no_advertised_scope(scopes: &[String]) -> bool {
+    !scopes.iter().any(|s| advertisable(s))
+}
+
+fn serialize_advertised<S: serde::Serializer>(
+    scopes: &[String],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(scopes.iter().filter(|s| advertisable(s)))
+}
 
 /// The RFC 9728 document. Empty fields are left out of the JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -29,7 +40,15 @@ pub struct ProtectedResourceMetadata {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_servers: Vec<String>,
     /// Scopes clients may request. Some clients (VS Code) misbehave when this is missing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `offline_access` is never served, even when put here: MCP servers SHOULD NOT list it
+    /// (MCP 2026-07-28, `docs/specification/2026-07-28/basic/authorization/index.mdx`,
+    /// § Refresh Tokens); whether a client gets a refresh token is between it and the
+    /// authorization server.
+    #[serde(
+        default,
+        skip_serializing_if = "no_advertised_scope",
+        serialize_with = "serialize_advertised"
+    )]
     pub scopes_supported: Vec<String>,
     /// How tokens may be presented: always `["header"]` here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -58,14 +77,18 @@ impl ProtectedResourceMetadata {
         }
     }
 
-    /// Sets `scopes_supported`.
+    /// Sets `scopes_supported` (`offline_access` is dropped, see the field).
     #[must_use]
     pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self.scopes_supported = scopes
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| advertisable(s))
+            .collect();
         self
     }
 

@@ -1,6 +1,6 @@
 //! The MCP endpoint: Origin check, body size, authentication, the per-request span, session
 //! binding and the step-up guard, in that order, in front of rmcp; tower-http's CORS around it
-//! for browser requests.
+//! for browser requests. One access-log line per request at `info` (target `mcp_auth::access`).
 //!
 //! One hand-written service rather than one middleware per step: each `axum::middleware::from_fn`
 //! boxes its future and its `Next` and clones the service behind it on every request, which
@@ -13,6 +13,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Instant,
 };
 
 use axum::{
@@ -29,7 +30,7 @@ use rmcp::{
 };
 use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
 use tower_http::cors::CorsLayer;
-use tracing::Instrument;
+use tracing::{Instrument, Level};
 
 use crate::{AuthInfo, challenge::plain_error, layer, session::SessionBindings, step_up::StepUp};
 
@@ -84,29 +85,49 @@ impl Pipeline {
     where
         H: ServerHandler,
     {
-        if let Some(refusal) = self.origins.refuse(&req) {
+        // Whether the access line is wanted: one cached callsite check. A server logging at
+        // `warn` takes no clock reading and creates no span.
+        let started = tracing::enabled!(target: ACCESS, Level::INFO).then(Instant::now);
+        if let Err(refusal) = self.admit(&mut req).await {
+            if let Some(started) = started {
+                access_refused(&req, &refusal, started);
+            }
             return refusal;
+        }
+        let Some(started) = started else {
+            return self.admitted(req, mcp, false).await;
+        };
+        let span = request_span(&req);
+        let traced = !span.is_disabled();
+        async move {
+            let response = self.admitted(req, mcp, traced).await;
+            // Inside the span, so the line carries its fields.
+            tracing::info!(
+                target: ACCESS,
+                status = response.status().as_u16(),
+                duration_us = micros(started),
+                "request finished"
+            );
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Origin, body size and authentication: the refusals that come before the request's span.
+    async fn admit(&self, req: &mut Request) -> Result<(), Response> {
+        if let Some(refusal) = self.origins.refuse(req) {
+            return Err(refusal);
         }
         // hyper's size hint is the declared Content-Length: refuse before doing any work.
         if req.body().size_hint().lower() > self.max_body_bytes as u64 {
-            return plain_error(
+            return Err(plain_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
                 "request body too large",
-            );
+            ));
         }
-        if let Err(refusal) = self.auth.admit(&mut req).await {
-            return refusal;
-        }
-        let span = request_span(&req);
-        if span.is_disabled() {
-            // Nobody listens (a server logging at `warn`): skip entering and leaving the span.
-            return self.admitted(req, mcp, false).await;
-        }
-        let response = self.admitted(req, mcp, true).instrument(span.clone()).await;
-        span.record("status", response.status().as_u16());
-        span.in_scope(|| tracing::debug!("request finished"));
-        response
+        self.auth.admit(req).await
     }
 
     /// The steps after authentication, inside the request's span; `traced` says whether the
@@ -138,19 +159,40 @@ impl Pipeline {
     }
 }
 
-/// One span per admitted MCP request with who called, which tool (recorded by the step-up
-/// guard) and the status. Never the token. The field values are only computed when the span is
-/// enabled, so a server logging at `warn` pays nothing for it.
+/// The target of the access log: one line per request at `info`, with the method, the user,
+/// the client, the tool (when the request calls one), the status and the duration. Never the
+/// token. Filter it like any target (`RUST_LOG=info,mcp_auth::access=warn` turns it off).
+pub(crate) const ACCESS: &str = "mcp_auth::access";
+
+/// One span per admitted MCP request with who called and which tool (recorded by the step-up
+/// guard); events inside the request (the tool's own, the access line) carry it. Never the
+/// token. Only created when the access line is wanted.
 fn request_span(req: &Request) -> tracing::Span {
     let auth = req.extensions().get::<AuthInfo>();
     tracing::info_span!(
+        target: ACCESS,
         "mcp_request",
         method = %req.method(),
         user = %auth.map_or("", AuthInfo::user_id),
         client = %auth.and_then(AuthInfo::client_id).unwrap_or(""),
         tool = tracing::field::Empty,
-        status = tracing::field::Empty,
     )
+}
+
+/// The access line of a request refused before it had an identity (bad Origin, too large, no
+/// or a bad token). The reason is logged at `debug` where the refusal is decided.
+fn access_refused(req: &Request, refusal: &Response, started: Instant) {
+    tracing::info!(
+        target: ACCESS,
+        method = %req.method(),
+        status = refusal.status().as_u16(),
+        duration_us = micros(started),
+        "request refused"
+    );
+}
+
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// rmcp's Streamable HTTP service, as the pipeline calls it.

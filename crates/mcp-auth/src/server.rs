@@ -24,8 +24,10 @@ use crate::{
     challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
     pipeline::{Core, Endpoint, OriginCheck, Pipeline},
+    scopes::ScopeHierarchy,
     session::SessionBindings,
     step_up::StepUp,
+    tool_list::ScopedToolList,
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
     verify::TokenVerifier,
 };
@@ -79,6 +81,8 @@ pub struct McpServerBuilder {
     resource_documentation: Option<String>,
     tools: ClosureToolsBuilder,
     tool_scopes: ToolScopes,
+    scope_hierarchy: ScopeHierarchy,
+    hide_unauthorized_tools: bool,
     info: Option<ServerConfig>,
     sessions: bool,
     session_keep_alive: Duration,
@@ -140,6 +144,8 @@ impl McpServerBuilder {
             resource_documentation: None,
             tools: ClosureToolsBuilder::default(),
             tool_scopes: ToolScopes::default(),
+            scope_hierarchy: ScopeHierarchy::default(),
+            hide_unauthorized_tools: false,
             info: None,
             sessions: false,
             session_keep_alive: Duration::from_secs(300),
@@ -176,6 +182,10 @@ impl McpServerBuilder {
 
     /// `scopes_supported` in the metadata. Also the default `scope` of 401 challenges unless
     /// [`challenge_scopes`](Self::challenge_scopes) says otherwise.
+    ///
+    /// `offline_access` is never served, in the metadata or in any challenge, even when listed
+    /// here: MCP servers SHOULD NOT advertise it (MCP 2026-07-28, § Refresh Tokens); a client
+    /// that wants a refresh token asks the authorization server for it.
     pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -244,7 +254,9 @@ impl McpServerBuilder {
     }
 
     /// Registers a closure tool that needs `scopes`. A `tools/call` without them is answered
-    /// with 403 `insufficient_scope` naming the scopes (the step-up challenge).
+    /// with 403 `insufficient_scope` naming the scopes (the step-up challenge); in `tools/list`
+    /// the tool carries `securitySchemes: [{"type": "oauth2", "scopes": [...]}]` so a client
+    /// knows before calling (see [`hide_unauthorized_tools`](Self::hide_unauthorized_tools)).
     pub fn scoped_tool<T, F, Fut, R, I, S>(
         mut self,
         name: impl Into<Cow<'static, str>>,
@@ -268,7 +280,8 @@ impl McpServerBuilder {
     }
 
     /// Requires `scopes` for a tool served by a custom handler (see
-    /// [`build_with`](Self::build_with)), checked at the HTTP layer before the tool runs.
+    /// [`build_with`](Self::build_with)), checked at the HTTP layer before the tool runs, and
+    /// announced in `tools/list` like [`scoped_tool`](Self::scoped_tool)'s.
     pub fn tool_scopes<I, S>(mut self, tool: impl Into<String>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -276,6 +289,38 @@ impl McpServerBuilder {
     {
         self.tool_scopes
             .insert(tool, scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Lets a broader granted scope satisfy narrower required ones in every per-tool scope
+    /// check (the step-up guard, closure tools, and the hidden-tool filter), e.g.
+    /// `ScopeHierarchy::exact().implies("admin", ["admin:read"])` or
+    /// `ScopeHierarchy::by_prefix(':')`. The MCP specification asks servers to account for
+    /// scope hierarchies (2026-07-28, § Step-Up Authorization Flow); which scopes nest is the
+    /// authorization server's policy, so it is declared here. A 403 still names the scopes
+    /// exactly as the tools require them. Default: [`ScopeHierarchy::exact`] (`admin` does not
+    /// cover `admin:read`).
+    ///
+    /// ```
+    /// use mcp_auth::{McpServer, ScopeHierarchy};
+    ///
+    /// let builder = McpServer::builder("http://127.0.0.1:8787/mcp")
+    ///     .scope_hierarchy(ScopeHierarchy::exact().implies("admin", ["admin:read", "admin:write"]));
+    /// ```
+    pub fn scope_hierarchy(mut self, hierarchy: ScopeHierarchy) -> Self {
+        self.scope_hierarchy = hierarchy;
+        self
+    }
+
+    /// Hides from `tools/list` the scoped tools whose scopes the caller's token lacks (an
+    /// anonymous caller, with [`optional_auth`](Self::optional_auth), sees no scoped tool).
+    /// The list then differs per caller: it is marked `cacheScope: "private"` for 2026-07-28
+    /// clients, and nothing here caches it. Hiding is not protection (a hidden tool called by
+    /// name still gets the 403 step-up challenge), and a client that does not see a tool will
+    /// not know to step up for it. Default: off, every tool is listed, each scoped one with
+    /// its `securitySchemes`.
+    pub fn hide_unauthorized_tools(mut self, hide: bool) -> Self {
+        self.hide_unauthorized_tools = hide;
         self
     }
 
@@ -324,11 +369,12 @@ impl McpServerBuilder {
         self
     }
 
-    /// Builds the metadata document's `resource` from `Forwarded` / `X-Forwarded-Proto` +
-    /// `X-Forwarded-Host` (for one server reachable under several public hosts). Tokens must
-    /// still name an accepted audience, and challenges keep pointing at the configured URL.
+    /// Builds the metadata document's `resource`, and the `resource_metadata` URL of every
+    /// 401/403 challenge, from `Forwarded` / `X-Forwarded-Proto` + `X-Forwarded-Host` (for one
+    /// server reachable under several public hosts), so the two always name the same origin.
+    /// Tokens must still name an accepted audience.
     /// **Only behind a proxy that overwrites those headers**: otherwise clients choose what the
-    /// metadata says. Default: off (the configured resource URL is used).
+    /// metadata and the challenges say. Default: off (the configured resource URL is used).
     pub fn trust_forwarded_headers(mut self, trust: bool) -> Self {
         self.trust_forwarded = trust;
         self
@@ -357,7 +403,7 @@ impl McpServerBuilder {
     /// Builds the router for the closure-registered tools.
     pub fn build(mut self) -> Result<Router, BuildError> {
         let info = self.info.take().unwrap_or_else(|| default_info("mcp-auth"));
-        let tools = std::mem::take(&mut self.tools).build(info);
+        let tools = std::mem::take(&mut self.tools).build(info, self.scope_hierarchy.clone());
         self.build_with(move || Ok(tools.clone()))
     }
 
@@ -383,7 +429,9 @@ impl McpServerBuilder {
         let challenge_scopes = self
             .challenge_scopes
             .unwrap_or_else(|| self.scopes_supported.clone());
-        let challenge = Challenge::new(&metadata_url).with_default_scope(&challenge_scopes);
+        let challenge = Challenge::new(&metadata_url)
+            .with_default_scope(&challenge_scopes)
+            .trust_forwarded_headers(self.trust_forwarded);
 
         let mut document =
             ProtectedResourceMetadata::new(resource.as_str(), self.authorization_servers.clone())
@@ -425,9 +473,19 @@ impl McpServerBuilder {
         rmcp_config = rmcp_config.disable_allowed_origins();
         let mut session_manager = LocalSessionManager::default();
         session_manager.session_config.keep_alive = Some(self.session_keep_alive);
+        let listed_scopes = Arc::new(self.tool_scopes.clone());
+        let hierarchy = Arc::new(self.scope_hierarchy.clone());
+        let hide = self.hide_unauthorized_tools;
+        let factory = move || {
+            factory().map(|handler| {
+                ScopedToolList::new(handler, listed_scopes.clone(), hierarchy.clone(), hide)
+            })
+        };
         let mcp = StreamableHttpService::new(factory, Arc::new(session_manager), rmcp_config);
 
-        let mut auth = AuthLayer::with_challenge(verifier, challenge.clone());
+        // The form-body check reads at most what the pipeline lets through anyway.
+        let mut auth = AuthLayer::with_challenge(verifier, challenge.clone())
+            .max_form_bytes(self.max_body_bytes);
         if self.optional_auth {
             auth = auth.optional();
         }
@@ -441,7 +499,12 @@ impl McpServerBuilder {
             sessions: self
                 .sessions
                 .then(|| SessionBindings::new(self.max_sessions, self.session_keep_alive * 2)),
-            step_up: StepUp::new(self.tool_scopes, challenge, self.max_body_bytes),
+            step_up: StepUp::new(
+                self.tool_scopes,
+                self.scope_hierarchy,
+                challenge,
+                self.max_body_bytes,
+            ),
             max_body_bytes: self.max_body_bytes,
         };
 

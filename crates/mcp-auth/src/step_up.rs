@@ -1,6 +1,14 @@
 //! Per-tool scopes at the HTTP layer: a `tools/call` for a tool whose scopes the token lacks
 //! is answered with a 403 `insufficient_scope` challenge before the tool runs, so the client
 //! can re-authorize with the wider scope (MCP step-up authorization).
+//!
+//! The challenge follows MCP 2026-07-28 (SEP-2350;
+//! `docs/specification/2026-07-28/basic/authorization/index.mdx` in
+//! `modelcontextprotocol/modelcontextprotocol`, § Scope Challenge Handling): "servers **SHOULD**
+//! include all scopes required for the current operation in a single challenge". For a batch
+//! the operation is every call in it, so one 403 names the union of the scopes of every scoped
+//! tool the batch calls (not only the ones found missing first), and a client that steps up
+//! once can run the whole batch.
 
 use axum::{body::Body, extract::Request, response::Response};
 use http::Method;
@@ -11,11 +19,13 @@ use crate::{
     AuthInfo,
     challenge::{AuthError, Challenge, plain_error},
     layer::merge_scopes,
+    scopes::ScopeHierarchy,
     tools::ToolScopes,
 };
 
 pub(crate) struct StepUp {
     scopes: ToolScopes,
+    hierarchy: ScopeHierarchy,
     /// One substring searcher per scoped tool name, for [`StepUp::may_call_scoped_tool`].
     scoped_names: Vec<memchr::memmem::Finder<'static>>,
     challenge: Challenge,
@@ -26,6 +36,7 @@ impl StepUp {
     /// `None` when no tool has scopes: then there is nothing to check.
     pub(crate) fn new(
         scopes: ToolScopes,
+        hierarchy: ScopeHierarchy,
         challenge: Challenge,
         max_body_bytes: usize,
     ) -> Option<Self> {
@@ -38,6 +49,7 @@ impl StepUp {
             .collect();
         Some(Self {
             scopes,
+            hierarchy,
             scoped_names,
             challenge,
             max_body_bytes,
@@ -108,7 +120,7 @@ impl StepUp {
             let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
             if let Some(method) = header("mcp-method") {
                 if let ("tools/call", Some(tool)) = (method, header("mcp-name"))
-                    && let Some(refusal) = refuse(self, info, [tool])
+                    && let Some(refusal) = refuse(self, info, req.headers(), [tool])
                 {
                     return Err(refusal);
                 }
@@ -132,7 +144,8 @@ impl StepUp {
         };
         let tools = self.tools_in_body(&bytes, traced);
         if let Some(info) = parts.extensions.get::<AuthInfo>()
-            && let Some(refusal) = refuse(self, info, tools.iter().map(String::as_str))
+            && let Some(refusal) =
+                refuse(self, info, &parts.headers, tools.iter().map(String::as_str))
         {
             return Err(refusal);
         }
@@ -162,31 +175,39 @@ impl StepUp {
     }
 }
 
+/// The 403 for a request calling `tools`, if the token lacks a scope one of them needs. The
+/// challenge names the scopes of every scoped tool called (SEP-2350: all scopes of the
+/// operation in one challenge), after those already granted, so a client that replaces its
+/// scope set with the challenge's (rather than adding to it) keeps what it had.
 fn refuse<'a>(
     step_up: &StepUp,
     info: &AuthInfo,
+    headers: &http::HeaderMap,
     tools: impl IntoIterator<Item = &'a str>,
 ) -> Option<Response> {
-    let mut needed: Vec<String> = Vec::new();
+    let mut operation: Vec<String> = Vec::new();
+    let mut refused = false;
     for tool in tools {
         tracing::Span::current().record("tool", tool);
         let required = step_up.scopes.get(tool);
-        if !info.missing_scopes(required).is_empty() {
-            needed = merge_scopes(&needed, required);
+        if required.is_empty() {
+            continue;
         }
+        refused |= !step_up.hierarchy.satisfies(info.scopes(), required);
+        operation = merge_scopes(&operation, required);
     }
-    if needed.is_empty() {
+    if !refused {
         return None;
     }
     tracing::debug!(
         user = info.user_id(),
         "tool call refused: insufficient scope"
     );
-    let scope = merge_scopes(info.scopes(), &needed);
+    let scope = merge_scopes(info.scopes(), &operation);
     Some(
         step_up
             .challenge
-            .response(&AuthError::InsufficientScope { scope }),
+            .response_to(&AuthError::InsufficientScope { scope }, headers),
     )
 }
 
@@ -214,7 +235,8 @@ mod tests {
         let name = "résumé-🔒";
         let mut scopes = ToolScopes::default();
         scopes.insert(name, vec!["admin:read".into()]);
-        let step_up = StepUp::new(scopes, Challenge::bare(), 1024).unwrap();
+        let step_up =
+            StepUp::new(scopes, ScopeHierarchy::exact(), Challenge::bare(), 1024).unwrap();
         let body = r#"{"method":"tools\/call","params":{"name":"résumé-🔒"},"jsonrpc":"2.0","id":5136151966242003967}"#;
         assert_eq!(step_up.tools_in_body(body.as_bytes(), false), vec![name]);
     }
@@ -223,7 +245,13 @@ mod tests {
     fn skips_parsing_only_when_no_scoped_tool_can_be_named() {
         let mut scopes = ToolScopes::default();
         scopes.insert("admin-report", vec!["admin:read".into()]);
-        let step_up = StepUp::new(scopes, Challenge::new("http://x/m"), 1024).unwrap();
+        let step_up = StepUp::new(
+            scopes,
+            ScopeHierarchy::default(),
+            Challenge::new("http://x/m"),
+            1024,
+        )
+        .unwrap();
         let whoami =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}"#;
         assert!(!step_up.may_call_scoped_tool(whoami));
@@ -232,6 +260,14 @@ mod tests {
         // Any escape forces the parse: `\u002d` is the `-` of `admin-report`.
         let escaped = br#"{"method":"tools/call","params":{"name":"admin\u002dreport"}}"#;
         assert!(step_up.may_call_scoped_tool(escaped));
-        assert!(StepUp::new(ToolScopes::default(), Challenge::new("http://x/m"), 1).is_none());
+        assert!(
+            StepUp::new(
+                ToolScopes::default(),
+                ScopeHierarchy::default(),
+                Challenge::new("http://x/m"),
+                1
+            )
+            .is_none()
+        );
     }
 }

@@ -21,7 +21,7 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::AuthInfo;
+use crate::{AuthInfo, scopes::ScopeHierarchy};
 
 /// `AuthInfo` as an rmcp handler argument: a `#[tool]` method (or a prompt) can take
 /// `auth: AuthInfo` and receives the verified caller.
@@ -88,6 +88,8 @@ impl ToolScopes {
 pub struct ClosureTools {
     router: Arc<ToolRouter<ClosureTools>>,
     info: Arc<ServerConfig>,
+    /// For the in-tool scope check, which must agree with the HTTP-level one.
+    hierarchy: Arc<ScopeHierarchy>,
 }
 
 impl std::fmt::Debug for ClosureTools {
@@ -138,9 +140,10 @@ impl ClosureToolsBuilder {
             let required = required.clone();
             let auth = AuthInfo::from_context_part(&mut ctx);
             let args = ctx.arguments.take().unwrap_or_default();
+            let hierarchy = ctx.service.hierarchy.clone();
             Box::pin(async move {
                 let auth = auth?;
-                let missing = auth.missing_scopes(&required);
+                let missing = hierarchy.missing(auth.scopes(), &required);
                 if !missing.is_empty() {
                     return Err(ErrorData::invalid_request(
                         format!(
@@ -157,10 +160,11 @@ impl ClosureToolsBuilder {
         self.router.add_route(route);
     }
 
-    pub(crate) fn build(self, info: ServerConfig) -> ClosureTools {
+    pub(crate) fn build(self, info: ServerConfig, hierarchy: ScopeHierarchy) -> ClosureTools {
         ClosureTools {
             router: Arc::new(self.router),
             info: Arc::new(info),
+            hierarchy: Arc::new(hierarchy),
         }
     }
 }

@@ -524,3 +524,129 @@ async fn foreign_host_is_refused() {
     let resp = post(&s.mcp, Some(&t), &call("whoami", json!({})), &[]).await;
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+/// A form POST to the MCP endpoint, with `token` in the header (if any).
+async fn post_form(url: &str, token: Option<&str>, form: &str) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+/// RFC 6750 §2: a client "MUST NOT use more than one method to transmit the token". A token in
+/// the header and the query, or the header and a form body, is a 400 `invalid_request` even
+/// when both copies are the same valid token; a token in a form body alone is refused as one
+/// in the query is. The body never echoes the token.
+#[tokio::test]
+async fn tokens_outside_the_header_or_in_two_places_are_refused() {
+    let s = start_server(Options::default()).await;
+    let t = s.token("user_a", "openid");
+    let query = format!("{}?access_token={t}", s.mcp);
+    let form = format!("access_token={t}");
+    let cases = [
+        (
+            "header and query",
+            post(&query, Some(&t), &initialize(), &[]).await,
+        ),
+        ("header and form", post_form(&s.mcp, Some(&t), &form).await),
+        ("form alone", post_form(&s.mcp, None, &form).await),
+        // A percent-escaped name is the same parameter to a form handler.
+        (
+            "header and an escaped name in the form",
+            post_form(&s.mcp, Some(&t), &format!("x=1&access%5Ftoken={t}")).await,
+        ),
+        ("query alone", post(&query, None, &initialize(), &[]).await),
+    ];
+    for (case, resp) in cases {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert!(www(&resp).contains("error=\"invalid_request\""), "{case}");
+        let b = body(resp).await;
+        assert_eq!(b["error"], "invalid_request", "{case}");
+        assert!(!b.to_string().contains(&t), "{case}: the token is echoed");
+        let more_than_one = case.starts_with("header");
+        assert_eq!(
+            b["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("more than one place"),
+            more_than_one,
+            "{case}: {b}"
+        );
+    }
+    // A form without a token gets past authentication (rmcp then refuses the media type).
+    let resp = post_form(&s.mcp, Some(&t), "note=access_token").await;
+    assert_ne!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_ne!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The same rule through `AuthLayer` on an ordinary route, whose handler still reads the form
+/// body the layer looked into; a form body beyond the layer's limit is refused with 413.
+#[tokio::test]
+async fn auth_layer_refuses_form_and_duplicate_tokens_and_keeps_the_body() {
+    use axum::{Extension, Form, Router, routing::post as post_route};
+    use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier};
+
+    let key = TestKey::rsa("k");
+    let resource = "http://127.0.0.1/api";
+    let verifier = JwtVerifier::builder(
+        ISSUER,
+        Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+            keys: vec![key.jwk.clone()],
+        })
+        .unwrap(),
+    )
+    .resource(resource)
+    .build()
+    .unwrap();
+    #[derive(serde::Deserialize)]
+    struct Note {
+        text: String,
+    }
+    let handler = |Extension(auth): Extension<AuthInfo>, Form(note): Form<Note>| async move {
+        format!("{}: {}", auth.user_id(), note.text)
+    };
+    let md = "http://127.0.0.1/.well-known/oauth-protected-resource/api";
+    let addr = spawn(
+        Router::new()
+            .route("/notes", post_route(handler))
+            .layer(AuthLayer::new(verifier, md).max_form_bytes(1024)),
+    )
+    .await;
+    let t = key.sign(
+        &claims(ISSUER, resource, "user_z", "openid"),
+        Some("at+jwt"),
+    );
+    let url = format!("http://{addr}/notes");
+
+    let resp = post_form(&url, Some(&t), "text=hello+world").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "user_z: hello world");
+
+    for (case, resp) in [
+        (
+            "header and form",
+            post_form(&url, Some(&t), &format!("text=hi&access_token={t}")).await,
+        ),
+        (
+            "header and query",
+            post_form(&format!("{url}?access_token={t}"), Some(&t), "text=hi").await,
+        ),
+        (
+            "form alone",
+            post_form(&url, None, &format!("text=hi&access_token={t}")).await,
+        ),
+    ] {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert!(www(&resp).contains("error=\"invalid_request\""), "{case}");
+        assert!(!resp.text().await.unwrap().contains(&t), "{case}");
+    }
+
+    let big = format!("text={}", "a".repeat(2048));
+    let resp = post_form(&url, Some(&t), &big).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -44,6 +44,7 @@ struct Fake {
     fallback: Mutex<Step>,
     hits: AtomicUsize,
     auth_headers: Mutex<Vec<Option<String>>>,
+    api_versions: Mutex<Vec<Option<String>>>,
 }
 
 impl Fake {
@@ -60,6 +61,11 @@ async fn answer(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     fake.auth_headers.lock().unwrap().push(
         headers
             .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned()),
+    );
+    fake.api_versions.lock().unwrap().push(
+        headers
+            .get("clerk-api-version")
             .map(|v| v.to_str().unwrap().to_owned()),
     );
     let step = {
@@ -91,9 +97,12 @@ async fn start_fake(script: Vec<Step>, fallback: Step) -> (String, Arc<Fake>) {
         fallback: Mutex::new(fallback),
         hits: AtomicUsize::new(0),
         auth_headers: Mutex::new(Vec::new()),
+        api_versions: Mutex::new(Vec::new()),
     });
+    // Clerk's SDK calls the verify endpoints without `/v1` (`@clerk/backend` 3.25.0
+    // `api/factory.ts:60-99`), users with it: only those paths exist here.
     let app = Router::new()
-        .route("/v1/oauth_applications/access_tokens/verify", post(answer))
+        .route("/oauth_applications/access_tokens/verify", post(answer))
         .route("/v1/users/{id}", get(answer))
         .route("/.well-known/jwks.json", get(answer))
         .with_state(fake.clone());
@@ -141,7 +150,8 @@ async fn rate_limited_then_ok_succeeds_after_retry_after() {
     )
     .await;
     let clerk = config(&api, &api, BackendSettings::default());
-    let mcp = start_mcp(&clerk, |b| b).await;
+    // The scripted answers carry no `aud` (the MCP server's port is not known in advance).
+    let mcp = start_mcp(&clerk, |b| b.allow_missing_audience()).await;
     let started = Instant::now();
     let me = mcp.whoami("oat_new_token").await;
     let elapsed = started.elapsed();
@@ -149,6 +159,15 @@ async fn rate_limited_then_ok_succeeds_after_retry_after() {
     assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert_eq!(fake.hits(), 2);
+    // Every call pins the Backend API version, as Clerk's SDK does.
+    let versions = fake.api_versions.lock().unwrap().clone();
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.as_deref() == Some(mcp_auth::clerk::CLERK_API_VERSION)),
+        "{versions:?}"
+    );
+    assert_eq!(mcp_auth::clerk::CLERK_API_VERSION, "2026-05-12");
 }
 
 /// A Backend API answering 500s: 503 with Retry-After within the deadline, a bounded number of
@@ -157,7 +176,8 @@ async fn rate_limited_then_ok_succeeds_after_retry_after() {
 async fn server_errors_become_503_within_the_deadline() {
     let (api, fake) = start_fake(vec![], Step::Status(500, None)).await;
     let clerk = config(&api, &api, fast_settings());
-    let mcp = start_mcp(&clerk, |b| b).await;
+    // The scripted answers carry no `aud` (the MCP server's port is not known in advance).
+    let mcp = start_mcp(&clerk, |b| b.allow_missing_audience()).await;
     let started = Instant::now();
     let resp = mcp.call_whoami("oat_any").await;
     assert_eq!(resp.status(), 503);
@@ -172,7 +192,8 @@ async fn hanging_backend_becomes_503_within_the_timeout() {
     let (api, _fake) = start_fake(vec![], Step::Hang).await;
     let settings = fast_settings().deadline(Duration::from_millis(800));
     let clerk = config(&api, &api, settings);
-    let mcp = start_mcp(&clerk, |b| b).await;
+    // The scripted answers carry no `aud` (the MCP server's port is not known in advance).
+    let mcp = start_mcp(&clerk, |b| b.allow_missing_audience()).await;
     let started = Instant::now();
     let resp = mcp.call_whoami("oat_any").await;
     assert_eq!(resp.status(), 503);
@@ -223,7 +244,8 @@ async fn rate_limit_backoff_is_shared() {
 async fn cached_identities_survive_an_outage() {
     let (api, fake) = start_fake(vec![token_answer("user_cached")], Step::Status(503, None)).await;
     let clerk = config(&api, &api, fast_settings());
-    let mcp = start_mcp(&clerk, |b| b).await;
+    // The scripted answers carry no `aud` (the MCP server's port is not known in advance).
+    let mcp = start_mcp(&clerk, |b| b.allow_missing_audience()).await;
     assert_eq!(mcp.whoami("oat_cached").await["user_id"], "user_cached");
     fake.set_fallback(Step::Hang);
     assert_eq!(mcp.whoami("oat_cached").await["user_id"], "user_cached");

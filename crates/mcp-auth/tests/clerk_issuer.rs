@@ -13,8 +13,8 @@ use mcp_auth::{
     clerk::{BackendError, ClerkConfig, JwksSource},
 };
 use mcp_auth_issuer::{
-    ApiKeyRequest, IssuerConfig, MachineTokenRequest, MintRequest, OrganizationClaims,
-    SessionTokenRequest, TokenFormat,
+    ApiKeyRequest, IssuerConfig, JWT_CATEGORY_TEMPLATE, MachineTokenRequest, MintRequest,
+    OrganizationClaims, SessionTokenRequest, TokenFormat,
 };
 use serde_json::json;
 
@@ -29,10 +29,12 @@ fn jwt(resource: Option<&str>) -> MintRequest {
     }
 }
 
-fn opaque(user: &str) -> MintRequest {
+/// An opaque OAuth token issued for `resource` (Clerk's verify answer then carries it in `aud`).
+fn opaque(user: &str, resource: &str) -> MintRequest {
     MintRequest {
         scopes: vec!["profile".into()],
         format: Some(TokenFormat::Opaque),
+        resource: Some(resource.into()),
         ..MintRequest::new(user, "client_1")
     }
 }
@@ -65,7 +67,9 @@ async fn default_accepts_only_oauth_access_tokens() {
     assert_eq!(me["client_id"], "client_1");
     assert_eq!(me["scopes"], json!(["profile", "email"]));
 
-    let token = issuer.mint_access_token(opaque("user_bob")).unwrap();
+    let token = issuer
+        .mint_access_token(opaque("user_bob", &mcp.url))
+        .unwrap();
     assert!(token.starts_with("oat_"));
     let me = mcp.whoami(&token).await;
     assert_eq!(me["user_id"], "user_bob");
@@ -152,7 +156,8 @@ async fn enabled_kinds_are_accepted() {
         .unwrap();
     let me = mcp.whoami(&machine).await;
     assert_eq!(me["kind"], "m2m_token");
-    assert_eq!(me["user_id"], "mch_1");
+    assert_eq!(me["user_id"], "", "a machine is not a user");
+    assert_eq!(me["machine_id"], "mch_1");
     assert_eq!(issuer_requests(&issuer, &[VERIFY_AK, "status=\"200\""]), 1);
     assert_eq!(issuer_requests(&issuer, &[VERIFY_MT, "status=\"200\""]), 1);
 }
@@ -164,14 +169,16 @@ async fn revoked_and_expired_opaque_tokens_are_refused() {
     let clerk = clerk_config(&issuer);
     let mcp = start_mcp(&clerk, |b| b.accept_api_keys()).await;
 
-    let revoked = issuer.mint_access_token(opaque("user_alice")).unwrap();
+    let revoked = issuer
+        .mint_access_token(opaque("user_alice", &mcp.url))
+        .unwrap();
     assert!(issuer.revoke(&revoked));
     assert_invalid_token(&mcp, &revoked, "revoked oat_").await;
 
     let expired = issuer
         .mint_access_token(MintRequest {
             lifetime: Some(Duration::ZERO),
-            ..opaque("user_alice")
+            ..opaque("user_alice", &mcp.url)
         })
         .unwrap();
     assert_invalid_token(&mcp, &expired, "expired oat_").await;
@@ -199,7 +206,9 @@ async fn revocation_is_noticed_within_the_cache_bound() {
         .cache(CacheConfig::default().max_ttl(Duration::from_secs(1)))
         .build()
         .unwrap();
-    let token = issuer.mint_access_token(opaque("user_alice")).unwrap();
+    let token = issuer
+        .mint_access_token(opaque("user_alice", "http://127.0.0.1:1/mcp"))
+        .unwrap();
     verifier.verify(&token).await.unwrap();
     assert!(issuer.revoke(&token));
     // Still cached: no second verify call yet.
@@ -218,7 +227,11 @@ async fn revocation_is_noticed_within_the_cache_bound() {
             }
         }
     };
-    assert_eq!(refused, VerifyError::invalid_token("token revoked"));
+    // Clerk refuses a revoked token with 404 (its SDK throws for it).
+    assert_eq!(
+        refused,
+        VerifyError::invalid_token("token not recognised by Clerk")
+    );
 }
 
 /// Wrong issuer, a wrong present `aud`, a missing `aud` (strict default) and a session token
@@ -308,7 +321,10 @@ async fn load_stays_under_the_development_rate_limit() {
         .map(|i| {
             let user = format!("user_load_{i}");
             let token = issuer
-                .mint_access_token(MintRequest::new(user.clone(), "client_load"))
+                .mint_access_token(MintRequest {
+                    resource: Some(mcp.url.clone()),
+                    ..MintRequest::new(user.clone(), "client_load")
+                })
                 .unwrap();
             let mcp = mcp.clone();
             tokio::spawn(async move {
@@ -333,7 +349,11 @@ async fn concurrent_first_requests_share_one_verify_call() {
     let issuer = start_issuer(IssuerConfig::default()).await;
     let clerk = clerk_config(&issuer);
     let mcp = Arc::new(start_mcp(&clerk, |b| b).await);
-    let token = Arc::new(issuer.mint_access_token(opaque("user_carol")).unwrap());
+    let token = Arc::new(
+        issuer
+            .mint_access_token(opaque("user_carol", &mcp.url))
+            .unwrap(),
+    );
     let barrier = Arc::new(tokio::sync::Barrier::new(200));
     let tasks: Vec<_> = (0..200)
         .map(|_| {
@@ -370,4 +390,189 @@ async fn users_get_known_and_unknown() {
 
     let err = clerk.users().get("user_does_not_exist").await.unwrap_err();
     assert_eq!(err, BackendError::NotFound);
+}
+
+/// An M2M token as a JWT (`sub` = `mch_…`, Clerk's M2M `cat`) is verified locally: kind
+/// `m2m_token`, the machine as `machine_id`, no user id, the granted machines as scopes, and no
+/// Backend API call. Without `accept_machine_tokens` it is refused, not taken for another kind.
+#[tokio::test]
+async fn m2m_jwts_are_machine_tokens() {
+    let issuer = start_issuer(IssuerConfig::default()).await;
+    let clerk = clerk_config(&issuer);
+    let mcp = start_mcp(&clerk, |b| b.accept_machine_tokens()).await;
+    let token = issuer
+        .mint_machine_token(MachineTokenRequest {
+            subject: "mch_worker".into(),
+            scopes: vec!["mch_api".into()],
+            format: Some(TokenFormat::Jwt),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(token.split('.').count(), 3);
+    let me = mcp.whoami(&token).await;
+    assert_eq!(me["kind"], "m2m_token");
+    assert_eq!(me["machine_id"], "mch_worker");
+    assert_eq!(me["user_id"], "");
+    assert_eq!(me["scopes"], json!(["mch_api"]));
+    assert_eq!(
+        issuer_requests(&issuer, &[VERIFY_MT]),
+        0,
+        "verified locally"
+    );
+
+    let default = start_mcp(&clerk, |b| b.allow_missing_audience()).await;
+    assert_invalid_token(&default, &token, "M2M JWT without accept_machine_tokens").await;
+}
+
+/// With a receiving machine, only M2M tokens granted to it pass: opaque ones are verified with
+/// its machine secret key (the stand-in, like Clerk, then refuses tokens not granted to it), JWTs
+/// by their granted machines. Without one, any M2M token of the instance passes.
+#[tokio::test]
+async fn receiving_machine_accepts_only_granted_tokens() {
+    let issuer = start_issuer(IssuerConfig::default()).await;
+    let clerk = clerk_config(&issuer);
+    let api = issuer.create_machine("api").unwrap();
+    let other = issuer.create_machine("other").unwrap();
+    let worker = issuer.create_machine("worker").unwrap();
+    let mcp = start_mcp(&clerk, |b| {
+        b.accept_machine_tokens()
+            .receiving_machine(api.id.clone(), api.secret_key.clone())
+    })
+    .await;
+    let any_machine = start_mcp(&clerk, |b| b.accept_machine_tokens()).await;
+    let mint = |to: &str, format| {
+        issuer
+            .mint_machine_token(MachineTokenRequest {
+                subject: worker.id.clone(),
+                scopes: vec![to.to_owned()],
+                format: Some(format),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+        let granted = mint(&api.id, format);
+        let me = mcp.whoami(&granted).await;
+        assert_eq!(me["machine_id"], worker.id.as_str(), "{format}");
+        assert_eq!(me["scopes"], json!([api.id]), "{format}");
+        let not_granted = mint(&other.id, format);
+        assert_invalid_token(
+            &mcp,
+            &not_granted,
+            &format!("{format} token for another machine"),
+        )
+        .await;
+        assert_eq!(
+            any_machine.whoami(&not_granted).await["machine_id"],
+            worker.id.as_str(),
+            "{format}: without a receiving machine any token of the instance passes"
+        );
+    }
+    let builder = clerk
+        .verifier("https://mcp.example/mcp")
+        .receiving_machine(api.id.clone(), api.secret_key.clone());
+    assert!(
+        !format!("{builder:?}").contains(&api.secret_key),
+        "the machine secret key is redacted"
+    );
+    assert!(
+        ClerkConfig::from_env_values(Some("sk_test_x"), None, None, Some("https://c.example"))
+            .unwrap()
+            .verifier("https://mcp.example/mcp")
+            .accept_machine_tokens()
+            .receiving_machine("user_1", "ak_x")
+            .build()
+            .is_err(),
+        "a receiving machine id must be mch_…"
+    );
+}
+
+/// Opaque OAuth tokens follow the JWT audience policy: without `aud` refused under the strict
+/// default and accepted with `allow_missing_audience`; a wrong `aud` refused by both.
+#[tokio::test]
+async fn opaque_token_audience_policy() {
+    let issuer = start_issuer(IssuerConfig::default()).await;
+    let clerk = clerk_config(&issuer);
+    let strict = start_mcp(&clerk, |b| b).await;
+    let lenient = start_mcp(&clerk, |b| b.allow_missing_audience()).await;
+    let no_aud = issuer
+        .mint_access_token(MintRequest {
+            resource: None,
+            ..opaque("user_alice", "unused")
+        })
+        .unwrap();
+    assert_invalid_token(&strict, &no_aud, "opaque token without aud, strict").await;
+    assert_eq!(lenient.whoami(&no_aud).await["user_id"], "user_alice");
+    let other = issuer
+        .mint_access_token(opaque("user_alice", "http://127.0.0.1:1/other"))
+        .unwrap();
+    assert_invalid_token(&strict, &other, "opaque token for another resource").await;
+    assert_invalid_token(
+        &lenient,
+        &other,
+        "opaque token for another resource, lenient",
+    )
+    .await;
+    let right = issuer
+        .mint_access_token(opaque("user_alice", &strict.url))
+        .unwrap();
+    let me = strict.whoami(&right).await;
+    assert_eq!(me["audience"], json!([strict.url]));
+}
+
+/// A JWT-template token (Clerk's template `cat`) signed by the same keys is not a session token.
+#[tokio::test]
+async fn template_jwt_is_refused_as_a_session_token() {
+    let issuer = start_issuer(IssuerConfig::default()).await;
+    let clerk = clerk_config(&issuer);
+    let mcp = start_mcp(&clerk, |b| b.accept_session_tokens([FRONTEND])).await;
+    let request = SessionTokenRequest {
+        user_id: "user_alice".into(),
+        authorized_party: Some(FRONTEND.into()),
+        ..Default::default()
+    };
+    let session = issuer.mint_session_token(request.clone()).unwrap();
+    assert_eq!(mcp.whoami(&session).await["kind"], "session_token");
+    let template = issuer
+        .mint_session_token(SessionTokenRequest {
+            category: Some(JWT_CATEGORY_TEMPLATE.into()),
+            ..request
+        })
+        .unwrap();
+    assert_invalid_token(&mcp, &template, "JWT-template token as a session token").await;
+}
+
+/// An organization's API key never surfaces as a user id: `user_id` is empty and the
+/// organization is `organization_id`; a machine's key is `machine_id`.
+#[tokio::test]
+async fn org_api_key_is_never_a_user_id() {
+    let issuer = start_issuer(IssuerConfig::default()).await;
+    let clerk = clerk_config(&issuer);
+    let mcp = start_mcp(&clerk, |b| b.accept_api_keys()).await;
+    let key = |subject: &str| {
+        issuer
+            .mint_api_key(ApiKeyRequest {
+                subject: subject.into(),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let me = mcp.whoami(&key("org_acme")).await;
+    assert_eq!(me["user_id"], "");
+    assert_eq!(me["organization_id"], "org_acme");
+    assert_eq!(me["subject"], "org_acme");
+    let me = mcp.whoami(&key("mch_robot")).await;
+    assert_eq!(me["user_id"], "");
+    assert_eq!(me["machine_id"], "mch_robot");
+    let me = mcp.whoami(&key("user_alice")).await;
+    assert_eq!(me["user_id"], "user_alice");
+    assert_eq!(me["organization_id"], serde_json::Value::Null);
+    // What a tool doing `users().get(auth.user_id())` gets for the org key: not found, and no
+    // Backend API call with the organization id.
+    let before = issuer_requests(&issuer, &["/v1/users/{id}"]);
+    assert_eq!(
+        clerk.users().get("").await.unwrap_err(),
+        BackendError::NotFound
+    );
+    assert_eq!(issuer_requests(&issuer, &["/v1/users/{id}"]), before);
 }

@@ -132,6 +132,60 @@ async fn unavailable_verifier_answers_503() {
     assert!(resp.headers().get("www-authenticate").is_none());
 }
 
+/// A server whose key endpoint is down when it starts answers 503 + `Retry-After` (never 401)
+/// while nothing is cached, without turning its traffic into fetches: a burst of requests
+/// during the outage causes at most one fetch per `cold_refetch_interval` between them. Once
+/// the endpoint is back, a client that presents its token and, if told to, waits the
+/// `Retry-After` it was given, is served on its first or second try.
+#[tokio::test]
+async fn down_at_start_recovers_soon_after_the_endpoint_returns() {
+    let s = start_server(Options::default()).await;
+    s.jwks.set_down(true);
+    let token = s.token("user_a", "openid");
+    let cold = JwksConfig::default().cold_refetch_interval;
+
+    // Distinct tokens, so the verification cache cannot coalesce them into one key lookup.
+    let tokens: Vec<String> = (0..100)
+        .map(|i| s.token(&format!("user_{i}"), "openid"))
+        .collect();
+    let body = initialize();
+    let started = std::time::Instant::now();
+    let burst = tokens.iter().map(|t| post(&s.mcp, Some(t), &body, &[]));
+    for resp in futures::future::join_all(burst).await {
+        assert_eq!(resp.status(), 503);
+        let retry_after: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(Duration::from_secs(retry_after) >= cold, "{retry_after}");
+        assert!(resp.headers().get("www-authenticate").is_none());
+    }
+    // An upper bound from the time the burst actually took, so a slow machine cannot fail it:
+    // one fetch at the first request, then at most one per interval.
+    let bound = 1 + (started.elapsed().as_millis() / cold.as_millis()) as usize;
+    let fetches = s.jwks.fetches();
+    assert!(
+        (1..=bound).contains(&fetches),
+        "{fetches} fetches for 100 requests (bound {bound})"
+    );
+
+    s.jwks.set_down(false);
+    let first = post(&s.mcp, Some(&token), &initialize(), &[]).await;
+    if first.status() != 200 {
+        assert_eq!(first.status(), 503);
+        let wait: u64 = first.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The client honours Retry-After, as the protocol asks it to.
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        let second = post(&s.mcp, Some(&token), &initialize(), &[]).await;
+        assert_eq!(second.status(), 200, "not recovered on the second try");
+    }
+}
+
 /// Keys named by the token itself (`jku`, `jwk` headers) are never fetched or used: a token
 /// signed by an attacker's key, carrying that key and a URL to it, is refused, and the
 /// attacker's key set is never requested.

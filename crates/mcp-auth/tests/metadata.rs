@@ -7,7 +7,7 @@ use std::path::Path;
 
 use axum::{Extension, Router, routing::get};
 use common::*;
-use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier, McpServer};
+use mcp_auth::{AuthInfo, AuthLayer, Jwks, JwtVerifier, McpServer, ScopeHierarchy};
 use serde_json::{Value, json};
 
 fn golden(name: &str, base: &str) -> Value {
@@ -127,6 +127,65 @@ async fn legacy_authorization_server_metadata_is_passed_through() {
     assert_eq!(got, doc, "cached copy served while the issuer is down");
 }
 
+/// `AuthLayer::required_scopes` matches exactly by default (a token granted `admin` is refused
+/// `admin:read`, with one 403 naming every required scope and never `offline_access`); with a
+/// declared hierarchy `admin` is enough.
+#[tokio::test]
+async fn auth_layer_required_scopes_and_hierarchy() {
+    let key = TestKey::rsa("k");
+    let resource = "http://127.0.0.1/api";
+    let layer = || {
+        let verifier = JwtVerifier::builder(
+            ISSUER,
+            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                keys: vec![key.jwk.clone()],
+            })
+            .unwrap(),
+        )
+        .resource(resource)
+        .build()
+        .unwrap();
+        AuthLayer::new(
+            verifier,
+            "http://127.0.0.1/.well-known/oauth-protected-resource/api",
+        )
+        .required_scopes(["admin:read", "admin:write"])
+    };
+    let me = |Extension(a): Extension<AuthInfo>| async move { a.user_id().to_owned() };
+    let exact = spawn(Router::new().route("/me", get(me)).layer(layer())).await;
+    let nested = spawn(Router::new().route("/me", get(me)).layer(
+        layer().scope_hierarchy(
+            ScopeHierarchy::exact().implies("admin", ["admin:read", "admin:write"]),
+        ),
+    ))
+    .await;
+    let admin = key.sign(
+        &claims(ISSUER, resource, "user_z", "admin offline_access"),
+        Some("at+jwt"),
+    );
+    let c = reqwest::Client::new();
+    let r = c
+        .get(format!("http://{exact}/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        www.contains("scope=\"admin admin:read admin:write\""),
+        "{www}"
+    );
+    let r = c
+        .get(format!("http://{nested}/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "user_z");
+}
+
 /// `AuthLayer` protects ordinary axum routes: required mode refuses anonymous calls,
 /// optional mode lets them through without an identity but still refuses bad tokens.
 #[tokio::test]
@@ -200,45 +259,97 @@ async fn auth_layer_on_a_plain_router() {
     assert_eq!(r.text().await.unwrap(), "user_z");
 }
 
-/// With `trust_forwarded_headers(true)` (behind a proxy that sets them), the document's
-/// `resource` follows the public origin the proxy reports.
+/// With `trust_forwarded_headers(true)` (behind a proxy that sets them), the 401 and 403
+/// challenges' `resource_metadata` and the document at that URL follow the public origin the
+/// proxy reports, so they name the same one; without it, both ignore the headers. The client's
+/// path is walked as a real one walks it: challenge, then the document at the URL it names
+/// (reached here through the same "proxy" headers), then `resource` back to its metadata URL.
 #[tokio::test]
-async fn forwarded_headers_are_used_only_when_trusted() {
+async fn challenges_and_metadata_agree_on_the_forwarded_origin() {
     let key = TestKey::rsa("k");
-    let addr = spawn_with(|addr| {
-        let resource = format!("http://{addr}/mcp");
-        let v = JwtVerifier::builder(
-            ISSUER,
-            Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
-                keys: vec![key.jwk.clone()],
-            })
-            .unwrap(),
-        )
-        .resource(&resource)
-        .build()
-        .unwrap();
-        McpServer::builder(&resource)
-            .authorization_server(ISSUER)
-            .legacy_authorization_server_metadata(false)
-            .trust_forwarded_headers(true)
-            .verifier(v)
+    for trusted in [true, false] {
+        let mut resource = String::new();
+        let addr = spawn_with(|addr| {
+            resource = format!("http://{addr}/mcp");
+            let v = JwtVerifier::builder(
+                ISSUER,
+                Jwks::from_set(&jsonwebtoken::jwk::JwkSet {
+                    keys: vec![key.jwk.clone()],
+                })
+                .unwrap(),
+            )
+            .resource(&resource)
             .build()
-            .unwrap()
-    })
-    .await;
-    let doc: Value = reqwest::Client::new()
-        .get(format!(
-            "http://{addr}/.well-known/oauth-protected-resource/mcp"
-        ))
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "mcp.example.com")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+            .unwrap();
+            McpServer::builder(&resource)
+                .authorization_server(ISSUER)
+                .legacy_authorization_server_metadata(false)
+                .trust_forwarded_headers(trusted)
+                .verifier(v)
+                .scoped_tool(
+                    "admin-report",
+                    "Needs admin:read",
+                    ["admin:read"],
+                    |_: NoArgs, _: AuthInfo| async move { "report".to_owned() },
+                )
+                .build()
+                .unwrap()
+        })
+        .await;
+        let origin = if trusted {
+            "https://mcp.example.com".to_owned()
+        } else {
+            format!("http://{addr}")
+        };
+        let proxied = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "mcp.example.com"),
+        ];
+        let token = key.sign(
+            &claims(ISSUER, &resource, "user_a", "openid"),
+            Some("at+jwt"),
+        );
+        let no_token = post(&format!("http://{addr}/mcp"), None, &initialize(), &proxied).await;
+        let step_up = post(
+            &format!("http://{addr}/mcp"),
+            Some(&token),
+            &call("admin-report", json!({})),
+            &proxied,
+        )
+        .await;
+        for (status, resp) in [(401, no_token), (403, step_up)] {
+            assert_eq!(resp.status(), status, "trusted={trusted}");
+            let www = resp.headers()["www-authenticate"].to_str().unwrap();
+            let challenged = www
+                .split("resource_metadata=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no resource_metadata in {www}"));
+            assert_eq!(
+                challenged,
+                format!("{origin}/.well-known/oauth-protected-resource/mcp"),
+                "trusted={trusted}, {status}"
+            );
+            // The proxy maps the public URL's path onto this server.
+            let path = url::Url::parse(challenged).unwrap().path().to_owned();
+            let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+            for (name, value) in proxied {
+                req = req.header(name, value);
+            }
+            let doc: Value = req.send().await.unwrap().json().await.unwrap();
+            assert_eq!(
+                doc["resource"],
+                format!("{origin}/mcp"),
+                "trusted={trusted}"
+            );
+            let resource_url = url::Url::parse(doc["resource"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                mcp_auth::metadata::metadata_url(&resource_url),
+                challenged,
+                "trusted={trusted}: the document's resource does not lead back to the challenge"
+            );
+        }
+    }
 }
 
 /// Fuzzing finding (fuzz target `metadata_urls`): a resource URL whose path has a segment

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use mcp_auth::{AuthInfo, McpServer};
+use mcp_auth::{AuthInfo, McpServer, ScopeHierarchy};
 use rmcp::{handler::server::wrapper::Parameters, tool, tool_router};
 use serde_json::{Value, json};
 
@@ -76,6 +76,164 @@ async fn batch_cannot_smuggle_a_scoped_call() {
     let batch = json!([call("whoami", json!({})), call("admin-report", json!({}))]);
     let resp = post(&s.mcp, Some(&narrow), &batch, &[]).await;
     assert_eq!(resp.status(), 403);
+}
+
+/// SEP-2350 (MCP 2026-07-28, authorization § Scope Challenge Handling): a batch calling two
+/// scoped tools gets one 403 naming the scopes of both, so one step-up is enough; even when
+/// the token already holds one tool's scope, the challenge names every scope of the operation.
+#[tokio::test]
+async fn batch_challenge_names_every_scoped_call() {
+    let s = start_server(Options::default()).await;
+    let batch = json!([
+        call("admin-report", json!({})),
+        call("whoami", json!({})),
+        call("audit-log", json!({}))
+    ]);
+    for (granted, expected) in [
+        ("openid", "openid admin:read audit:read"),
+        ("audit:read", "audit:read admin:read"),
+    ] {
+        let resp = post(&s.mcp, Some(&s.token("user_alice", granted)), &batch, &[]).await;
+        assert_eq!(resp.status(), 403, "{granted}");
+        let challenge = resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.contains(&format!(
+                "scope=\"{expected}\", error=\"insufficient_scope\""
+            )),
+            "{granted}: {challenge}"
+        );
+    }
+    // With both scopes the guard lets the batch through to rmcp, which answers it itself
+    // (rmcp 3.11 does not take batches and says so with 415).
+    let both = s.token("user_alice", "admin:read audit:read");
+    let resp = post(&s.mcp, Some(&both), &batch, &[]).await;
+    assert_ne!(resp.status(), 403);
+}
+
+/// `offline_access` is never challenged for (MCP 2026-07-28, authorization § Refresh Tokens),
+/// neither in the 401 default scope (configured with it) nor in a 403 to a token holding it.
+#[tokio::test]
+async fn offline_access_is_never_challenged() {
+    let s = start_server(Options::default()).await;
+    let resp = post(&s.mcp, None, &initialize(), &[]).await;
+    assert_eq!(resp.status(), 401);
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(www.contains("scope=\"openid profile\""), "{www}");
+    let t = s.token("user_alice", "openid offline_access");
+    let resp = post(&s.mcp, Some(&t), &call("admin-report", json!({})), &[]).await;
+    assert_eq!(resp.status(), 403);
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!www.contains("offline_access"), "{www}");
+    assert!(www.contains("scope=\"openid admin:read\""), "{www}");
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        !body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("offline_access"),
+        "{body}"
+    );
+}
+
+/// Scope hierarchy: off by default (`admin` does not satisfy `admin:read`); declared, `admin`
+/// runs the tool, in the step-up guard and in the closure tool's own check alike.
+#[tokio::test]
+async fn scope_hierarchy_is_opt_in() {
+    let off = start_server(Options::default()).await;
+    let t = off.token("user_alice", "admin");
+    let resp = post(&off.mcp, Some(&t), &call("admin-report", json!({})), &[]).await;
+    assert_eq!(resp.status(), 403);
+
+    let on = start_server(Options {
+        hierarchy: ScopeHierarchy::exact().implies("admin", ["admin:read"]),
+        ..Options::default()
+    })
+    .await;
+    let t = on.token("user_alice", "admin");
+    let resp = post(&on.mcp, Some(&t), &call("admin-report", json!({})), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let r = rpc_result(resp).await;
+    assert_eq!(
+        r["result"]["content"][0]["text"], "report for user_alice",
+        "{r}"
+    );
+    // `admin` covers only what was declared; the refusal of a batch still names every scope
+    // the batch needs, including `admin:read`, which `admin` covers.
+    let resp = post(&on.mcp, Some(&t), &call("audit-log", json!({})), &[]).await;
+    assert_eq!(resp.status(), 403);
+    let batch = json!([
+        call("admin-report", json!({})),
+        call("audit-log", json!({}))
+    ]);
+    let resp = post(&on.mcp, Some(&t), &batch, &[]).await;
+    assert_eq!(resp.status(), 403);
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        www.contains("scope=\"admin admin:read audit:read\""),
+        "{www}"
+    );
+}
+
+async fn listed_tools(s: &TestServer, scope: &str) -> Vec<Value> {
+    let list = json!({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{}});
+    let resp = post(&s.mcp, Some(&s.token("user_alice", scope)), &list, &[]).await;
+    assert_eq!(resp.status(), 200);
+    let r = rpc_result(resp).await;
+    r["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .clone()
+}
+
+fn tool<'a>(tools: &'a [Value], name: &str) -> Option<&'a Value> {
+    tools.iter().find(|t| t["name"] == name)
+}
+
+/// By default every tool is listed, and each scoped one carries its scopes the way ChatGPT's
+/// Apps SDK reads them (`_meta.securitySchemes`), unscoped ones nothing.
+#[tokio::test]
+async fn tools_list_announces_scopes() {
+    let s = start_server(Options::default()).await;
+    let tools = listed_tools(&s, "openid").await;
+    assert_eq!(tools.len(), 3, "{tools:?}");
+    let report = tool(&tools, "admin-report").unwrap();
+    assert_eq!(
+        report["_meta"]["securitySchemes"],
+        json!([{"type": "oauth2", "scopes": ["admin:read"]}]),
+        "{report}"
+    );
+    let whoami = tool(&tools, "whoami").unwrap();
+    assert!(whoami.get("_meta").is_none(), "{whoami}");
+}
+
+/// With `hide_unauthorized_tools`, a caller without a tool's scope does not see it, one with
+/// it does (the list is per caller).
+#[tokio::test]
+async fn hidden_tools_depend_on_the_caller() {
+    let s = start_server(Options {
+        hide_unauthorized_tools: true,
+        ..Options::default()
+    })
+    .await;
+    let narrow = listed_tools(&s, "openid").await;
+    assert!(tool(&narrow, "whoami").is_some());
+    assert!(tool(&narrow, "admin-report").is_none(), "{narrow:?}");
+    assert!(tool(&narrow, "audit-log").is_none());
+    let wide = listed_tools(&s, "openid admin:read").await;
+    assert!(tool(&wide, "admin-report").is_some(), "{wide:?}");
+    assert!(tool(&wide, "audit-log").is_none());
 }
 
 /// With a 2026-07-28 request the `Mcp-Method`/`Mcp-Name` headers decide (rmcp checks they
@@ -338,6 +496,14 @@ async fn tool_macro_methods_receive_auth_info() {
         resp.status(),
         403,
         "escaped tools/call must get the step-up challenge"
+    );
+    // `#[tool]` routers' tools carry their scopes in `tools/list` too.
+    let list = json!({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{}});
+    let r = rpc_result(post(&url, Some(&narrow), &list, &[]).await).await;
+    assert_eq!(
+        r["result"]["tools"][0]["_meta"]["securitySchemes"],
+        json!([{"type": "oauth2", "scopes": ["echo:write"]}]),
+        "{r}"
     );
     let wide = key.sign(
         &claims(ISSUER, &resource, "user_m", "echo:write"),

@@ -30,16 +30,17 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-/// A tool call is logged inside a span naming the user, the client, the tool and the status;
-/// neither the accepted nor a refused token appears anywhere in the log.
+/// One access line per request at `info` (target `mcp_auth::access`): for an admitted request
+/// the method, user, client, tool, status and duration; for a refused one the method, status
+/// and duration. Neither the accepted nor a refused token appears anywhere in the log.
 // Current-thread runtime: the server's tasks run on this thread, under the thread-local
 // subscriber installed below.
 #[tokio::test(flavor = "current_thread")]
-async fn request_span_names_caller_tool_and_status_but_not_the_token() {
+async fn one_access_line_per_request_with_caller_tool_status_and_duration_but_not_the_token() {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
-        .with_max_level(tracing::Level::DEBUG)
+        .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -53,17 +54,62 @@ async fn request_span_names_caller_tool_and_status_but_not_the_token() {
     assert_eq!(resp.status(), 401);
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let finished = log
+    let access: Vec<&str> = log
         .lines()
-        .find(|l| l.contains("request finished"))
-        .unwrap_or_else(|| panic!("no request span in:\n{log}"));
+        .filter(|l| l.contains("mcp_auth::access"))
+        .collect();
+    assert_eq!(access.len(), 2, "one line per request:\n{log}");
+    let (finished, refused) = (access[0], access[1]);
     for field in [
+        " INFO ",
+        "method=POST",
         "user=user_alice",
         "client=client_test",
         "tool=\"admin-report\"",
         "status=200",
+        "duration_us=",
+        "request finished",
     ] {
         assert!(finished.contains(field), "{field} missing from: {finished}");
     }
-    assert!(!log.contains(&good[good.len() - 40..]), "token in the log");
+    for field in [
+        " INFO ",
+        "method=POST",
+        "status=401",
+        "duration_us=",
+        "request refused",
+    ] {
+        assert!(refused.contains(field), "{field} missing from: {refused}");
+    }
+    assert!(!refused.contains("user="), "{refused}");
+    // Neither token, nor any part of one long enough to matter (the signature's tail).
+    for token in [&good, &bad] {
+        assert!(
+            !log.contains(&token[token.len() - 40..]),
+            "token in the log"
+        );
+        assert!(!log.contains(&token[..40]), "token in the log");
+    }
+}
+
+/// At `warn` the access line, and the span it would carry, cost nothing: nothing is logged
+/// for a request, and requests are served as usual.
+#[tokio::test(flavor = "current_thread")]
+async fn nothing_is_logged_per_request_at_warn() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = start_server(Options::default()).await;
+    let good = s.token("user_alice", "openid admin:read");
+    let resp = post(&s.mcp, Some(&good), &call("admin-report", json!({})), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let resp = post(&s.mcp, None, &call("admin-report", json!({})), &[]).await;
+    assert_eq!(resp.status(), 401);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(log, "");
 }

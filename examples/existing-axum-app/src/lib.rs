@@ -9,6 +9,12 @@
 //! OAuth token an MCP client obtained is accepted by the API too, the Rust twin of a Next.js API
 //! route that calls `auth({ acceptsToken: 'oauth_token' })`. The MCP tools and the API read and
 //! write the same per-user notes.
+//!
+//! Service-to-service: `GET /api/machine` accepts only Clerk M2M tokens (opaque `mt_…` or JWT)
+//! and answers the calling machine and the machines its token is granted to. With this
+//! service's own machine configured ([`MachineEnv`], from `CLERK_MACHINE_ID` and
+//! `CLERK_MACHINE_SECRET_KEY`), only tokens granted to this machine pass; without it, any M2M
+//! token of the Clerk instance does.
 
 use std::{
     collections::HashMap,
@@ -18,7 +24,7 @@ use std::{
 
 use axum::{Extension, Json, Router, extract::State, http::StatusCode, routing::get};
 use mcp_auth::{
-    AuthInfo, AuthLayer, Challenge, McpServer, TokenVerifier,
+    AuthInfo, AuthLayer, Challenge, McpServer, TokenKind, TokenVerifier,
     clerk::{ClerkConfig, ClerkConfigError},
     metadata,
 };
@@ -76,6 +82,45 @@ impl ClerkEnv {
     }
 }
 
+/// This service's own Clerk machine (`CLERK_MACHINE_ID`, `CLERK_MACHINE_SECRET_KEY`): with it,
+/// `GET /api/machine` accepts only M2M tokens granted to this machine.
+#[derive(Clone)]
+pub struct MachineEnv {
+    /// `mch_…`, from the Clerk Dashboard (Machines).
+    pub id: String,
+    /// The machine secret key (`ak_…`).
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for MachineEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineEnv")
+            .field("id", &self.id)
+            .field("secret_key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl MachineEnv {
+    /// From `CLERK_MACHINE_SECRET_KEY` and `CLERK_MACHINE_ID` (through `get`): `Ok(None)` when
+    /// the secret key is unset, an error when it is set without the id (the key alone does not
+    /// say which machine it belongs to, and the JWT check needs the id).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, StartError> {
+        let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let Some(secret_key) = non_empty("CLERK_MACHINE_SECRET_KEY") else {
+            return Ok(None);
+        };
+        let id = non_empty("CLERK_MACHINE_ID").ok_or_else(|| {
+            StartError::Config(
+                "CLERK_MACHINE_SECRET_KEY is set: set CLERK_MACHINE_ID (mch_…) to the id of the \
+                 same machine"
+                    .into(),
+            )
+        })?;
+        Ok(Some(Self { id, secret_key }))
+    }
+}
+
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -85,6 +130,8 @@ pub struct Options {
     pub issuer_port: u16,
     /// Real Clerk keys: when set, no issuer is started.
     pub clerk: Option<ClerkEnv>,
+    /// This service's own machine, for `GET /api/machine`.
+    pub machine: Option<MachineEnv>,
 }
 
 /// Why the app could not start.
@@ -130,19 +177,30 @@ impl Notes {
 
 /// The application as it was before MCP: a public page and a protected JSON API. `auth` is
 /// whatever protects the API; with MCP it is the same verifier the MCP endpoint uses.
-pub fn existing_app(notes: Notes, auth: AuthLayer) -> Router {
+/// `machine_auth` protects the service-to-service route `GET /api/machine`.
+pub fn existing_app(notes: Notes, auth: AuthLayer, machine_auth: AuthLayer) -> Router {
     let api = Router::new()
         .route("/api/me", get(me))
         .route("/api/notes", get(list_notes).post(add_note))
         .layer(auth);
+    let services = Router::new()
+        .route("/api/machine", get(machine))
+        .layer(machine_auth);
     Router::new()
         .route("/", get(home))
         .merge(api)
+        .merge(services)
         .with_state(notes)
 }
 
 async fn home() -> &'static str {
-    "existing-axum-app: public page. Protected: GET /api/me, GET|POST /api/notes, MCP at /mcp.\n"
+    "existing-axum-app: public page. Protected: GET /api/me, GET|POST /api/notes, \
+     GET /api/machine (M2M tokens), MCP at /mcp.\n"
+}
+
+/// `GET /api/machine`: the calling machine and the machines its token is granted to.
+async fn machine(Extension(auth): Extension<AuthInfo>) -> Json<Value> {
+    Json(json!({ "machine_id": auth.machine_id(), "scopes": auth.scopes() }))
 }
 
 async fn me(Extension(auth): Extension<AuthInfo>) -> Json<Value> {
@@ -180,18 +238,33 @@ async fn add_note(
 struct NoArgs {}
 
 /// The existing app plus the MCP endpoint at `mcp_url`'s path (its canonical URL, the audience
-/// tokens must name), everything verified by one Clerk verifier.
-pub fn app(clerk: &ClerkConfig, mcp_url: &str) -> Result<Router, StartError> {
+/// tokens must name), everything verified by one Clerk verifier; `GET /api/machine` by a second
+/// one that accepts M2M tokens only (granted to `machine` when given).
+pub fn app(
+    clerk: &ClerkConfig,
+    mcp_url: &str,
+    machine: Option<&MachineEnv>,
+) -> Result<Router, StartError> {
     let config = |e: &dyn std::fmt::Display| StartError::Config(e.to_string());
     // One verifier (and one verification cache) for the whole app.
     let verifier: Arc<dyn TokenVerifier> =
         Arc::new(clerk.verifier(mcp_url).build().map_err(|e| config(&e))?);
+    // Machine tokens only: OAuth tokens, session tokens and API keys are refused here.
+    let mut machines = clerk
+        .verifier(mcp_url)
+        .accept_kinds([TokenKind::MachineToken]);
+    if let Some(m) = machine {
+        machines = machines.receiving_machine(m.id.clone(), m.secret_key.clone());
+    }
+    let machine_verifier: Arc<dyn TokenVerifier> =
+        Arc::new(machines.build().map_err(|e| config(&e))?);
     // API challenges point at the same protected resource metadata the MCP endpoint serves,
     // so a client refused by /api/* discovers the same authorization server.
     let resource = url::Url::parse(mcp_url).map_err(|e| config(&e))?;
     let challenge = Challenge::new(&metadata::metadata_url(&resource)).with_default_scope(SCOPES);
     let notes = Notes::default();
-    let api_auth = AuthLayer::with_challenge(verifier.clone(), challenge);
+    let api_auth = AuthLayer::with_challenge(verifier.clone(), challenge.clone());
+    let machine_auth = AuthLayer::with_challenge(machine_verifier, challenge);
 
     let (list, add) = (notes.clone(), notes.clone());
     let mcp = McpServer::builder(mcp_url)
@@ -226,7 +299,7 @@ pub fn app(clerk: &ClerkConfig, mcp_url: &str) -> Result<Router, StartError> {
         .map_err(|e| config(&e))?;
 
     // The one line that adds MCP to the existing app.
-    Ok(existing_app(notes, api_auth).merge(mcp))
+    Ok(existing_app(notes, api_auth, machine_auth).merge(mcp))
 }
 
 /// A running app (and its embedded issuer, when one was started).
@@ -269,7 +342,7 @@ impl Running {
         let clerk = keys
             .config()
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let router = app(&clerk, &format!("{base_url}/mcp"))?;
+        let router = app(&clerk, &format!("{base_url}/mcp"), options.machine.as_ref())?;
 
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {

@@ -8,6 +8,8 @@
 //! cargo run -p existing-axum-app
 //! # or with your Clerk instance (no local issuer is started):
 //! CLERK_SECRET_KEY=sk_test_… CLERK_PUBLISHABLE_KEY=pk_test_… cargo run -p existing-axum-app
+//! # GET /api/machine accepts only M2M tokens granted to this service's machine when set:
+//! CLERK_MACHINE_ID=mch_… CLERK_MACHINE_SECRET_KEY=ak_… cargo run -p existing-axum-app
 //! ```
 //!
 //! Then, with the embedded issuer (the app prints the secret key to export):
@@ -23,6 +25,11 @@
 //! curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api/me
 //! curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
 //!   -d '{"text":"hello"}' http://127.0.0.1:3000/api/notes
+//! M2M=$(curl -s -X POST http://127.0.0.1:3001/admin/m2m_tokens \
+//!   -H "Authorization: Bearer $ISSUER_SECRET_KEY" -H 'content-type: application/json' \
+//!   -d '{"subject":"mch_worker","scopes":["mch_api"],"format":"jwt"}' \
+//!   | sed 's/.*"token":"\([^"]*\)".*/\1/')
+//! curl -s -H "Authorization: Bearer $M2M" http://127.0.0.1:3000/api/machine
 //! curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
 //!   -H 'accept: application/json, text/event-stream' \
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list-notes","arguments":{}}}' \
@@ -33,7 +40,12 @@
 //! URL and go through the OAuth flow themselves.
 
 use clap::Parser;
-use existing_axum_app::{ClerkEnv, Options, Running};
+use existing_axum_app::{ClerkEnv, MachineEnv, Options, Running};
+
+/// Without `RUST_LOG`: the startup lines and one access line per MCP request
+/// (`mcp_auth::access`); no library chatter (rmcp logs each stateless request's set-up at
+/// `info`) and no per-request lines from the embedded issuer.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn,mcp_auth_issuer=warn";
 
 #[derive(Parser, Debug)]
 #[command(about = "An existing axum app with an OAuth-protected MCP endpoint merged in")]
@@ -48,23 +60,36 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Written by a background thread: a slow terminal or disk never holds up a request (under
+    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
+    let (log_writer, _log_guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_auth_issuer=warn".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
+        // Colour codes only for a terminal: not in a log file, and they cost several times
+        // the formatting of the line itself.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(log_writer)
         .init();
     let args = Args::parse();
     let running = Running::start(Options {
         port: args.port,
         issuer_port: args.issuer_port,
         clerk: ClerkEnv::from_env(|name| std::env::var(name).ok()),
+        machine: MachineEnv::from_env(|name| std::env::var(name).ok())?,
     })
     .await?;
     println!("existing-axum-app on {}", running.base_url());
     println!("  public:    GET {}/", running.base_url());
     println!(
         "  protected: GET {0}/api/me, GET|POST {0}/api/notes",
+        running.base_url()
+    );
+    println!(
+        "  machines:  GET {}/api/machine (Clerk M2M tokens only)",
         running.base_url()
     );
     println!("  MCP:       {}", running.mcp_url());

@@ -3,8 +3,9 @@
 //! protected resource metadata the MCP endpoint serves) and accepts an issuer-minted OAuth token;
 //! the MCP endpoint accepts the same token, and the API and the tools share per-user state.
 
-use existing_axum_app::{Options, Running, SCOPES};
-use mcp_auth_issuer::MintRequest;
+use existing_axum_app::{MachineEnv, Options, Running, SCOPES, app};
+use mcp_auth::clerk::ClerkConfig;
+use mcp_auth_issuer::{Issuer, IssuerConfig, MachineTokenRequest, MintRequest, TokenFormat};
 use serde_json::{Value, json};
 
 async fn mcp_call(
@@ -185,4 +186,108 @@ async fn api_routes_and_mcp_share_one_verifier() {
     assert_eq!(refused.status(), 401);
 
     app.shutdown().await;
+}
+
+/// `GET /api/machine` accepts Clerk M2M tokens only, opaque and JWT, and answers the calling
+/// machine and its granted machines; an OAuth token (valid on the rest of the API) and no token
+/// are refused with 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_route_accepts_only_m2m_tokens() {
+    let app = Running::start(Options::default()).await.unwrap();
+    let issuer = app.issuer().expect("embedded issuer");
+    let url = format!("{}/api/machine", app.base_url());
+    let http = reqwest::Client::new();
+    for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+        let token = issuer
+            .mint_machine_token(MachineTokenRequest {
+                subject: "mch_worker".into(),
+                scopes: vec!["mch_api".into()],
+                format: Some(format),
+                ..Default::default()
+            })
+            .unwrap();
+        let resp = http.get(&url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{format}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"machine_id": "mch_worker", "scopes": ["mch_api"]}),
+            "{format}"
+        );
+    }
+    let oauth = issuer
+        .mint_access_token(MintRequest {
+            resource: Some(app.mcp_url()),
+            ..MintRequest::new(issuer.users()[0].id.clone(), "client_existing_app_test")
+        })
+        .unwrap();
+    let resp = http.get(&url).bearer_auth(&oauth).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "an OAuth token is not a machine token");
+    let me = http
+        .get(format!("{}/api/me", app.base_url()))
+        .bearer_auth(&oauth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    app.shutdown().await;
+}
+
+/// With this service's machine configured, `GET /api/machine` accepts only M2M tokens granted
+/// to it (opaque: verified with its machine secret key; JWT: by its granted machines).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_route_with_a_receiving_machine() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = Issuer::serve(listener, IssuerConfig::default())
+        .await
+        .unwrap();
+    let api = issuer.create_machine("api").unwrap();
+    let other = issuer.create_machine("other").unwrap();
+    let clerk = ClerkConfig::from_env_values(
+        Some(&issuer.secret_key()),
+        Some(&issuer.publishable_key()),
+        Some(&issuer.base_url()),
+        Some(&issuer.base_url()),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let machine = MachineEnv {
+        id: api.id.clone(),
+        secret_key: api.secret_key.clone(),
+    };
+    let router = app(&clerk, &format!("{base}/mcp"), Some(&machine)).unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let http = reqwest::Client::new();
+    for format in [TokenFormat::Opaque, TokenFormat::Jwt] {
+        let mint = |to: &str| {
+            issuer
+                .mint_machine_token(MachineTokenRequest {
+                    subject: "mch_worker".into(),
+                    scopes: vec![to.to_owned()],
+                    format: Some(format),
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let call = |token: String| {
+            http.get(format!("{base}/api/machine"))
+                .bearer_auth(token)
+                .send()
+        };
+        assert_eq!(call(mint(&api.id)).await.unwrap().status(), 200, "{format}");
+        assert_eq!(
+            call(mint(&other.id)).await.unwrap().status(),
+            401,
+            "{format}: not granted to this machine"
+        );
+    }
+    let missing_id = MachineEnv::from_env(|name| {
+        (name == "CLERK_MACHINE_SECRET_KEY").then(|| "ak_x".to_owned())
+    });
+    assert!(
+        missing_id.is_err(),
+        "a machine secret key needs its machine id"
+    );
 }

@@ -58,15 +58,28 @@ struct Args {
     max_sessions: u64,
 }
 
+/// Without `RUST_LOG`: the startup lines and one access line per request (`mcp_auth::access`),
+/// and no library chatter (rmcp logs each stateless request's set-up at `info`).
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 struct NoArgs {}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Written by a background thread: a slow terminal or disk never holds up a request (under
+    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
+    let (log_writer, _log_guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
+        // Colour codes only for a terminal: not in a log file, and they cost several times
+        // the formatting of the line itself.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(log_writer)
         .init();
     let args = Args::parse();
     // `iss` is compared exactly, so keep the issuer as given.

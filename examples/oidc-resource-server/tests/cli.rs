@@ -63,20 +63,34 @@ impl Drop for Server {
 
 /// Starts the binary on a free port and waits for its "ready" log line.
 fn start(issuer: &str, extra: &[&str]) -> (Server, String) {
+    let (server, url, _lines) = start_logging(issuer, extra, Some("info"));
+    (server, url)
+}
+
+/// Like [`start`], with `RUST_LOG` set to `rust_log` (`None`: unset, the binary's default) and
+/// the log lines after the "ready" line handed over as they come.
+fn start_logging(
+    issuer: &str,
+    extra: &[&str],
+    rust_log: Option<&str>,
+) -> (Server, String, std::sync::mpsc::Receiver<String>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oidc-resource-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oidc-resource-server"));
+    command
         .args(["--issuer", issuer, "--port", &port.to_string()])
         .args(extra)
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let url = format!("http://127.0.0.1:{port}/mcp");
@@ -90,8 +104,14 @@ fn start(issuer: &str, extra: &[&str]) -> (Server, String) {
             break;
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), url)
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            // The test may have stopped listening; keep draining so the child never blocks.
+            let _ = send.send(line);
+        }
+    });
+    (Server(child), url, receive)
 }
 
 async fn call(url: &str, token: &str, tool: &str) -> (u16, Value) {
@@ -215,6 +235,68 @@ async fn tokens_from_any_rs256_or_es256_issuer_work() {
             resp.headers().contains_key("mcp-session-id"),
             stateful,
             "{flags:?}"
+        );
+    }
+}
+
+/// Run as shipped (no `RUST_LOG`), the server writes exactly one line per request: the access
+/// line, with the method, user, client, tool, status and duration, and never the token. rmcp's
+/// per-request `info` lines (it sets up a service for every stateless request) are silenced by
+/// the default filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_log_is_one_access_line_per_request() {
+    let rsa = key("rsa-1", Algorithm::RS256);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let keys = json!({"keys": [rsa.jwk]});
+    let app = Router::new().route("/keys", get(move || async move { Json(keys) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let jwks = format!("{issuer}/keys");
+    let (_server, url, lines) = start_logging(&issuer, &["--jwks-url", &jwks], None);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = sign(
+        &rsa,
+        &json!({"iss": issuer, "sub": "user_log", "client_id": "cli", "aud": url,
+                "scope": "openid", "iat": now, "exp": now + 600}),
+    );
+    const REQUESTS: usize = 3;
+    for _ in 0..REQUESTS {
+        let (status, body) = call(&url, &token, "whoami").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Lines arrive in the order they were written. rmcp's chatter for a request starts before
+    // the request's access line ("Service initialized as server"), so with it on, the first
+    // lines after "ready" would not all be access lines.
+    let mut logged = Vec::new();
+    while logged.len() < REQUESTS {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("fewer than {REQUESTS} lines: {logged:#?}"));
+        logged.push(line);
+    }
+    for line in &logged {
+        for field in [
+            " INFO ",
+            "mcp_auth::access",
+            "method=POST",
+            "user=user_log",
+            "client=cli",
+            "tool=\"whoami\"",
+            "status=200",
+            "duration_us=",
+        ] {
+            assert!(
+                line.contains(field),
+                "{field} missing from: {line}\nall: {logged:#?}"
+            );
+        }
+        assert!(
+            !line.contains(&token[token.len() - 40..]),
+            "token in: {line}"
         );
     }
 }

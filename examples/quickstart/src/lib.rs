@@ -1,7 +1,7 @@
 //! The quickstart as a library, so the end-to-end tests start exactly what `cargo run -p
 //! quickstart` starts (on free ports) and drive it with real MCP clients.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use mcp_auth::{AuthInfo, McpServerBuilder, clerk::BackendApi};
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
@@ -28,6 +28,10 @@ pub struct Options {
     /// Lifetime of the embedded issuer's access tokens (tests use short ones). `None`: the
     /// issuer's default, one day, as Clerk.
     pub access_token_lifetime: Option<Duration>,
+    /// Directory of the embedded issuer's persistent state (keys, clients, consents, tokens),
+    /// so connected clients keep working across restarts. `None`: in memory, lost at exit
+    /// (the binary's `--ephemeral`; its default is `.mcp-auth` in the working directory).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Why the quickstart could not start.
@@ -137,6 +141,7 @@ impl Quickstart {
                     // Clients written for MCP 2025-03-26 send no `resource`; their tokens get
                     // this server as audience, so the strict audience check still holds.
                     default_audience: Some(mcp_url.clone()),
+                    state_dir: options.state_dir.clone(),
                     ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)
@@ -149,6 +154,7 @@ impl Quickstart {
                     publishable_key: handle.publishable_key(),
                     api_url: Some(handle.base_url()),
                     frontend_api_url: Some(handle.base_url()),
+                    machine: None,
                 };
                 (Some(handle), keys)
             }
@@ -255,10 +261,20 @@ impl Quickstart {
             "  Authorization server:  {}",
             self.authorization_server
         ));
-        if self.issuer.is_some() {
-            out.push_str("  (embedded, for development only)\n");
-        } else {
-            out.push_str("  (Clerk)\n");
+        match &self.issuer {
+            Some(issuer) => {
+                out.push_str("  (embedded, for development only)\n");
+                match issuer.state_dir() {
+                    Some(dir) => out.push_str(&format!(
+                        "  Issuer state:          {}  (clients stay connected across restarts; delete it, or run with --ephemeral, to start afresh)\n",
+                        dir.display()
+                    )),
+                    None => out.push_str(
+                        "  Issuer state:          in memory (--ephemeral): clients must register and consent again after a restart\n",
+                    ),
+                }
+            }
+            None => out.push_str("  (Clerk)\n"),
         }
         out.push_str("\nConnect a client:\n\n");
         out.push_str(&format!(

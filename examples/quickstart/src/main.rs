@@ -10,10 +10,22 @@
 //! then paste the printed MCP URL into Cursor, Claude, VS Code or the MCP Inspector, consent in
 //! the browser, and call `whoami`, `get-clerk-user-data` or (step-up) `get-private-metadata`.
 //! With `CLERK_SECRET_KEY` and `CLERK_PUBLISHABLE_KEY` set, your real Clerk instance is used and
-//! no local issuer starts (`CLERK_API_URL` / `CLERK_FRONTEND_API_URL` override its URLs).
+//! no local issuer starts (`CLERK_API_URL` / `CLERK_FRONTEND_API_URL` override its URLs). With
+//! `CLERK_MACHINE_ID` and `CLERK_MACHINE_SECRET_KEY` (this service's Clerk machine) set too,
+//! Clerk M2M tokens granted to that machine are accepted as well.
+//!
+//! The embedded issuer keeps its state in `.mcp-auth/` under the working directory, so a restart
+//! (every time you change a tool) keeps connected clients connected: same keys, same
+//! registrations, same refresh tokens. Delete that directory, or pass `--ephemeral`, to start
+//! afresh.
 
 use clap::Parser;
 use quickstart::{ClerkKeys, Options, Quickstart};
+
+/// Without `RUST_LOG`: the startup lines and one access line per MCP request
+/// (`mcp_auth::access`); no library chatter (rmcp logs each stateless request's set-up at
+/// `info`) and no per-request lines from the embedded issuer.
+const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn,mcp_auth_issuer=warn";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,15 +43,30 @@ struct Args {
     /// server then verifies each new token through the Backend API (cached).
     #[arg(long)]
     opaque_tokens: bool,
+    /// Where the embedded issuer keeps its state (signing keys, registered clients, consents,
+    /// tokens as hashes), so clients stay connected when you restart. Delete it to start afresh.
+    #[arg(long, value_name = "DIR", default_value = ".mcp-auth")]
+    state_dir: std::path::PathBuf,
+    /// Keep the embedded issuer's state in memory: every restart forgets clients and tokens.
+    #[arg(long, conflicts_with = "state_dir")]
+    ephemeral: bool,
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    // Written by a background thread: a slow terminal or disk never holds up a request (under
+    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
+    let (log_writer, _log_guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_auth_issuer=warn".into()),
+                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
         )
+        // Colour codes only for a terminal: not in a log file, and they cost several times
+        // the formatting of the line itself.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(log_writer)
         .init();
     let args = Args::parse();
     let clerk = ClerkKeys::from_env(|name| std::env::var(name).ok());
@@ -49,11 +76,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         opaque_tokens: args.opaque_tokens,
         clerk,
         access_token_lifetime: None,
+        // Absolute, so the banner and any error say exactly which directory.
+        state_dir: (!args.ephemeral)
+            .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
     })
-    .await?;
+    .await;
+    let running = match running {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("quickstart: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     println!("{}", running.banner());
     let _ = tokio::signal::ctrl_c().await;
     println!("shutting down (finishing in-flight requests)…");
     running.shutdown().await;
-    Ok(())
+    std::process::ExitCode::SUCCESS
 }

@@ -8,7 +8,9 @@ use mcp_auth::{
 use rmcp::{ErrorData, model::CallToolResult};
 
 /// Clerk's keys and URL overrides, as the binaries read them from `CLERK_SECRET_KEY`,
-/// `CLERK_PUBLISHABLE_KEY`, `CLERK_API_URL` and `CLERK_FRONTEND_API_URL`.
+/// `CLERK_PUBLISHABLE_KEY`, `CLERK_API_URL` and `CLERK_FRONTEND_API_URL`, plus this service's
+/// own machine (`CLERK_MACHINE_ID`, `CLERK_MACHINE_SECRET_KEY`): when both are set, Clerk M2M
+/// tokens granted to this machine are accepted too (other services calling the tools).
 #[derive(Clone)]
 pub struct ClerkKeys {
     /// `sk_test_…` / `sk_live_…`.
@@ -19,6 +21,8 @@ pub struct ClerkKeys {
     pub api_url: Option<String>,
     /// Frontend API URL override.
     pub frontend_api_url: Option<String>,
+    /// `(machine id, machine secret key)` of this service's Clerk machine.
+    pub machine: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for ClerkKeys {
@@ -28,6 +32,7 @@ impl std::fmt::Debug for ClerkKeys {
             .field("publishable_key", &self.publishable_key)
             .field("api_url", &self.api_url)
             .field("frontend_api_url", &self.frontend_api_url)
+            .field("machine", &self.machine.as_ref().map(|(id, _)| id))
             .finish()
     }
 }
@@ -41,6 +46,7 @@ impl ClerkKeys {
             publishable_key: non_empty("CLERK_PUBLISHABLE_KEY")?,
             api_url: non_empty("CLERK_API_URL"),
             frontend_api_url: non_empty("CLERK_FRONTEND_API_URL"),
+            machine: non_empty("CLERK_MACHINE_ID").zip(non_empty("CLERK_MACHINE_SECRET_KEY")),
         })
     }
 }
@@ -68,8 +74,15 @@ pub(crate) fn clerk(keys: &ClerkKeys, mcp_url: &str) -> Result<Protected, String
     .map_err(|e| e.to_string())?;
     let backend = config.backend_api();
     let authorization_server = config.frontend_api_url().to_owned();
-    let builder = config
-        .verifier(mcp_url)
+    let mut verifier = config.verifier(mcp_url);
+    if let Some((id, secret_key)) = &keys.machine {
+        // Services whose M2M tokens are granted to this machine may call the tools; they have no
+        // user id, so the user tools answer "no such Clerk user" for them.
+        verifier = verifier
+            .accept_machine_tokens()
+            .receiving_machine(id.clone(), secret_key.clone());
+    }
+    let builder = verifier
         .mcp_server(SCOPES_SUPPORTED)
         .map_err(|e| e.to_string())?
         .challenge_scopes(CHALLENGE_SCOPES);
@@ -153,6 +166,10 @@ mod tests {
         .unwrap();
         assert_eq!(keys.api_url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(keys.frontend_api_url, None);
+        assert_eq!(
+            keys.machine, None,
+            "the machine needs its id and its secret key"
+        );
         assert!(
             !format!("{keys:?}").contains("sk_test_x"),
             "secret key redacted"

@@ -20,6 +20,12 @@ use url::Url;
 
 use super::{SecretKey, users::Users};
 
+/// The Backend API version pinned in the `Clerk-API-Version` header of every call, the value
+/// Clerk's own SDK sends: `@clerk/backend` 3.25.0 `src/constants.ts:6`
+/// (`SUPPORTED_BAPI_VERSION`), set on every request in `src/api/request.ts:138`. Change it only
+/// together with the answer shapes this crate reads.
+pub const CLERK_API_VERSION: &str = "2026-05-12";
+
 /// Timeouts and retry policy of the Backend API client. Defaults suit an MCP server answering
 /// interactive clients.
 #[derive(Debug, Clone)]
@@ -166,6 +172,10 @@ pub struct BackendApi {
 struct Inner {
     /// Base with a trailing slash, e.g. `https://api.clerk.com/v1/`.
     base: Url,
+    /// The same without the version segment, e.g. `https://api.clerk.com/`: Clerk's SDK calls
+    /// the three token-verify endpoints there (`skipApiVersionInUrl`, `@clerk/backend` 3.25.0
+    /// `src/api/factory.ts:60-99`).
+    root: Url,
     secret_key: SecretKey,
     client: reqwest::Client,
     settings: BackendSettings,
@@ -188,11 +198,14 @@ impl BackendApi {
     /// appended unless the URL already ends with it).
     pub fn new(api_url: &Url, secret_key: SecretKey, settings: BackendSettings) -> Self {
         let mut base = api_url.clone();
+        let mut root = api_url.clone();
         let path = base.path().trim_end_matches('/').to_owned();
-        if path.ends_with("/v1") {
+        if let Some(unversioned) = path.strip_suffix("/v1") {
             base.set_path(&format!("{path}/"));
+            root.set_path(&format!("{unversioned}/"));
         } else {
             base.set_path(&format!("{path}/v1/"));
+            root.set_path(&format!("{path}/"));
         }
         let client = reqwest::Client::builder()
             .connect_timeout(settings.request_timeout)
@@ -203,6 +216,7 @@ impl BackendApi {
         Self {
             inner: Arc::new(Inner {
                 base,
+                root,
                 secret_key,
                 client,
                 settings,
@@ -231,12 +245,31 @@ impl BackendApi {
 
     /// `GET {base}/{segments…}` (each segment percent-encoded), returning the JSON answer.
     pub async fn get_json(&self, segments: &[&str]) -> Result<Value, BackendError> {
-        self.call(reqwest::Method::GET, segments, None).await
+        let url = self.url(segments);
+        self.call(reqwest::Method::GET, url, None, None).await
     }
 
     /// `POST {base}/{segments…}` with a JSON body, returning the JSON answer.
     pub async fn post_json(&self, segments: &[&str], body: &Value) -> Result<Value, BackendError> {
-        self.call(reqwest::Method::POST, segments, Some(body)).await
+        let url = self.url(segments);
+        self.call(reqwest::Method::POST, url, Some(body), None)
+            .await
+    }
+
+    /// `POST {api}/{segments…}` *without* the `/v1` segment, as Clerk's SDK calls the token
+    /// verify endpoints, authenticated with `key` instead of the instance secret key when given
+    /// (a machine secret key for `m2m_tokens/verify`).
+    pub(crate) async fn post_json_unversioned(
+        &self,
+        segments: &[&str],
+        body: &Value,
+        key: Option<&SecretKey>,
+    ) -> Result<Value, BackendError> {
+        let mut url = self.inner.root.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        self.call(reqwest::Method::POST, url, Some(body), key).await
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -271,11 +304,12 @@ impl BackendApi {
     async fn call(
         &self,
         method: reqwest::Method,
-        segments: &[&str],
+        url: Url,
         body: Option<&Value>,
+        key: Option<&SecretKey>,
     ) -> Result<Value, BackendError> {
         let s = &self.inner.settings;
-        let url = self.url(segments);
+        let key = key.unwrap_or(&self.inner.secret_key);
         let deadline = Instant::now() + s.deadline;
         let mut attempts = 0u32;
         let mut backoff = s.retry_backoff;
@@ -303,8 +337,9 @@ impl BackendApi {
                 .inner
                 .client
                 .request(method.clone(), url.clone())
-                .bearer_auth(self.inner.secret_key.expose())
-                .header(header::ACCEPT, "application/json");
+                .bearer_auth(key.expose())
+                .header(header::ACCEPT, "application/json")
+                .header("Clerk-API-Version", CLERK_API_VERSION);
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -484,6 +519,17 @@ mod tests {
             BackendSettings::default(),
         );
         assert_eq!(api.base_url().as_str(), "http://127.0.0.1:9/v1/");
+        assert_eq!(api.inner.root.as_str(), "http://127.0.0.1:9/");
+        let proxied = BackendApi::new(
+            &"https://proxy.example/clerk".parse().unwrap(),
+            SecretKey::new("sk_test_x").unwrap(),
+            BackendSettings::default(),
+        );
+        assert_eq!(
+            proxied.base_url().as_str(),
+            "https://proxy.example/clerk/v1/"
+        );
+        assert_eq!(proxied.inner.root.as_str(), "https://proxy.example/clerk/");
         assert_eq!(
             api.url(&["users", "user_1/../x?y"]).as_str(),
             "http://127.0.0.1:9/v1/users/user_1%2F..%2Fx%3Fy"

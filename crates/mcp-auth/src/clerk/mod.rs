@@ -43,45 +43,61 @@
 //! # Token kinds
 //!
 //! Accepted kinds are explicit, like Clerk's `acceptsToken`; the default is OAuth access tokens
-//! only. Any other kind is refused with 401 `invalid_token`, before any network call.
+//! only. Any other kind is refused with 401 `invalid_token`, before any network call. Tokens are
+//! told apart as `@clerk/backend` 3.25.0 tells them apart (`tokens/verify.ts:270-323`): a JWT
+//! whose `sub` starts with `mch_` is an M2M token whatever its `typ`; else `typ: at+jwt` makes
+//! an OAuth access token; any other JWT is a session token; opaque tokens go by prefix.
 //!
 //! - **OAuth access tokens** ([`TokenKind::OAuthAccessToken`](crate::TokenKind)): what MCP
 //!   clients (Claude, Cursor, VS Code, the Inspector) obtain through Clerk's OAuth flow (dynamic
 //!   client registration, consent, PKCE). Either JWTs (`typ: at+jwt`, RS256, verified locally
 //!   against the JWKS: signature, `iss` = Frontend API URL, `aud`, `exp`/`nbf`/`iat` with 5 s
-//!   leeway; scopes from `scope` or `scp`, client from `client_id`), or opaque `oat_…` strings
-//!   checked with `POST /v1/oauth_applications/access_tokens/verify` (`revoked` or `expired`
+//!   leeway; scopes from `scp` (array) before `scope` (string), the client from `client_id` only,
+//!   never `azp`, which in a Clerk JWT is the Frontend API origin), or opaque `oat_…` strings
+//!   checked with `POST /oauth_applications/access_tokens/verify` (`revoked` or `expired`
 //!   → 401).
 //! - **Session tokens** ([`accept_session_tokens`](ClerkVerifierBuilder::accept_session_tokens)):
 //!   the short-lived JWTs a Clerk frontend holds for a signed-in browser session (`sid`, `azp`,
 //!   `v`, organization claims `o`/`org_*`). Only useful when your own web app calls the MCP
-//!   endpoint. `azp` must be one of the configured authorized parties. `sid`, `v` and the
-//!   organization claims are available through [`AuthInfo::claims`](crate::AuthInfo::claims).
+//!   endpoint. `azp` must be one of the configured authorized parties. A JWT whose `cat` header
+//!   names another category (a JWT-template or M2M token signed by the same keys) is refused, as
+//!   Clerk refuses it (`tokens/request.ts:428,868`). `sid`, `v` and the organization claims are
+//!   available through [`AuthInfo::claims`](crate::AuthInfo::claims).
 //! - **API keys** ([`accept_api_keys`](ClerkVerifierBuilder::accept_api_keys)): long-lived `ak_…`
-//!   secrets that users or organizations create for scripts; checked with
-//!   `POST /v1/api_keys/verify`. The user id is the key's `subject` (`user_…` or `org_…`).
+//!   secrets that users, organizations or machines create for scripts; checked with
+//!   `POST /api_keys/verify`. As in Clerk's auth object, the key has a
+//!   [`user_id`](crate::AuthInfo::user_id) only when its subject is a user (`user_…`); an
+//!   organization's key sets [`organization_id`](crate::AuthInfo::organization_id), a machine's
+//!   [`machine_id`](crate::AuthInfo::machine_id), and `user_id()` is then empty, so a tool never
+//!   looks up an organization or a machine as a user.
 //! - **Machine tokens** ([`accept_machine_tokens`](ClerkVerifierBuilder::accept_machine_tokens)):
-//!   `mt_…` machine-to-machine tokens; checked with `POST /v1/m2m_tokens/verify`. The user id is
-//!   the calling machine (`mch_…`).
+//!   machine-to-machine tokens, opaque `mt_…` (checked with `POST /m2m_tokens/verify`) or JWTs
+//!   (verified locally; a `cat` header, when present, must be Clerk's M2M category). The caller
+//!   is [`machine_id`](crate::AuthInfo::machine_id); the scopes are the machines the token is
+//!   granted to. Without a [receiving machine](ClerkVerifierBuilder::receiving_machine) any M2M
+//!   token of the instance passes; with one (its id and machine secret key), only tokens
+//!   granted to it.
+//!
+//! The three verify endpoints are called as Clerk's SDK calls them: without `/v1`, with the
+//! [`CLERK_API_VERSION`] header. Users and JWKS are under `/v1`.
 //!
 //! # Audience policy
 //!
-//! MCP servers must only accept tokens issued for them (RFC 8707). For **JWT OAuth access
-//! tokens** the default is strict: `aud` must be present and name the resource URL given to
-//! [`ClerkConfig::verifier`]. A present but different `aud` is always refused. Clerk may issue
-//! tokens without `aud`; accepting those needs the explicit, documented opt-out
-//! [`allow_missing_audience`](ClerkVerifierBuilder::allow_missing_audience), after which any
-//! `aud`-less OAuth token of your Clerk instance is accepted.
-//! **Session tokens** carry no `aud` by design; they are bound to your frontends by `azp`
-//! instead (a present `aud` must still match). **Opaque tokens, API keys and machine tokens**
-//! are checked by your own instance's Backend API, whose answer carries no audience: they are
-//! accepted as belonging to your instance (and refused if an audience is ever reported and
-//! differs).
+//! MCP servers must only accept tokens issued for them (RFC 8707). For **OAuth access tokens**
+//! the default is strict: the audience must be present and name the resource URL given to
+//! [`ClerkConfig::verifier`]: the `aud` claim of a JWT, the `aud` array of Clerk's verify answer
+//! for an opaque token. A present but different audience is always refused. Clerk sets no `aud`
+//! when the client sent no RFC 8707 `resource`; accepting those needs the explicit, documented
+//! opt-out [`allow_missing_audience`](ClerkVerifierBuilder::allow_missing_audience), which
+//! relaxes both forms alike. **Session tokens** carry no `aud` by design; they are bound to your
+//! frontends by `azp` instead (a present `aud` must still match). **API keys and M2M tokens** have
+//! no audience: they are accepted as belonging to your instance (M2M tokens: to your machine,
+//! when one is configured).
 //!
 //! # Staying under the Backend API rate limit
 //!
 //! Clerk allows 1000 Backend API requests per 10 s on production instances and 100 on
-//! development ones. Verification results are cached by SHA-256 of the token (bounded; an
+//! development ones (`GET /v1/jwks` is not rate-limited). Verification results are cached by SHA-256 of the token (bounded; an
 //! entry never outlives its token, and lives at most 60 s by default so a revocation is noticed
 //! within a minute); refusals are remembered for 5 s; concurrent first requests with one token
 //! share one call. A `429` is honoured through a *shared* backoff (see [`BackendApi`]); when the
@@ -97,12 +113,13 @@
 
 mod backend;
 mod keys;
+mod machine;
 mod users;
 mod verifier;
 
 use url::{Host, Url};
 
-pub use backend::{BackendApi, BackendError, BackendSettings};
+pub use backend::{BackendApi, BackendError, BackendSettings, CLERK_API_VERSION};
 pub use keys::{PublishableKey, SecretKey};
 pub use users::{ClerkUser, EmailAddress, Users};
 pub use verifier::{ClerkVerifier, ClerkVerifierBuilder, JwksSource};
@@ -147,6 +164,12 @@ pub enum ClerkConfigError {
     /// No token kind is accepted.
     #[error("at least one token kind must be accepted")]
     NoTokenKinds,
+    /// The receiving machine's id is not a Clerk machine id (`mch_…`).
+    #[error("invalid Clerk machine id: use the machine's id (mch_…) from the Clerk Dashboard")]
+    InvalidMachineId,
+    /// The machine secret key is empty or cannot be sent in an HTTP header.
+    #[error("invalid Clerk machine secret key: check CLERK_MACHINE_SECRET_KEY")]
+    InvalidMachineSecretKey,
     /// The underlying JWT verifier refused its configuration.
     #[error(transparent)]
     Verifier(#[from] JwtConfigError),

@@ -8,6 +8,7 @@ use url::Url;
 use super::{
     ClerkConfig, ClerkConfigError,
     backend::{BackendApi, BackendError},
+    machine::{M2mJwtVerifier, Peek, ReceivingMachine},
 };
 use crate::{
     Audience, AuthInfo, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, McpServer,
@@ -22,8 +23,8 @@ pub enum JwksSource {
     /// `{frontend_api}/.well-known/jwks.json`: public, no secret key sent. The default.
     #[default]
     FrontendApi,
-    /// `{api}/v1/jwks` with the secret key; counts against the Backend API rate limit (rarely:
-    /// key sets are cached).
+    /// `{api}/v1/jwks` with the secret key (not rate-limited by Clerk; key sets are cached
+    /// anyway).
     BackendApi,
 }
 
@@ -41,6 +42,9 @@ pub struct ClerkVerifierBuilder {
     jwks_config: JwksConfig,
     cache: CacheConfig,
     leeway: Duration,
+    /// The receiving machine, or why its values were refused (reported by `build`). Its
+    /// `Debug` redacts the secret key.
+    machine: Option<Result<ReceivingMachine, ClerkConfigError>>,
 }
 
 impl ClerkVerifierBuilder {
@@ -55,6 +59,7 @@ impl ClerkVerifierBuilder {
             jwks_config: JwksConfig::default(),
             cache: ClerkVerifier::default_cache(),
             leeway: Duration::from_secs(5),
+            machine: None,
         }
     }
 
@@ -95,21 +100,58 @@ impl ClerkVerifierBuilder {
         self
     }
 
-    /// Also accepts Clerk API keys (`ak_…`), checked with `POST /v1/api_keys/verify`.
+    /// Also accepts Clerk API keys (`ak_…`), checked with `POST /api_keys/verify`. The
+    /// identity's [`user_id`](AuthInfo::user_id) is the key's subject only when that is a user
+    /// (`user_…`); an organization's key sets [`organization_id`](AuthInfo::organization_id)
+    /// and a machine's key [`machine_id`](AuthInfo::machine_id) instead.
     pub fn accept_api_keys(self) -> Self {
         self.add_kind(TokenKind::ApiKey)
     }
 
-    /// Also accepts Clerk machine-to-machine tokens (`mt_…`), checked with
-    /// `POST /v1/m2m_tokens/verify`.
+    /// Also accepts Clerk machine-to-machine tokens: opaque `mt_…` tokens, checked with
+    /// `POST /m2m_tokens/verify`, and M2M JWTs (`sub` starting with `mch_`, whatever their
+    /// `typ`), verified locally against the instance's keys. The identity has
+    /// [`machine_id`](AuthInfo::machine_id) set, no user id, and as scopes the machines the
+    /// token is granted to.
+    ///
+    /// Without [`receiving_machine`](Self::receiving_machine), **any** M2M token of your Clerk
+    /// instance is accepted, whichever machine it was created for.
     pub fn accept_machine_tokens(self) -> Self {
         self.add_kind(TokenKind::MachineToken)
     }
 
-    /// **Weakens the audience check**: accepts JWT OAuth access tokens that carry no `aud` (a
-    /// present `aud` must still name this resource). Needed when your Clerk instance issues
-    /// tokens without `aud`; the cost is that any Clerk OAuth token of your instance without `aud`,
-    /// whichever resource it was obtained for, is accepted here. Default: off (`aud` required).
+    /// This service's own Clerk machine (Clerk Dashboard → Machines: its id `mch_…` and its
+    /// machine secret key, `CLERK_MACHINE_SECRET_KEY` in the examples). With it, only M2M tokens
+    /// *granted to this machine* are accepted, as Clerk documents the pattern:
+    ///
+    /// - opaque `mt_…` tokens are verified with the machine secret key instead of the instance
+    ///   secret key; Clerk's Backend API then verifies only tokens granted to this machine
+    ///   (`POST /m2m_tokens/verify`, Backend API spec `2026-05-12`);
+    /// - M2M JWTs are accepted only when this machine id is among the machines the token is
+    ///   granted to (its `scopes` claim, else its `aud`, as `@clerk/backend` reads them). The id
+    ///   is needed because a machine secret key is an opaque `ak_…` string that says nothing
+    ///   about its machine, and Clerk's SDK has no call that maps one to the other.
+    ///
+    /// Default: none (any M2M token of the instance passes). Malformed values are refused by
+    /// [`build`](Self::build).
+    pub fn receiving_machine(
+        mut self,
+        machine_id: impl Into<String>,
+        machine_secret_key: impl Into<String>,
+    ) -> Self {
+        self.machine = Some(ReceivingMachine::new(
+            &machine_id.into(),
+            &machine_secret_key.into(),
+        ));
+        self
+    }
+
+    /// **Weakens the audience check**: accepts OAuth access tokens that carry no audience, JWT
+    /// (`aud` claim) and opaque (`aud` of Clerk's verify answer) alike; a present audience must
+    /// still name this resource. Needed when clients obtain tokens without RFC 8707 `resource`
+    /// (Clerk then sets no `aud`); the cost is that any OAuth token of your instance without an
+    /// audience, whichever resource it was obtained for, is accepted here. Default: off (an
+    /// audience naming this resource is required).
     pub fn allow_missing_audience(mut self) -> Self {
         self.allow_missing_audience = true;
         self
@@ -154,6 +196,7 @@ impl ClerkVerifierBuilder {
         if accepts(TokenKind::SessionToken) && self.authorized_parties.is_empty() {
             return Err(ClerkConfigError::SessionTokensNeedAuthorizedParties);
         }
+        let machine = self.machine.clone().transpose()?;
         let issuer = self.config.frontend_api_url().to_owned();
         let jwks = match self.jwks_source {
             JwksSource::FrontendApi => {
@@ -203,6 +246,12 @@ impl ClerkVerifierBuilder {
         } else {
             None
         };
+        let m2m_jwt = accepts(TokenKind::MachineToken).then(|| M2mJwtVerifier {
+            jwks: jwks.clone(),
+            issuer: issuer.clone(),
+            leeway: self.leeway,
+            machine: machine.clone(),
+        });
         let session_jwt = if accepts(TokenKind::SessionToken) {
             Some(
                 JwtVerifier::builder(issuer.clone(), jwks)
@@ -221,10 +270,13 @@ impl ClerkVerifierBuilder {
         let dispatch = Dispatch {
             oauth_jwt,
             session_jwt,
+            m2m_jwt,
             backend: self.config.backend_api(),
             kinds: self.kinds,
             issuer,
             resource: self.resource.clone(),
+            allow_missing_audience: self.allow_missing_audience,
+            machine,
         };
         Ok(ClerkVerifier {
             cached: CachedVerifier::with_config(dispatch, self.cache),
@@ -271,11 +323,17 @@ impl ClerkVerifierBuilder {
 ///
 /// | Token | Kind | How |
 /// | --- | --- | --- |
+/// | JWT whose `sub` starts with `mch_` (any `typ`) | [`TokenKind::MachineToken`] | signature (JWKS), `cat` absent or M2M, `iss`, `exp`/`nbf`/`iat`, granted to the receiving machine if one is set |
 /// | JWT with `typ: at+jwt` | [`TokenKind::OAuthAccessToken`] | signature (JWKS), `iss`, `aud`, `exp`/`nbf`/`iat` |
-/// | other JWT (`sid`, `azp`, `v`) | [`TokenKind::SessionToken`] | signature, `iss`, `azp` in the authorized parties |
-/// | `oat_…` | [`TokenKind::OAuthAccessToken`] | `POST /v1/oauth_applications/access_tokens/verify` |
-/// | `ak_…` | [`TokenKind::ApiKey`] | `POST /v1/api_keys/verify` |
-/// | `mt_…` | [`TokenKind::MachineToken`] | `POST /v1/m2m_tokens/verify` |
+/// | other JWT (`sid`, `azp`, `v`) | [`TokenKind::SessionToken`] | `cat` absent or session, signature, `iss`, `azp` in the authorized parties |
+/// | `oat_…` | [`TokenKind::OAuthAccessToken`] | `POST /oauth_applications/access_tokens/verify`, answer's `aud` |
+/// | `ak_…` | [`TokenKind::ApiKey`] | `POST /api_keys/verify` |
+/// | `mt_…` | [`TokenKind::MachineToken`] | `POST /m2m_tokens/verify` (with the machine secret key if set) |
+///
+/// The order is Clerk's: `sub` first, then `typ` (`@clerk/backend` 3.25.0
+/// `tokens/verify.ts:291-297`). The three verify endpoints are called without `/v1` and with
+/// the `Clerk-API-Version` header, as Clerk's SDK calls them (see
+/// [`CLERK_API_VERSION`](super::CLERK_API_VERSION)).
 ///
 /// A kind that is not accepted is refused (401 `invalid_token`) before any network call.
 /// Results are cached by token hash with single-flight (see [`ClerkVerifierBuilder::cache`]);
@@ -315,7 +373,7 @@ impl ClerkVerifier {
         &self.frontend_api_url
     }
 
-    /// The resource URL JWT access tokens' `aud` must name.
+    /// The resource URL OAuth access tokens' audience must name.
     #[must_use]
     pub fn resource(&self) -> &str {
         &self.resource
@@ -358,34 +416,34 @@ impl TokenVerifier for ClerkVerifier {
 struct Dispatch {
     oauth_jwt: Option<JwtVerifier>,
     session_jwt: Option<JwtVerifier>,
+    m2m_jwt: Option<M2mJwtVerifier>,
     backend: BackendApi,
     kinds: Vec<TokenKind>,
     issuer: String,
     resource: String,
+    allow_missing_audience: bool,
+    machine: Option<ReceivingMachine>,
 }
 
 /// What a token looks like, before any check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
+    M2mJwt,
     AccessJwt,
     OtherJwt,
     Opaque(TokenKind),
     Unknown,
 }
 
+/// Clerk's order (`tokens/verify.ts:270-323`): a JWT is M2M when its `sub` starts with `mch_`,
+/// else OAuth when `typ` is `at+jwt`; opaque tokens go by prefix.
 fn shape(token: &str) -> Shape {
     if token.split('.').count() == 3 {
-        return match jsonwebtoken::decode_header(token) {
-            Ok(h)
-                if h.typ.as_deref().is_some_and(|t| {
-                    let t = t.to_ascii_lowercase();
-                    t == "at+jwt" || t == "application/at+jwt"
-                }) =>
-            {
-                Shape::AccessJwt
-            }
-            Ok(_) => Shape::OtherJwt,
-            Err(_) => Shape::Unknown,
+        return match Peek::of(token) {
+            Some(p) if p.is_m2m() => Shape::M2mJwt,
+            Some(p) if p.is_oauth() => Shape::AccessJwt,
+            Some(_) => Shape::OtherJwt,
+            None => Shape::Unknown,
         };
     }
     if token.starts_with("oat_") {
@@ -411,12 +469,24 @@ fn not_accepted(kind: TokenKind) -> VerifyError {
 impl Dispatch {
     async fn verify_token(&self, token: &str) -> Result<AuthInfo, VerifyError> {
         match shape(token) {
+            Shape::M2mJwt => match (&self.m2m_jwt, Peek::of(token)) {
+                (Some(v), Some(peek)) => v.verify(token, &peek).await,
+                (None, _) => Err(not_accepted(TokenKind::MachineToken)),
+                (_, None) => Err(VerifyError::invalid_token("malformed token")),
+            },
             Shape::AccessJwt => match &self.oauth_jwt {
-                Some(v) => v.verify_jwt(token).await,
+                Some(v) => v.verify_jwt(token).await.map(clerk_oauth_identity),
                 None => Err(not_accepted(TokenKind::OAuthAccessToken)),
             },
             Shape::OtherJwt => match &self.session_jwt {
                 Some(v) => {
+                    // A JWT-template or M2M JWT signed by the same instance key is not a
+                    // session token (`tokens/request.ts:428,868`; `tokens/verify.ts:125`).
+                    if Peek::of(token).is_some_and(|p| p.has_non_session_cat()) {
+                        return Err(VerifyError::invalid_token(
+                            "not a session token (JWT category)",
+                        ));
+                    }
                     let info = v.verify_jwt(token).await?;
                     // Clerk only checks `azp` when present; an MCP server has no reason to
                     // accept a session token that names no frontend at all.
@@ -438,24 +508,39 @@ impl Dispatch {
     }
 
     async fn verify_opaque(&self, kind: TokenKind, token: &str) -> Result<AuthInfo, VerifyError> {
-        let (path, body): (&[&str], Value) = match kind {
-            TokenKind::ApiKey => (&["api_keys", "verify"], json!({ "secret": token })),
-            TokenKind::MachineToken => (&["m2m_tokens", "verify"], json!({ "token": token })),
+        // Paths and bodies as `@clerk/backend` 3.25.0 sends them: `api/endpoints/APIKeysApi.ts`,
+        // `M2MTokenApi.ts:201-218` (machine secret key as Bearer when given),
+        // `IdPOAuthAccessTokenApi.ts:27-31`; without `/v1` (`api/factory.ts:60-99`).
+        let (path, body, key): (&[&str], Value, _) = match kind {
+            TokenKind::ApiKey => (&["api_keys", "verify"], json!({ "secret": token }), None),
+            TokenKind::MachineToken => (
+                &["m2m_tokens", "verify"],
+                json!({ "token": token }),
+                self.machine.as_ref().map(|m| &m.secret_key),
+            ),
             _ => (
                 &["oauth_applications", "access_tokens", "verify"],
                 json!({ "access_token": token }),
+                None,
             ),
         };
-        let answer = match self.backend.post_json(path, &body).await {
+        let answer = match self.backend.post_json_unversioned(path, &body, key).await {
             Ok(answer) => answer,
             Err(BackendError::NotFound | BackendError::Rejected { .. }) => {
                 return Err(VerifyError::invalid_token("token not recognised by Clerk"));
             }
             Err(BackendError::Unauthorized { status }) => {
-                tracing::error!(
-                    status,
-                    "the Clerk Backend API refused the secret key: check CLERK_SECRET_KEY"
-                );
+                if key.is_some() {
+                    tracing::error!(
+                        status,
+                        "the Clerk Backend API refused the machine secret key: check CLERK_MACHINE_SECRET_KEY"
+                    );
+                } else {
+                    tracing::error!(
+                        status,
+                        "the Clerk Backend API refused the secret key: check CLERK_SECRET_KEY"
+                    );
+                }
                 return Err(VerifyError::unavailable(
                     self.backend.settings().unavailable_retry_after,
                 ));
@@ -469,7 +554,11 @@ impl Dispatch {
                 )));
             }
         };
-        identity_from_answer(kind, answer, &self.issuer, &self.resource, now_unix())
+        let policy = AudiencePolicy {
+            resource: &self.resource,
+            allow_missing: self.allow_missing_audience,
+        };
+        identity_from_answer(kind, answer, &self.issuer, policy, now_unix())
     }
 }
 
@@ -492,18 +581,70 @@ fn to_unix_secs(v: &Value) -> Option<u64> {
     Some(if n > 100_000_000_000 { n / 1000 } else { n })
 }
 
+/// The audience rule for OAuth access tokens, shared by the JWT and the opaque path.
+#[derive(Clone, Copy)]
+struct AudiencePolicy<'a> {
+    resource: &'a str,
+    allow_missing: bool,
+}
+
+/// A string or an array of strings (`aud` comes in both forms).
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An OAuth access token JWT mapped as Clerk maps it (`api/resources/IdPOAuthAccessToken.ts:81-84`):
+/// scopes from `scp` (array) before `scope` (space-separated), and the client from `client_id`
+/// only: a Clerk JWT's `azp` is the Frontend API origin, not an OAuth client.
+fn clerk_oauth_identity(info: AuthInfo) -> AuthInfo {
+    let claims = info.claims();
+    let scopes = match claims.get("scp") {
+        Some(Value::Array(_)) => string_list(claims.get("scp")),
+        Some(Value::String(s)) => split_scopes(s),
+        _ => claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(split_scopes)
+            .unwrap_or_default(),
+    };
+    let mut builder = AuthInfo::builder(info.subject(), info.kind())
+        .scopes(scopes)
+        .audience(info.audience().iter().cloned());
+    if let Some(client) = claims.get("client_id").and_then(Value::as_str) {
+        builder = builder.client_id(client);
+    }
+    if let Some(iss) = info.issuer() {
+        builder = builder.issuer(iss);
+    }
+    if let Some(exp) = info.expires_at_unix() {
+        builder = builder.expires_at_unix(exp);
+    }
+    builder.claims(claims.clone()).build()
+}
+
 /// Turns a Backend API verify answer into an identity.
 fn identity_from_answer(
     kind: TokenKind,
     answer: Value,
     issuer: &str,
-    resource: &str,
+    audience: AudiencePolicy<'_>,
     now: u64,
 ) -> Result<AuthInfo, VerifyError> {
     let Value::Object(map) = answer else {
         return Err(VerifyError::invalid_token("token not recognised by Clerk"));
     };
     let flag = |name: &str| map.get(name).and_then(Value::as_bool).unwrap_or(false);
+    // Clerk's SDK never reads these two flags (`tokens/authObjects.ts`); Clerk's docs say a
+    // revoked or expired token fails verification, so they are refused here whatever the
+    // status code.
     if flag("revoked") {
         return Err(VerifyError::invalid_token("token revoked"));
     }
@@ -517,14 +658,17 @@ fn identity_from_answer(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| VerifyError::invalid_token("missing subject"))?
         .to_owned();
-    // Clerk's answer has no audience today; should one appear, a wrong one is refused.
-    if let Some(aud) = map.get("aud").or_else(|| map.get("audience")) {
-        let auds: Vec<&str> = match aud {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !auds.is_empty() && !auds.contains(&resource) {
+    let auds = string_list(map.get("aud"));
+    if kind == TokenKind::OAuthAccessToken {
+        // The same policy as for JWTs (`aud` is an array in Clerk's answer, read by
+        // `api/resources/IdPOAuthAccessToken.ts:65`): strict by default, missing refused too.
+        if auds.is_empty() {
+            if !audience.allow_missing {
+                return Err(VerifyError::invalid_token(
+                    "token has no audience (obtain it with the RFC 8707 resource parameter)",
+                ));
+            }
+        } else if !auds.iter().any(|a| a == audience.resource) {
             return Err(VerifyError::invalid_token("audience mismatch"));
         }
     }
@@ -537,9 +681,20 @@ fn identity_from_answer(
         Some(Value::String(s)) => split_scopes(s),
         _ => Vec::new(),
     };
-    let mut builder = AuthInfo::builder(subject, kind)
+    let mut builder = AuthInfo::builder(subject.as_str(), kind)
         .scopes(scopes)
+        .audience(auds)
         .issuer(issuer);
+    // Clerk's auth objects (`tokens/authObjects.ts:283-312`): an API key has a user only for a
+    // `user_…` subject and an organization only for `org_…`; an M2M token is a machine.
+    builder = match kind {
+        TokenKind::MachineToken => builder.subject_is_machine(),
+        TokenKind::ApiKey if subject.starts_with("user_") => builder,
+        TokenKind::ApiKey if subject.starts_with("org_") => builder.subject_is_organization(),
+        TokenKind::ApiKey if subject.starts_with("mch_") => builder.subject_is_machine(),
+        TokenKind::ApiKey => builder.subject_is_not_a_user(),
+        _ => builder,
+    };
     if let Some(client) = map.get("client_id").and_then(Value::as_str) {
         builder = builder.client_id(client);
     }
@@ -567,15 +722,55 @@ mod tests {
         assert_eq!(shape("mt_abc"), Shape::Opaque(TokenKind::MachineToken));
         assert_eq!(shape("random"), Shape::Unknown);
         assert_eq!(shape("a.b.c"), Shape::Unknown);
+        // {"alg":"RS256","typ":"at+jwt"} / {"sub":"mch_1"}: M2M wins over `typ`.
+        assert_eq!(
+            shape("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJtY2hfMSJ9.sig"),
+            Shape::M2mJwt
+        );
         // {"alg":"RS256","typ":"at+jwt"} / {"alg":"RS256","typ":"JWT"}
         assert_eq!(
             shape("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig"),
             Shape::AccessJwt
         );
         assert_eq!(
+            shape("eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30"),
+            Shape::Unknown
+        );
+        assert_eq!(
             shape("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.e30.sig"),
             Shape::OtherJwt
         );
+    }
+
+    /// Clerk's mapping of an OAuth JWT (`api/resources/IdPOAuthAccessToken.ts:81-84`): `scp`
+    /// before `scope`, the client from `client_id` only (a Clerk JWT's `azp` is the Frontend
+    /// API origin).
+    #[test]
+    fn oauth_jwts_map_as_clerk_maps_them() {
+        let claims = json!({
+            "sub": "user_1", "scp": ["a", "b"], "scope": "c", "azp": "https://app.example.com",
+        });
+        let Value::Object(claims) = claims else {
+            unreachable!()
+        };
+        let generic = AuthInfo::builder("user_1", TokenKind::OAuthAccessToken)
+            .client_id("https://app.example.com")
+            .scopes(["c"])
+            .claims(claims.clone())
+            .build();
+        let info = clerk_oauth_identity(generic);
+        assert_eq!(info.scopes(), ["a", "b"]);
+        assert_eq!(info.client_id(), None, "azp is not a client");
+        let mut with_client = claims;
+        with_client.insert("client_id".into(), json!("client_1"));
+        with_client.remove("scp");
+        let info = clerk_oauth_identity(
+            AuthInfo::builder("user_1", TokenKind::OAuthAccessToken)
+                .claims(with_client)
+                .build(),
+        );
+        assert_eq!(info.client_id(), Some("client_1"));
+        assert_eq!(info.scopes(), ["c"]);
     }
 
     #[test]
@@ -586,29 +781,66 @@ mod tests {
             "subject": "user_1", "scopes": ["profile", "email"], "revoked": false,
             "expired": false, "expiration": (now + 60) * 1000,
         });
+        let strict = AudiencePolicy {
+            resource: RES,
+            allow_missing: false,
+        };
+        let mut with_aud = answer.clone();
+        with_aud["aud"] = json!([RES]);
         let info =
-            identity_from_answer(TokenKind::OAuthAccessToken, answer, ISS, RES, now).unwrap();
+            identity_from_answer(TokenKind::OAuthAccessToken, with_aud, ISS, strict, now).unwrap();
         assert_eq!(info.user_id(), "user_1");
         assert_eq!(info.client_id(), Some("cl_1"));
         assert_eq!(info.scopes(), ["profile", "email"]);
         assert_eq!(info.expires_at_unix(), Some(now + 60));
         assert_eq!(info.issuer(), Some(ISS));
         assert_eq!(info.claim("jti"), Some(&json!("oat_1")));
+        assert_eq!(info.audience(), [RES]);
+
+        // Without `aud`: refused under the strict default, accepted when relaxed.
+        let err = identity_from_answer(
+            TokenKind::OAuthAccessToken,
+            answer.clone(),
+            ISS,
+            strict,
+            now,
+        )
+        .unwrap_err();
+        assert!(matches!(err, VerifyError::InvalidToken(_)), "{err:?}");
+        let relaxed = AudiencePolicy {
+            resource: RES,
+            allow_missing: true,
+        };
+        identity_from_answer(TokenKind::OAuthAccessToken, answer, ISS, relaxed, now).unwrap();
+        let mut wrong = json!({"subject": "user_1", "aud": ["https://other.example/mcp"]});
+        wrong["scopes"] = json!([]);
+        let err = identity_from_answer(TokenKind::OAuthAccessToken, wrong, ISS, relaxed, now)
+            .unwrap_err();
+        assert_eq!(err, VerifyError::invalid_token("audience mismatch"));
+
+        // API keys: a user only for `user_…`.
+        for (subject, user, org, machine) in [
+            ("user_1", "user_1", None, None),
+            ("org_1", "", Some("org_1"), None),
+            ("mch_1", "", None, Some("mch_1")),
+        ] {
+            let answer = json!({"subject": subject, "scopes": []});
+            let info = identity_from_answer(TokenKind::ApiKey, answer, ISS, strict, now).unwrap();
+            assert_eq!(info.user_id(), user, "{subject}");
+            assert_eq!(info.organization_id(), org, "{subject}");
+            assert_eq!(info.machine_id(), machine, "{subject}");
+        }
 
         for (field, value, why) in [
             ("revoked", json!(true), "token revoked"),
             ("expired", json!(true), "token expired"),
             ("expiration", json!((now - 1) * 1000), "token expired"),
             ("subject", json!(""), "missing subject"),
-            (
-                "aud",
-                json!("https://other.example/mcp"),
-                "audience mismatch",
-            ),
         ] {
             let mut answer = json!({"subject": "user_1", "scopes": []});
             answer[field] = value;
-            let err = identity_from_answer(TokenKind::ApiKey, answer, ISS, RES, now).unwrap_err();
+            let err =
+                identity_from_answer(TokenKind::ApiKey, answer, ISS, strict, now).unwrap_err();
             assert_eq!(err, VerifyError::invalid_token(why), "{field}");
         }
     }

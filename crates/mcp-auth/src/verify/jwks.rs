@@ -3,7 +3,11 @@
 //! The request path never waits on the network once keys are cached: a stale set keeps
 //! serving while one background task refreshes it, a failing endpoint leaves the last good
 //! keys in place, and an unknown `kid` (key rotation, or an attacker sending random ones)
-//! causes at most one fetch per [`JwksConfig::min_refetch_interval`].
+//! causes at most one fetch per [`JwksConfig::min_refetch_interval`]. While no set has been
+//! loaded yet (the endpoint was down when the server started), requests are answered
+//! "unavailable" and the set is fetched again at most once per
+//! [`JwksConfig::cold_refetch_interval`], so the server recovers soon after the endpoint does.
+//! Every fetch is single flight: callers that need one while it runs wait for its result.
 
 use std::{
     collections::HashMap,
@@ -31,14 +35,22 @@ pub struct JwksConfig {
     pub min_ttl: Duration,
     /// Upper bound for a `max-age`, so rotated-out keys are dropped eventually. Default: 24 hours.
     pub max_ttl: Duration,
-    /// Minimum time between two fetches triggered by an unknown `kid` or a failed fetch.
-    /// Bounds the fetch rate an attacker can cause with random `kid`s. Default: 10 seconds.
+    /// Minimum time between two fetches triggered by an unknown `kid` or a failed fetch while
+    /// a set is cached. Bounds the fetch rate an attacker can cause with random `kid`s.
+    /// Default: 10 seconds.
     pub min_refetch_interval: Duration,
+    /// Minimum time between two fetches while no set has ever been loaded, when every request
+    /// is answered "unavailable" until one is. Short, so the server serves again within this
+    /// long of the endpoint coming back; still a bound, so requests arriving during an outage
+    /// cause at most one fetch per interval between them. Default: 500 ms.
+    pub cold_refetch_interval: Duration,
     /// Timeout for one fetch. Default: 5 seconds.
     pub fetch_timeout: Duration,
     /// Largest key set accepted, in bytes. Default: 256 KiB.
     pub max_body_bytes: usize,
-    /// `Retry-After` sent when no keys could ever be fetched. Default: 5 seconds.
+    /// `Retry-After` sent when no keys could ever be fetched. At least
+    /// [`cold_refetch_interval`](Self::cold_refetch_interval), so a client that waits as told
+    /// finds the next fetch allowed. Default: 1 second (the smallest `Retry-After` can say).
     pub retry_after: Duration,
 }
 
@@ -47,6 +59,12 @@ impl JwksConfig {
     #[must_use]
     pub fn min_refetch_interval(mut self, d: Duration) -> Self {
         self.min_refetch_interval = d;
+        self
+    }
+    /// Sets [`JwksConfig::cold_refetch_interval`].
+    #[must_use]
+    pub fn cold_refetch_interval(mut self, d: Duration) -> Self {
+        self.cold_refetch_interval = d;
         self
     }
     /// Sets the TTL bounds and default ([`JwksConfig::default_ttl`], `min_ttl`, `max_ttl`).
@@ -72,9 +90,10 @@ impl Default for JwksConfig {
             min_ttl: Duration::from_secs(60),
             max_ttl: Duration::from_secs(24 * 3600),
             min_refetch_interval: Duration::from_secs(10),
+            cold_refetch_interval: Duration::from_millis(500),
             fetch_timeout: Duration::from_secs(5),
             max_body_bytes: 256 * 1024,
-            retry_after: Duration::from_secs(5),
+            retry_after: Duration::from_secs(1),
         }
     }
 }
@@ -280,9 +299,14 @@ impl Jwks {
         if let Some(key) = keys.find(kid) {
             return Ok(key);
         }
-        let may_fetch = state
-            .last_attempt
-            .is_none_or(|t| t.elapsed() >= self.inner.config.min_refetch_interval);
+        // With nothing loaded every request fails until a fetch succeeds, so retry soon; with
+        // a set loaded only unknown `kid`s are at stake, which an attacker can make up at will.
+        let interval = if keys.loaded {
+            self.inner.config.min_refetch_interval
+        } else {
+            self.inner.config.cold_refetch_interval
+        };
+        let may_fetch = state.last_attempt.is_none_or(|t| t.elapsed() >= interval);
         if may_fetch {
             match self.fetch_locked(&mut state).await {
                 Ok(()) => {}

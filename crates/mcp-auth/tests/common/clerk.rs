@@ -60,6 +60,10 @@ pub async fn start_mcp(
             |_: NoArgs, auth: AuthInfo| async move {
                 json!({
                     "user_id": auth.user_id(),
+                    "subject": auth.subject(),
+                    "organization_id": auth.organization_id(),
+                    "machine_id": auth.machine_id(),
+                    "audience": auth.audience(),
                     "kind": auth.kind().as_str(),
                     "client_id": auth.client_id(),
                     "scopes": auth.scopes(),

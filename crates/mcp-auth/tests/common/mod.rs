@@ -214,7 +214,7 @@ pub async fn rpc_result(resp: reqwest::Response) -> Value {
 pub const ISSUER: &str = "https://issuer.test";
 
 /// An MCP server protected by a JWKS-backed verifier, with `whoami` and the scoped
-/// `admin-report` tool, on loopback.
+/// `admin-report` (`admin:read`) and `audit-log` (`audit:read`) tools, on loopback.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub mcp: String,
@@ -231,6 +231,8 @@ pub struct Options {
     pub max_sessions: u64,
     pub audience_optional: bool,
     pub max_body: usize,
+    pub hierarchy: mcp_auth::ScopeHierarchy,
+    pub hide_unauthorized_tools: bool,
 }
 
 impl Default for Options {
@@ -240,6 +242,8 @@ impl Default for Options {
             max_sessions: mcp_auth::DEFAULT_MAX_SESSIONS,
             audience_optional: false,
             max_body: mcp_auth::DEFAULT_MAX_BODY_BYTES,
+            hierarchy: mcp_auth::ScopeHierarchy::default(),
+            hide_unauthorized_tools: false,
         }
     }
 }
@@ -266,8 +270,12 @@ pub async fn start_server(opts: Options) -> TestServer {
         mcp_auth::McpServer::builder(&resource)
             .authorization_server(ISSUER)
             .legacy_authorization_server_metadata(false)
-            .scopes_supported(["openid", "profile", "admin:read"])
-            .challenge_scopes(["openid", "profile"])
+            // `offline_access` is configured on purpose: it must appear in no challenge and
+            // not in the metadata (the golden file does not list it).
+            .scopes_supported(["openid", "profile", "admin:read", "offline_access"])
+            .challenge_scopes(["openid", "profile", "offline_access"])
+            .scope_hierarchy(opts.hierarchy)
+            .hide_unauthorized_tools(opts.hide_unauthorized_tools)
             .resource_name("test server")
             .verifier(verifier)
             .sessions(opts.sessions)
@@ -290,6 +298,14 @@ pub async fn start_server(opts: Options) -> TestServer {
                 ["admin:read"],
                 |_: NoArgs, auth: mcp_auth::AuthInfo| async move {
                     format!("report for {}", auth.user_id())
+                },
+            )
+            .scoped_tool(
+                "audit-log",
+                "Needs audit:read",
+                ["audit:read"],
+                |_: NoArgs, auth: mcp_auth::AuthInfo| async move {
+                    format!("audit log for {}", auth.user_id())
                 },
             )
             .build()
