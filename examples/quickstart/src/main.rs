@@ -69,7 +69,13 @@ async fn main() -> std::process::ExitCode {
         .with_writer(log_writer)
         .init();
     let args = Args::parse();
-    let clerk = ClerkKeys::from_env(|name| std::env::var(name).ok());
+    let clerk = match ClerkKeys::from_env(|name| std::env::var(name).ok()) {
+        Ok(clerk) => clerk,
+        Err(error) => {
+            eprintln!("quickstart: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let running = Quickstart::start(Options {
         port: args.port,
         issuer_port: args.issuer_port,

@@ -38,16 +38,47 @@ impl std::fmt::Debug for ClerkKeys {
 }
 
 impl ClerkKeys {
-    /// The keys from the environment (through `get`), when both are set and non-empty.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+    /// The keys from the environment (through `get`): `Ok(None)` unless both Clerk keys are
+    /// set and non-empty. An error when only one of `CLERK_MACHINE_ID` and
+    /// `CLERK_MACHINE_SECRET_KEY` is set: silently ignoring the other would leave the server
+    /// accepting every M2M token of the instance while its operator believes only this
+    /// machine's are.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
         let non_empty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        Some(Self {
-            secret_key: non_empty("CLERK_SECRET_KEY")?,
-            publishable_key: non_empty("CLERK_PUBLISHABLE_KEY")?,
+        let machine = match (
+            non_empty("CLERK_MACHINE_ID"),
+            non_empty("CLERK_MACHINE_SECRET_KEY"),
+        ) {
+            (Some(id), Some(secret_key)) => Some((id, secret_key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(
+                    "CLERK_MACHINE_ID is set: set CLERK_MACHINE_SECRET_KEY (the same \
+                            machine's secret key) too, or unset both"
+                        .into(),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "CLERK_MACHINE_SECRET_KEY is set: set CLERK_MACHINE_ID (mch_…, the \
+                            same machine's id) too, or unset both"
+                        .into(),
+                );
+            }
+        };
+        let (Some(secret_key), Some(publishable_key)) = (
+            non_empty("CLERK_SECRET_KEY"),
+            non_empty("CLERK_PUBLISHABLE_KEY"),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            secret_key,
+            publishable_key,
             api_url: non_empty("CLERK_API_URL"),
             frontend_api_url: non_empty("CLERK_FRONTEND_API_URL"),
-            machine: non_empty("CLERK_MACHINE_ID").zip(non_empty("CLERK_MACHINE_SECRET_KEY")),
-        })
+            machine,
+        }))
     }
 }
 
@@ -149,13 +180,18 @@ mod tests {
     /// issuer starts.
     #[test]
     fn clerk_keys_need_both_keys() {
-        assert!(ClerkKeys::from_env(env(&[])).is_none());
-        assert!(ClerkKeys::from_env(env(&[("CLERK_SECRET_KEY", "sk_test_x")])).is_none());
+        assert!(ClerkKeys::from_env(env(&[])).unwrap().is_none());
+        assert!(
+            ClerkKeys::from_env(env(&[("CLERK_SECRET_KEY", "sk_test_x")]))
+                .unwrap()
+                .is_none()
+        );
         assert!(
             ClerkKeys::from_env(env(&[
                 ("CLERK_SECRET_KEY", " "),
                 ("CLERK_PUBLISHABLE_KEY", "pk_test_x")
             ]))
+            .unwrap()
             .is_none()
         );
         let keys = ClerkKeys::from_env(env(&[
@@ -163,16 +199,41 @@ mod tests {
             ("CLERK_PUBLISHABLE_KEY", "pk_test_x"),
             ("CLERK_API_URL", "http://127.0.0.1:1"),
         ]))
+        .unwrap()
         .unwrap();
         assert_eq!(keys.api_url.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(keys.frontend_api_url, None);
-        assert_eq!(
-            keys.machine, None,
-            "the machine needs its id and its secret key"
-        );
+        assert_eq!(keys.machine, None, "no machine configured");
         assert!(
             !format!("{keys:?}").contains("sk_test_x"),
             "secret key redacted"
         );
+    }
+
+    /// A machine needs both its id and its secret key; one without the other is an error at
+    /// start, never a silent fallback to "any M2M token of the instance".
+    #[test]
+    fn a_half_configured_machine_is_refused() {
+        let base = [
+            ("CLERK_SECRET_KEY", "sk_test_x"),
+            ("CLERK_PUBLISHABLE_KEY", "pk_test_x"),
+        ];
+        for (name, value) in [
+            ("CLERK_MACHINE_ID", "mch_x"),
+            ("CLERK_MACHINE_SECRET_KEY", "ak_x"),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let error = ClerkKeys::from_env(env(&pairs)).unwrap_err();
+            assert!(error.contains(name), "{error}");
+            assert!(!error.contains(value), "{error}");
+        }
+        let mut pairs = base.to_vec();
+        pairs.extend([
+            ("CLERK_MACHINE_ID", "mch_x"),
+            ("CLERK_MACHINE_SECRET_KEY", "ak_x"),
+        ]);
+        let keys = ClerkKeys::from_env(env(&pairs)).unwrap().unwrap();
+        assert_eq!(keys.machine, Some(("mch_x".into(), "ak_x".into())));
     }
 }
