@@ -252,6 +252,25 @@ const cases = {
     const expired = await access('opaque', { lifetime_secs: 0 });
     await signedOut(expired, 'an expired oat_');
   },
+  async 'an expired OAuth JWT is refused'() {
+    // The SDK checks `exp` against the wall clock with 5 s of skew (`jwt/assertions.ts`), so
+    // the token is minted an hour in the past: the issuer's clock is moved back, then forward.
+    await admin('/admin/clock/rewind', { seconds: 3600 });
+    let expired;
+    try {
+      expired = await access('jwt', { lifetime_secs: 60 });
+    } finally {
+      await admin('/admin/clock/advance', { seconds: 3600 });
+    }
+    const state = await authenticate(expired);
+    check(!state.isAuthenticated, 'an expired OAuth JWT was signed in');
+    check(
+      /expired/i.test(`${state.reason ?? ''} ${state.message ?? ''}`),
+      `refused, but not as expired: ${state.reason}: ${state.message}`,
+    );
+    // The same token, fresh, is signed in: what refused it above is its expiry.
+    await signedIn(await access('jwt', { lifetime_secs: 60 }), 'oauth_token');
+  },
   async 'revoked and expired API keys are refused'() {
     const revoked = await mint('/admin/api_keys', { subject: alice });
     await admin('/admin/revoke', { token: revoked });

@@ -1,5 +1,5 @@
 //! `/admin/*`: test and administration helpers over HTTP (for Node tests and tools that cannot
-//! call the Rust handle): mint any kind of token, revoke, rotate keys, advance the clock.
+//! call the Rust handle): mint any kind of token, revoke, rotate keys, move the clock.
 //! Authenticated with the secret key (`Authorization: Bearer sk_test_…`); not rate limited.
 
 use std::sync::Arc;
@@ -36,6 +36,7 @@ pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/admin/revoke", post(revoke))
         .route("/admin/rotate_keys", post(rotate_keys))
         .route("/admin/clock/advance", post(advance_clock))
+        .route("/admin/clock/rewind", post(rewind_clock))
         .route("/admin/users", get(users))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -326,13 +327,24 @@ struct AdvanceBody {
     seconds: u64,
 }
 
-/// `POST /admin/clock/advance`.
+/// `POST /admin/clock/advance` `{"seconds": N}`.
 async fn advance_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req: AdvanceBody = match parse(&body) {
         Ok(r) => r,
         Err(m) => return bad_request(&m),
     };
     shared.clock.advance(Duration::from_secs(req.seconds));
+    Json(json!({ "now": shared.clock.now_secs() })).into_response()
+}
+
+/// `POST /admin/clock/rewind` `{"seconds": N}`: move the clock back, e.g. to mint a JWT that
+/// is already expired by the wall clock (then advance by as much again).
+async fn rewind_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req: AdvanceBody = match parse(&body) {
+        Ok(r) => r,
+        Err(m) => return bad_request(&m),
+    };
+    shared.clock.rewind(Duration::from_secs(req.seconds));
     Json(json!({ "now": shared.clock.now_secs() })).into_response()
 }
 

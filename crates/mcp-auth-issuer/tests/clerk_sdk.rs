@@ -38,6 +38,7 @@ const CASES: &[&str] = &[
     "verifyClerkToken on a JWT OAuth access token",
     "verifyClerkToken on an opaque OAuth access token",
     "revoked and expired opaque OAuth tokens are refused",
+    "an expired OAuth JWT is refused",
     "revoked and expired API keys are refused",
     "revoked and expired M2M tokens are refused",
     "unknown tokens are refused",
