@@ -37,7 +37,7 @@ impl Input {
 }
 
 /// What the parser must answer, computed the slow and obvious way.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Expected {
     NoToken,
     Token(Vec<u8>),
@@ -121,20 +121,40 @@ fuzz_target!(|data: &[u8]| {
     for value in &values {
         headers.append(AUTHORIZATION, value.clone());
     }
-    let got = bearer::parse(&headers, &uri);
-    let want = if uri.query().is_some_and(reference_query_has_token) {
-        Expected::Err(BearerError::TokenInQuery)
-    } else if values.len() > 1 {
+    // RFC 6750 §2: a token in the query alone is refused as such; a token in the header (a
+    // Bearer header, well-formed or not, or several headers) and in the query is refused for
+    // using more than one method.
+    let header = if values.len() > 1 {
         Expected::Err(BearerError::MultipleHeaders)
     } else if let Some(value) = values.first() {
         reference_value(value.as_bytes())
     } else {
         Expected::NoToken
     };
-    let got = match got {
+    let in_header = header != Expected::NoToken;
+    let expected = |elsewhere: bool, alone: BearerError| match (elsewhere, in_header) {
+        (false, _) => header.clone(),
+        (true, false) => Expected::Err(alone),
+        (true, true) => Expected::Err(BearerError::MultipleMethods),
+    };
+    let observed = |got: Result<Option<bearer::Bearer>, BearerError>| match got {
         Ok(None) => Expected::NoToken,
         Ok(Some(b)) => Expected::Token(b.token().as_bytes().to_vec()),
         Err(e) => Expected::Err(e),
     };
+    let in_query = uri.query().is_some_and(reference_query_has_token);
+    let got = observed(bearer::parse(&headers, &uri));
+    let want = expected(in_query, BearerError::TokenInQuery);
     assert_eq!(got, want, "query {:?}, values {values:?}", uri.query());
+
+    // The same parameters as an `application/x-www-form-urlencoded` body instead (§2.2).
+    if let Some(form) = &input.query {
+        let got = observed(bearer::parse_with_form(
+            &headers,
+            &Uri::from_static("/mcp"),
+            Some(form.as_bytes()),
+        ));
+        let want = expected(reference_query_has_token(form), BearerError::TokenInBody);
+        assert_eq!(got, want, "form {form:?}, values {values:?}");
+    }
 });
