@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 
 use super::{ClerkConfigError, SecretKey};
 use crate::{
-    AuthInfo, Jwks, TokenKind, VerifyError, auth_info::split_scopes, verify::DEFAULT_ALGORITHMS,
+    AuthInfo, Jwks, TokenKind, VerifyError,
+    auth_info::split_scopes,
+    verify::{DEFAULT_ALGORITHMS, jwt},
 };
 
 /// `cat` of a session token (`tokens/jwtCategories.ts:5`).
@@ -150,20 +152,8 @@ impl M2mJwtVerifier {
         if peek.cat().is_some_and(|c| c != CAT_M2M) {
             return Err(VerifyError::invalid_token("invalid M2M JWT category"));
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| VerifyError::invalid_token("malformed token"))?;
-        if header.crit.is_some() {
-            return Err(VerifyError::invalid_token("unsupported critical header"));
-        }
-        if !DEFAULT_ALGORITHMS.contains(&header.alg) {
-            return Err(VerifyError::invalid_token("signing algorithm not allowed"));
-        }
-        let key = self.jwks.key(header.kid.as_deref()).await?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err(VerifyError::invalid_token(
-                "signing algorithm does not fit the key",
-            ));
-        }
+        let header = jwt::checked_header(token, DEFAULT_ALGORITHMS)?;
+        let key = jwt::key_for(&self.jwks, &header).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
 
-use super::{Jwks, TokenVerifier, VerifyError, VerifyFuture};
+use super::{Jwks, JwksKey, TokenVerifier, VerifyError, VerifyFuture};
 use crate::{AuthInfo, TokenKind, auth_info::split_scopes};
 
 /// The algorithms accepted by default: every asymmetric one jsonwebtoken supports. `none` and
@@ -125,15 +125,7 @@ impl JwtVerifier {
 
     /// Verifies `token` (no caching; wrap in [`CachedVerifier`](crate::CachedVerifier) for that).
     pub async fn verify_jwt(&self, token: &str) -> Result<AuthInfo, VerifyError> {
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| VerifyError::invalid_token("malformed token"))?;
-        if header.crit.is_some() {
-            // RFC 7515 §4.1.11: we understand no extension, so a critical one means refuse.
-            return Err(VerifyError::invalid_token("unsupported critical header"));
-        }
-        if !self.algorithms.contains(&header.alg) {
-            return Err(VerifyError::invalid_token("signing algorithm not allowed"));
-        }
+        let header = checked_header(token, &self.algorithms)?;
         if let Some(expected) = &self.typ {
             let typ = header.typ.as_deref().unwrap_or("");
             let typ = strip_application(typ);
@@ -144,14 +136,7 @@ impl JwtVerifier {
                 return Err(VerifyError::invalid_token("unexpected token type"));
             }
         }
-        // `jku`, `x5u`, `jwk` and `x5c` in the header are ignored on purpose: keys come only
-        // from the configured set.
-        let key = self.jwks.key(header.kid.as_deref()).await?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err(VerifyError::invalid_token(
-                "signing algorithm does not fit the key",
-            ));
-        }
+        let key = key_for(&self.jwks, &header).await?;
 
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
@@ -404,6 +389,40 @@ fn describe(kind: &ErrorKind) -> std::borrow::Cow<'static, str> {
         ErrorKind::InvalidClaimFormat(_) => "malformed claim".into(),
         _ => "malformed token".into(),
     }
+}
+
+/// The header of a JWS, refused unless it parses, names no critical extension and uses one of
+/// `algorithms`. The checks every JWT path makes before it looks up a key.
+pub(crate) fn checked_header(
+    token: &str,
+    algorithms: &[Algorithm],
+) -> Result<jsonwebtoken::Header, VerifyError> {
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| VerifyError::invalid_token("malformed token"))?;
+    if header.crit.is_some() {
+        // RFC 7515 §4.1.11: we understand no extension, so a critical one means refuse.
+        return Err(VerifyError::invalid_token("unsupported critical header"));
+    }
+    if !algorithms.contains(&header.alg) {
+        return Err(VerifyError::invalid_token("signing algorithm not allowed"));
+    }
+    Ok(header)
+}
+
+/// The key `header` names in `jwks`, refused unless its type fits the header's algorithm.
+/// `jku`, `x5u`, `jwk` and `x5c` in the header are ignored on purpose: keys come only from the
+/// configured set.
+pub(crate) async fn key_for(
+    jwks: &Jwks,
+    header: &jsonwebtoken::Header,
+) -> Result<std::sync::Arc<JwksKey>, VerifyError> {
+    let key = jwks.key(header.kid.as_deref()).await?;
+    if !key.algorithms.contains(&header.alg) {
+        return Err(VerifyError::invalid_token(
+            "signing algorithm does not fit the key",
+        ));
+    }
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 mod cache;
 mod jwks;
-mod jwt;
+pub(crate) mod jwt;
 
 use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
 
