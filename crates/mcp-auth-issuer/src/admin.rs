@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::backend::{clerk_error, require_secret_key};
 use crate::config::TokenFormat;
+use crate::oauth_error::OAuthError;
 use crate::state::Shared;
 use crate::tokens::{
     AccessGrant, ApiKeyRequest, MachineTokenRequest, OrganizationClaims, SessionTokenRequest,
@@ -38,10 +39,42 @@ pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/admin/clock/advance", post(advance_clock))
         .route("/admin/clock/rewind", post(rewind_clock))
         .route("/admin/users", get(users))
+        .route("/admin/clients", post(create_client))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_secret_key,
         ))
+}
+
+/// `POST /admin/clients`: a pre-registered client for tests and tools (the conformance suite's
+/// `--client-id`/`--client-secret`), made without dynamic registration. The body is RFC 7591
+/// metadata; `client_name`, `redirect_uris` and `token_endpoint_auth_method` (`none`,
+/// `client_secret_basic` — the default — or `client_secret_post`) are what a caller usually
+/// sets. `grant_types` defaults to `authorization_code` and `refresh_token` (a registration's
+/// default is `authorization_code` only). Answers 201 with `client_id` and, for a confidential
+/// client, `client_secret` (shown once); bad metadata is a 400 in RFC 7591 form
+/// (`invalid_client_metadata`, `invalid_redirect_uri`) saying what is wrong.
+async fn create_client(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let mut metadata: Value = match serde_json::from_slice(&body) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        Ok(_) => {
+            return OAuthError::invalid_client_metadata("the body must be a JSON object")
+                .into_response();
+        }
+        Err(e) => {
+            return OAuthError::invalid_client_metadata(format!(
+                "the body is not valid JSON: {e}"
+            ))
+            .into_response();
+        }
+    };
+    if metadata.get("grant_types").is_none_or(Value::is_null) {
+        metadata["grant_types"] = json!(["authorization_code", "refresh_token"]);
+    }
+    match crate::register::create_client(&shared, &metadata) {
+        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use url::Url;
 
+use crate::cimd::Lookup;
 use crate::clients::Client;
 use crate::consent::{ConsentView, consent_page, error_page, unknown_client_page};
 use crate::csrf::{self, CsrfError, SIGNED_FIELDS};
@@ -49,6 +50,10 @@ enum Rejection {
     },
     /// No client has this id: registered with a state that is gone, or never registered.
     UnknownClient { client_id: String },
+    /// The `client_id` is a metadata document URL whose document could not be fetched or is
+    /// invalid: its redirect URIs are unknown, so the user is told, never the client
+    /// (RFC 6749 §4.1.2.1).
+    BadDocument { client_id: String, message: String },
     /// The state could not be read.
     Failed,
 }
@@ -67,23 +72,33 @@ fn is_pkce_value(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
-fn validate(shared: &Shared, params: &Params) -> Result<AuthorizationRequest, Rejection> {
+/// The client the request names: registered, or described by its metadata document.
+async fn find_client(shared: &Shared, params: &Params) -> Result<Client, Rejection> {
     let client_id = params
         .get("client_id")
         .map_err(page)?
         .ok_or_else(|| page("The request has no client_id."))?;
-    let client = match shared.store.read(|tx| tx.client(client_id)) {
-        Ok(Some(client)) => client,
-        Ok(None) => {
-            return Err(Rejection::UnknownClient {
-                client_id: client_id.to_owned(),
-            });
-        }
+    match crate::cimd::lookup(shared, client_id).await {
+        Ok(Lookup::Found(client)) => Ok(client),
+        Ok(Lookup::Unknown) => Err(Rejection::UnknownClient {
+            client_id: client_id.to_owned(),
+        }),
+        Ok(Lookup::BadDocument(message)) => Err(Rejection::BadDocument {
+            client_id: client_id.to_owned(),
+            message,
+        }),
         Err(e) => {
             tracing::error!(error = %e, "the issuer state failed while looking up a client");
-            return Err(Rejection::Failed);
+            Err(Rejection::Failed)
         }
-    };
+    }
+}
+
+fn validate(
+    shared: &Shared,
+    params: &Params,
+    client: Client,
+) -> Result<AuthorizationRequest, Rejection> {
     let redirect_uri_sent = params.get("redirect_uri").map_err(page)?.is_some();
     let redirect_uri = match params.get("redirect_uri").map_err(page)? {
         Some(uri) => {
@@ -267,6 +282,15 @@ fn reject(shared: &Shared, rejection: Rejection, status: StatusCode) -> Response
         Rejection::UnknownClient { client_id } => {
             unknown_client_page(&client_id, shared.store.dir().is_some())
         }
+        Rejection::BadDocument { client_id, message } => error_page(
+            StatusCode::BAD_REQUEST,
+            "This application's metadata document cannot be used",
+            &format!(
+                "The application identifies itself with the client metadata document at \
+                 {client_id}, and this authorization server cannot use it: {message}. \
+                 Its developer has to fix the document (or where it is served from)."
+            ),
+        ),
         Rejection::Failed => error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
@@ -358,7 +382,10 @@ pub(crate) async fn authorize_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = Params::parse(query.as_deref().unwrap_or_default());
-    let req = match validate(&shared, &params) {
+    let req = match find_client(&shared, &params)
+        .await
+        .and_then(|client| validate(&shared, &params, client))
+    {
         Ok(req) => req,
         Err(rejection) => return reject(&shared, rejection, StatusCode::FOUND),
     };
@@ -387,6 +414,12 @@ pub(crate) async fn authorize_get(
     consent_page(&ConsentView {
         app_name: req.client.display_name(),
         logo_uri: req.client.logo_uri.as_deref(),
+        document: req.client.document.as_ref(),
+        localhost_only: req
+            .client
+            .redirect_uris
+            .iter()
+            .all(|uri| crate::clients::is_loopback_uri(uri)),
         redirect_uri: &req.redirect_uri,
         scopes: &req.scopes,
         resource: req.resource.as_deref(),
@@ -444,7 +477,10 @@ pub(crate) async fn authorize_post(
         return error_page(status, "Consent form refused", message);
     }
     // The signed fields are the original request; validate them again (the client may be gone).
-    let req = match validate(&shared, &params) {
+    let req = match find_client(&shared, &params)
+        .await
+        .and_then(|client| validate(&shared, &params, client))
+    {
         Ok(req) => req,
         Err(rejection) => return reject(&shared, rejection, StatusCode::SEE_OTHER),
     };

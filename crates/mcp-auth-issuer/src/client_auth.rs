@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::cimd::Lookup;
 use crate::clients::Client;
 use crate::form::Params;
 use crate::ids;
@@ -53,7 +54,7 @@ fn secret_matches(client: &Client, secret: &str) -> bool {
 }
 
 /// Authenticate the calling client, or explain in RFC 6749 terms why not.
-pub(crate) fn authenticate(
+pub(crate) async fn authenticate(
     shared: &Shared,
     headers: &HeaderMap,
     params: &Params,
@@ -73,7 +74,7 @@ pub(crate) fn authenticate(
                 "client_id in the body differs from the one in the Authorization header",
             ));
         }
-        let client = lookup(shared, &basic.client_id, true)?;
+        let client = lookup(shared, &basic.client_id, true).await?;
         let ok = if client.auth_method.is_confidential() {
             secret_matches(&client, &basic.secret)
         } else {
@@ -95,7 +96,7 @@ pub(crate) fn authenticate(
             false,
         ));
     };
-    let client = lookup(shared, client_id, false)?;
+    let client = lookup(shared, client_id, false).await?;
     match (client.auth_method.is_confidential(), body_secret) {
         (true, Some(secret)) if secret_matches(&client, secret) => Ok(client),
         (true, Some(_)) => Err(OAuthError::invalid_client(
@@ -114,9 +115,12 @@ pub(crate) fn authenticate(
     }
 }
 
-fn lookup(shared: &Shared, client_id: &str, basic: bool) -> Result<Client, OAuthError> {
-    shared
-        .store
-        .read(|tx| tx.client(client_id))?
-        .ok_or_else(|| OAuthError::invalid_client("unknown client", basic))
+/// A registered client, or one described by its metadata document (CIMD): a document that
+/// cannot be fetched or is invalid is `invalid_client` with the reason.
+async fn lookup(shared: &Shared, client_id: &str, basic: bool) -> Result<Client, OAuthError> {
+    match crate::cimd::lookup(shared, client_id).await? {
+        Lookup::Found(client) => Ok(client),
+        Lookup::Unknown => Err(OAuthError::invalid_client("unknown client", basic)),
+        Lookup::BadDocument(message) => Err(OAuthError::invalid_client(message, basic)),
+    }
 }

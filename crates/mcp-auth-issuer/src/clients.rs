@@ -51,6 +51,18 @@ pub(crate) struct Client {
     pub(crate) grant_types: Vec<String>,
     pub(crate) client_name: Option<String>,
     pub(crate) logo_uri: Option<String>,
+    /// Set for a client whose `client_id` is the URL of its metadata document (CIMD): never
+    /// stored in `clients`, described by the document.
+    pub(crate) document: Option<MetadataDocument>,
+}
+
+/// What the consent page shows of a metadata-document client besides its name and logo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MetadataDocument {
+    /// The host the document was served from: who vouches for this client.
+    pub(crate) host: String,
+    /// The client's home page, from the document.
+    pub(crate) client_uri: Option<String>,
 }
 
 impl Client {
@@ -238,6 +250,12 @@ fn optional_string(object: &Map<String, Value>, key: &str) -> Result<Option<Stri
             "{key} must be a string"
         ))),
     }
+}
+
+/// Whether `uri` is an `http` or `https` URL on a loopback host (a redirect anyone on the
+/// user's machine could listen on).
+pub(crate) fn is_loopback_uri(uri: &str) -> bool {
+    Url::parse(uri).is_ok_and(|u| is_loopback_host(&u))
 }
 
 fn is_loopback_host(url: &Url) -> bool {

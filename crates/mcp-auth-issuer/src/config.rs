@@ -115,6 +115,20 @@ pub struct IssuerConfig {
     /// that requires its URL in `aud` then still accepts those clients' tokens. Default `None`:
     /// no `aud`, as Clerk.
     pub default_audience: Option<String>,
+    /// Fetch Client ID Metadata Documents from loopback addresses (`127.0.0.0/8`, `::1`).
+    /// For development and tests only; refused unless the listener is on a loopback address.
+    /// Private, link-local, unique-local and other special-purpose addresses stay refused
+    /// either way. Default `false`.
+    pub cimd_allow_loopback: bool,
+    /// PEM certificates trusted for Client ID Metadata Document fetches besides the system's
+    /// roots (a test CA). Default empty.
+    pub cimd_root_certificates_pem: Vec<u8>,
+    /// Time allowed for a whole metadata document fetch (connect, TLS, headers, body).
+    /// Default 5 seconds.
+    pub cimd_fetch_timeout: Duration,
+    /// Largest metadata document accepted, in bytes; the fetch stops as soon as the body
+    /// passes it. Default 5 KiB.
+    pub cimd_max_document_bytes: usize,
 }
 
 impl Default for IssuerConfig {
@@ -146,6 +160,10 @@ impl Default for IssuerConfig {
             default_scopes: ["profile", "email"].map(String::from).to_vec(),
             public_url: None,
             default_audience: None,
+            cimd_allow_loopback: false,
+            cimd_root_certificates_pem: Vec::new(),
+            cimd_fetch_timeout: Duration::from_secs(5),
+            cimd_max_document_bytes: 5 * 1024,
         }
     }
 }

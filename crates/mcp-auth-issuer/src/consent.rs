@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::clients::MetadataDocument;
 use crate::users::User;
 
 /// Escape text for HTML element content and double-quoted attributes.
@@ -195,6 +196,10 @@ pub(crate) fn unknown_client_page(client_id: &str, persistent: bool) -> Response
 pub(crate) struct ConsentView<'a> {
     pub(crate) app_name: &'a str,
     pub(crate) logo_uri: Option<&'a str>,
+    /// For a metadata-document client: where the document came from, and its home page.
+    pub(crate) document: Option<&'a MetadataDocument>,
+    /// Every redirect URI is on loopback: anything on the user's machine could be behind it.
+    pub(crate) localhost_only: bool,
     pub(crate) redirect_uri: &'a str,
     pub(crate) scopes: &'a [String],
     pub(crate) resource: Option<&'a str>,
@@ -241,6 +246,28 @@ pub(crate) fn consent_page(view: &ConsentView<'_>) -> Response {
             )
         })
         .collect();
+    // Who vouches for a metadata-document client: the host serving its document (MCP
+    // 2026-07-28 `basic/authorization/security-considerations.mdx` lines 93-99: show the
+    // client's origin, and warn when its redirect URIs are all on localhost).
+    let origin = view.document.map_or_else(String::new, |doc| {
+        let home = doc.client_uri.as_deref().map_or_else(String::new, |uri| {
+            format!(
+                " · <a id=\"client-uri\" href=\"{0}\" rel=\"noopener noreferrer\">{0}</a>",
+                escape(uri)
+            )
+        });
+        let warning = if view.localhost_only {
+            "<p class=\"muted\" id=\"localhost-warning\">This application runs on your computer \
+             (it returns to a localhost address): allow it only if you started it yourself.</p>"
+        } else {
+            ""
+        };
+        format!(
+            "<p class=\"muted\">Identified by its metadata document on \
+             <strong id=\"client-host\">{}</strong>{home}</p>{warning}",
+            escape(&doc.host)
+        )
+    });
     let resource = view.resource.map_or_else(String::new, |r| {
         format!(
             "<h2>Access limited to</h2><p class=\"resource\"><code>{}</code></p>",
@@ -274,7 +301,7 @@ pub(crate) fn consent_page(view: &ConsentView<'_>) -> Response {
         })
         .collect();
     let body = format!(
-        "<main><div class=\"app\">{logo}<h1><strong id=\"app-name\">{app}</strong> wants to access your account</h1>\
+        "<main><div class=\"app\">{logo}<h1><strong id=\"app-name\">{app}</strong> wants to access your account</h1>{origin}\
          <p class=\"muted\">You will be sent back to <code>{target}</code></p></div>\
          <form method=\"post\" action=\"/oauth/authorize\">\
          <h2>It will be able to</h2><ul class=\"scopes\">{scopes}</ul>{resource}\

@@ -39,16 +39,20 @@ pub(crate) async fn introspect(State(shared): State<Arc<Shared>>, request: Reque
         Ok(b) => b,
         Err(_) => return OAuthError::invalid_request("the body is too large").into_response(),
     };
-    match introspection(&shared, &parts.headers, &body) {
+    match introspection(&shared, &parts.headers, &body).await {
         Ok(json) => ([(header::CACHE_CONTROL, "no-store")], Json(json)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-fn introspection(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthError> {
+async fn introspection(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, OAuthError> {
     let params = form_params(headers, body)?;
     // Which client's tokens the caller may see: `None` = all.
-    let client = authenticate(shared, headers, &params)?;
+    let client = authenticate(shared, headers, &params).await?;
     let restrict_to = (!client.auth_method.is_confidential()).then_some(client.client_id);
     let token = params
         .one("token", OAuthError::invalid_request)?
@@ -92,14 +96,16 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let result = form_params(&headers, &body).and_then(|params| {
-        let client = authenticate(&shared, &headers, &params)?;
+    let result = async {
+        let params = form_params(&headers, &body)?;
+        let client = authenticate(&shared, &headers, &params).await?;
         let token = params
             .one("token", OAuthError::invalid_request)?
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         shared.revoke_token(token, Some(&client.client_id), "revoked by the client")?;
-        Ok(())
-    });
+        Ok::<(), OAuthError>(())
+    }
+    .await;
     match result {
         Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
         Err(e) => e.into_response(),

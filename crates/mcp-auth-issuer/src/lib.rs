@@ -39,11 +39,11 @@
 //! | `GET /.well-known/oauth-authorization-server`, `/.well-known/openid-configuration` | RFC 8414 metadata and the OpenID configuration, with Clerk's fields |
 //! | `GET /.well-known/jwks.json` | public signing keys |
 //! | `POST /oauth/register` | RFC 7591 dynamic client registration |
-//! | `GET/POST /oauth/authorize` | consent page / consent form |
+//! | `GET/POST /oauth/authorize` | consent page / consent form; `iss` on every response (RFC 9207); a `client_id` that is an `https` URL is a Client ID Metadata Document, fetched and cached |
 //! | `POST /oauth/token` | `authorization_code`, `refresh_token` |
 //! | `GET /oauth/userinfo`, `POST /oauth/token_info`, `POST /oauth/token/revoke` (alias `/oauth/revoke`) | OIDC UserInfo, RFC 7662 (client credentials), RFC 7009 |
 //! | `[/v1]/oauth_applications/access_tokens/verify`, `[/v1]/api_keys/verify`, `[/v1]/m2m_tokens/verify`, `[/v1]/users/{id}`, `[/v1]/jwks` | Backend API stand-in (secret key, or a machine secret key for `m2m_tokens/verify`; rate limited but for `jwks`) |
-//! | `/admin/*` | test helpers over HTTP (secret key): mint every token kind, create machines, revoke, rotate keys, advance the clock |
+//! | `/admin/*` | test helpers over HTTP (secret key): mint every token kind, create machines and pre-registered clients (`POST /admin/clients`), revoke, rotate keys, advance the clock |
 //! | `GET /metrics` | Prometheus counters |
 //!
 //! ## Layout
@@ -57,6 +57,8 @@
 //! - `ids`: random ids and secrets in Clerk's `prefix_…` style, hashing.
 //! - `users`: [`User`], the default users, Clerk's User JSON, avatars.
 //! - `clients`: RFC 7591 metadata validation, redirect URI rules (RFC 8252 loopback ports).
+//! - `cimd`: Client ID Metadata Documents: the SSRF-safe fetch, the document's validation, the
+//!   cache.
 //! - `client_auth`: client authentication at the token, revocation and introspection endpoints.
 //! - `authorize`, `consent`, `csrf`: the authorization endpoint, its HTML pages, the signed form.
 //! - `token`, `tokens`: the token endpoint, and minting/finding/revoking every token kind.
@@ -72,6 +74,7 @@
 mod admin;
 mod authorize;
 mod backend;
+mod cimd;
 mod client_auth;
 mod clients;
 mod clock;

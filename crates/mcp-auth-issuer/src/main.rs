@@ -83,6 +83,15 @@ struct Args {
     /// public_metadata private_metadata (repeat or comma-separate).
     #[arg(long = "scope", value_delimiter = ',')]
     extra_scopes: Vec<String>,
+    /// Fetch Client ID Metadata Documents from loopback addresses too (a client served on
+    /// this machine). For development and tests only; refused on a non-loopback address.
+    /// Private, link-local and other special-purpose addresses stay refused.
+    #[arg(long)]
+    cimd_allow_loopback: bool,
+    /// PEM file of root certificates trusted for Client ID Metadata Document fetches, besides
+    /// the system's (a local CA for documents served over HTTPS on loopback).
+    #[arg(long, value_name = "FILE")]
+    cimd_root_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -128,8 +137,13 @@ async fn run(args: Args) -> Result<(), String> {
             .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
         public_url: args.public_url,
         default_audience: args.default_audience,
+        cimd_allow_loopback: args.cimd_allow_loopback,
         ..IssuerConfig::default()
     };
+    if let Some(path) = &args.cimd_root_ca {
+        config.cimd_root_certificates_pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read --cimd-root-ca {}: {e}", path.display()))?;
+    }
     if let Some(path) = &args.users {
         config.users = Some(load_users(path).map_err(|e| e.to_string())?);
     }
@@ -137,6 +151,12 @@ async fn run(args: Args) -> Result<(), String> {
         if !config.scopes_supported.contains(&scope) {
             config.scopes_supported.push(scope);
         }
+    }
+    if config.cimd_allow_loopback && !args.host.is_loopback() {
+        return Err(format!(
+            "--cimd-allow-loopback is refused on non-loopback address {}: it is for local development and tests only",
+            args.host
+        ));
     }
     if config.auto_approve_user.is_some() && !args.host.is_loopback() {
         return Err(format!(

@@ -14,7 +14,13 @@ use crate::state::Shared;
 /// The RFC 8414 document (`/.well-known/oauth-authorization-server`). Its fields are the ones
 /// Clerk's Frontend API lists (`WellKnown.OAuth2AuthorizationServerMetadata` in
 /// `fapi/2026-05-12.yml`, `additionalProperties: false`): no introspection or userinfo endpoint,
-/// which Clerk only names in the OpenID configuration.
+/// which Clerk only names in the OpenID configuration. Two fields go beyond Clerk's list, for
+/// what the MCP revisions ask of an authorization server:
+/// - `client_id_metadata_document_supported` (MCP 2025-11-25 `basic/authorization.mdx` lines
+///   305-309; 2026-07-28 `basic/authorization/client-registration.mdx` lines 116-120);
+/// - `authorization_response_iss_parameter_supported`: every authorization response carries
+///   `iss` (RFC 9207 §2.3; MCP 2026-07-28 `basic/authorization/index.mdx` line 194 makes
+///   advertising it a MUST for a server that sends `iss`).
 pub(crate) fn document(shared: &Shared) -> Value {
     json!({
         "issuer": shared.base_url,
@@ -31,6 +37,8 @@ pub(crate) fn document(shared: &Shared) -> Value {
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": CLAIMS,
         "code_challenge_methods_supported": ["S256"],
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
     })
 }
 
@@ -57,6 +65,8 @@ pub(crate) fn openid_document(shared: &Shared) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "backchannel_logout_supported": false,
         "frontchannel_logout_supported": false,
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
     })
 }
 

@@ -16,11 +16,14 @@ use crate::state::Shared;
 pub(crate) const REQUESTS_TOTAL: &str = "mcp_auth_issuer_requests_total";
 /// Name of the issued-token counter.
 pub(crate) const TOKENS_ISSUED_TOTAL: &str = "mcp_auth_issuer_tokens_issued_total";
+/// Name of the client metadata document (CIMD) counter.
+pub(crate) const METADATA_DOCUMENTS_TOTAL: &str = "mcp_auth_issuer_client_metadata_documents_total";
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     tokens: Mutex<BTreeMap<&'static str, u64>>,
+    metadata_documents: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -39,6 +42,15 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *map.entry(kind).or_default() += 1;
+    }
+
+    /// A client metadata document lookup: `fetched`, `cached`, `fetch_failed` or `invalid`.
+    pub(crate) fn metadata_document(&self, outcome: &'static str) {
+        let mut map = self
+            .metadata_documents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(outcome).or_default() += 1;
     }
 
     pub(crate) fn render(&self) -> String {
@@ -72,6 +84,23 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (kind, count) in tokens.iter() {
             let _ = writeln!(out, "{TOKENS_ISSUED_TOTAL}{{kind=\"{kind}\"}} {count}");
+        }
+        drop(tokens);
+        let _ = writeln!(
+            out,
+            "# HELP {METADATA_DOCUMENTS_TOTAL} Client ID Metadata Document lookups, by outcome \
+             (fetched, cached, fetch_failed, invalid).\n\
+             # TYPE {METADATA_DOCUMENTS_TOTAL} counter"
+        );
+        let documents = self
+            .metadata_documents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (outcome, count) in documents.iter() {
+            let _ = writeln!(
+                out,
+                "{METADATA_DOCUMENTS_TOTAL}{{outcome=\"{outcome}\"}} {count}"
+            );
         }
         out
     }

@@ -34,7 +34,13 @@ fn register_client(shared: &Shared, body: &[u8]) -> Result<Value, OAuthError> {
     let parsed: Value = serde_json::from_slice(body).map_err(|e| {
         OAuthError::invalid_client_metadata(format!("the body is not valid JSON: {e}"))
     })?;
-    let reg = validate_registration(&parsed, &shared.config.scopes_supported)?;
+    create_client(shared, &parsed)
+}
+
+/// Validate RFC 7591 metadata and record the client: the registration response (with the
+/// secret, shown once, for a confidential client). Shared with `POST /admin/clients`.
+pub(crate) fn create_client(shared: &Shared, metadata: &Value) -> Result<Value, OAuthError> {
+    let reg = validate_registration(metadata, &shared.config.scopes_supported)?;
     let client_id = ids::random_alnum(24);
     let secret = reg.auth_method.is_confidential().then(|| ids::secret(""));
     let mut response = reg.metadata;
@@ -52,6 +58,7 @@ fn register_client(shared: &Shared, body: &[u8]) -> Result<Value, OAuthError> {
         grant_types: reg.grant_types,
         client_name: reg.client_name,
         logo_uri: reg.logo_uri,
+        document: None,
     };
     let now_ms = shared.clock.now_ms();
     shared.store.write(|tx| tx.insert_client(&client, now_ms))?;

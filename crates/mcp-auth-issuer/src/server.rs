@@ -146,9 +146,17 @@ impl Issuer {
             })
         })?;
         let publishable_key = publishable_key(&base_url, &secret_key);
+        let cimd = crate::cimd::Fetcher::new(
+            config.cimd_allow_loopback,
+            &config.cimd_root_certificates_pem,
+            config.cimd_fetch_timeout,
+            config.cimd_max_document_bytes,
+        )
+        .map_err(Error::Config)?;
 
         let shared = Arc::new(Shared {
             rate_limit: FixedWindow::new(config.rate_limit),
+            cimd,
             key_file: config.key_file.clone(),
             remembered_secret,
             config,
@@ -252,6 +260,18 @@ fn validate_config(config: &IssuerConfig, addr: SocketAddr) -> Result<(), Error>
     }
     if config.auto_approve_user.is_some() && !addr.ip().is_loopback() {
         return Err(Error::AutoApproveOnNonLoopback(addr));
+    }
+    if config.cimd_allow_loopback && !addr.ip().is_loopback() {
+        return Err(Error::Config(format!(
+            "cimd_allow_loopback (--cimd-allow-loopback) is refused on non-loopback address {}: \
+             it is for local development and tests only",
+            addr.ip()
+        )));
+    }
+    if config.cimd_fetch_timeout.is_zero() || config.cimd_max_document_bytes == 0 {
+        return Err(Error::Config(
+            "cimd_fetch_timeout and cimd_max_document_bytes must not be zero".into(),
+        ));
     }
     if config.scopes_supported.is_empty() {
         return Err(Error::Config("scopes_supported must not be empty".into()));

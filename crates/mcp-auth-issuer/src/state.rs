@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) metrics: Metrics,
     pub(crate) rate_limit: FixedWindow,
+    /// The SSRF-safe HTTP client for Client ID Metadata Documents.
+    pub(crate) cimd: crate::cimd::Fetcher,
     /// Signs consent forms (CSRF protection); kept in the state, so a consent page rendered
     /// before a restart can still be submitted after it.
     pub(crate) csrf_key: hmac::Key,

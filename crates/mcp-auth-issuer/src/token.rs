@@ -29,7 +29,7 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match exchange(&shared, &headers, &body) {
+    match exchange(&shared, &headers, &body).await {
         Ok(json) => (
             [
                 (header::CACHE_CONTROL, "no-store"),
@@ -42,7 +42,7 @@ pub(crate) async fn token(
     }
 }
 
-fn exchange(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+async fn exchange(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
     if !is_form(headers) {
         return Err(OAuthError::invalid_request(
             "the token request must be application/x-www-form-urlencoded",
@@ -50,7 +50,7 @@ fn exchange(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Value, 
     }
     let params = Params::parse(&String::from_utf8_lossy(body));
     let grant_type = params.one("grant_type", OAuthError::invalid_request)?;
-    let client = authenticate(shared, headers, &params)?;
+    let client = authenticate(shared, headers, &params).await?;
     match grant_type {
         None => Err(OAuthError::invalid_request("grant_type is required")),
         Some("authorization_code") => authorization_code(shared, &client, &params),

@@ -940,3 +940,145 @@ async fn token_endpoint_allows_cross_origin_calls() {
         .unwrap();
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }
+
+/// RFC 9207: every authorization response carries `iss`, equal to the metadata's `issuer`:
+/// a code after consent, a code from auto-approve, an error redirect from the GET, and the
+/// `access_denied` redirect from the consent form. The metadata says so
+/// (`authorization_response_iss_parameter_supported`).
+#[tokio::test]
+async fn every_authorization_response_carries_iss() {
+    let issuer = start_default().await;
+    let metadata: Value = issuer
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    let expected = metadata["issuer"].as_str().unwrap().to_owned();
+    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+    let client_id = issuer.public_client().await;
+    let (_, challenge) = pkce();
+    let params = TestIssuer::standard_params(&client_id, &challenge);
+
+    let success = issuer.authorize(&params).await;
+    assert!(success.contains_key("code"));
+    assert_eq!(success["iss"], expected, "success");
+
+    let fields = issuer.consent_form(&params).await;
+    let response = issuer
+        .submit(fields, &[("decision", "deny"), ("user_id", &issuer.alice())])
+        .await;
+    let denied = query_of(&location(response.headers()));
+    assert_eq!(denied["error"], "access_denied");
+    assert_eq!(denied["iss"], expected, "denied");
+
+    let mut bad = params.clone();
+    bad.push(("scope", "not-a-scope"));
+    let response = issuer
+        .http
+        .get(issuer.authorize_url(&bad))
+        .send()
+        .await
+        .unwrap();
+    let error = query_of(&location(response.headers()));
+    assert_eq!(error["error"], "invalid_scope");
+    assert_eq!(error["iss"], expected, "error");
+
+    let auto = start(IssuerConfig {
+        auto_approve_user: Some(issuer.alice()),
+        ..IssuerConfig::default()
+    })
+    .await;
+    let auto_client = auto.public_client().await;
+    let response = auto
+        .http
+        .get(auto.authorize_url(&TestIssuer::standard_params(&auto_client, &challenge)))
+        .send()
+        .await
+        .unwrap();
+    let approved = query_of(&location(response.headers()));
+    assert!(approved.contains_key("code"));
+    assert_eq!(approved["iss"], auto.base, "auto-approved");
+}
+
+/// `POST /admin/clients` makes pre-registered clients: a public one (no secret) and a
+/// confidential one whose secret authenticates at the token endpoint; bad metadata is a 400
+/// saying what is wrong; a missing or wrong secret key is a 401.
+#[tokio::test]
+async fn admin_clients_are_pre_registered() {
+    let issuer = start_default().await;
+    let create = |key: Option<String>, body: Value| {
+        let mut request = issuer.http.post(issuer.url("/admin/clients")).json(&body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let key = Some(issuer.handle.secret_key());
+
+    let response = create(
+        key.clone(),
+        json!({"client_name": "Public", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let public: Value = response.json().await.unwrap();
+    assert!(public.get("client_secret").is_none(), "{public}");
+    let public_id = public["client_id"].as_str().unwrap();
+    let (verifier, challenge) = pkce();
+    let code = issuer.code_for(public_id, &challenge).await;
+    let (status, tokens) = exchange(&issuer, public_id, &code, &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert!(tokens["refresh_token"].is_string(), "refresh_token granted by default");
+
+    let response = create(
+        key.clone(),
+        json!({"client_name": "Confidential", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let confidential: Value = response.json().await.unwrap();
+    let (id, secret) = (
+        confidential["client_id"].as_str().unwrap(),
+        confidential["client_secret"].as_str().unwrap(),
+    );
+    let (verifier, challenge) = pkce();
+    let code = issuer.code_for(id, &challenge).await;
+    let (status, tokens, _) = issuer
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    for (body, code, says) in [
+        (
+            json!({"client_name": "X", "redirect_uris": ["http://evil.example/cb"]}),
+            "invalid_redirect_uri",
+            "http on a non-loopback host",
+        ),
+        (
+            json!({"client_name": "X", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+            "not supported",
+        ),
+        (json!({"client_name": "X"}), "invalid_redirect_uri", "redirect_uris is required"),
+        (json!(["not", "an", "object"]), "invalid_client_metadata", "JSON object"),
+    ] {
+        let response = create(key.clone(), body.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], code, "{error}");
+        assert!(error["error_description"].as_str().unwrap().contains(says), "{error}");
+    }
+
+    let ok = json!({"client_name": "X", "redirect_uris": [REDIRECT]});
+    let missing = create(None, ok.clone()).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    let wrong = create(Some("sk_test_wrong".into()), ok).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}

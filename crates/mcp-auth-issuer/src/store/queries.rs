@@ -73,6 +73,7 @@ fn client_row(row: &Row<'_>) -> rusqlite::Result<Client> {
         grant_types: parse_json(row, 4)?,
         client_name: row.get(5)?,
         logo_uri: row.get(6)?,
+        document: None,
     })
 }
 
@@ -616,6 +617,47 @@ impl<'a> Tx<'a> {
         Ok(changed > 0)
     }
 
+    // --- client metadata documents ---------------------------------------------------------
+
+    /// The cached document at `url`, if one is still fresh at `now_ms`.
+    pub(crate) fn metadata_document(
+        &self,
+        url: &str,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT document FROM client_metadata_documents WHERE url = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![url, int(now_ms)], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Cache (or replace) the document at `url` until `expires_at_ms`.
+    pub(crate) fn put_metadata_document(
+        &self,
+        url: &str,
+        document: &str,
+        fetched_at_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO client_metadata_documents (url, document, fetched_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (url) DO UPDATE SET document = excluded.document,
+                     fetched_at = excluded.fetched_at, expires_at = excluded.expires_at",
+            )?
+            .execute(params![
+                url,
+                document,
+                int(fetched_at_ms),
+                int(expires_at_ms)
+            ])?;
+        Ok(())
+    }
+
     // --- housekeeping -----------------------------------------------------------------------
 
     /// Delete what can no longer be used or replayed: codes, access and refresh tokens, session
@@ -629,6 +671,7 @@ impl<'a> Tx<'a> {
             "DELETE FROM refresh_tokens WHERE expires_at <= ?1",
             "DELETE FROM session_tokens WHERE expires_at <= ?1",
             "DELETE FROM credentials WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+            "DELETE FROM client_metadata_documents WHERE expires_at <= ?1",
         ] {
             removed += self.conn.prepare_cached(sql)?.execute([now])?;
         }

@@ -154,8 +154,21 @@ UPDATE refresh_tokens SET created_at = coalesce(
     (SELECT granted_at FROM consents WHERE consents.grant_id = refresh_tokens.grant_id), 0);
 ";
 
+/// Migration 4: the cache of Client ID Metadata Documents (CIMD), by URL: the document as
+/// fetched (re-validated at every use) and until when it may be reused without fetching it
+/// again. A cache only: deleting rows costs a fetch, never a client.
+const V4: &str = r"
+CREATE TABLE client_metadata_documents (
+    url        TEXT PRIMARY KEY,
+    document   TEXT NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX client_metadata_documents_by_expiry ON client_metadata_documents (expires_at);
+";
+
 /// Every migration, in order; `MIGRATIONS[n]` takes a state from version `n` to `n + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> u32 {

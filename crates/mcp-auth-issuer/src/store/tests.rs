@@ -108,6 +108,46 @@ fn a_version_1_state_is_migrated_and_keeps_its_records() {
     );
 }
 
+/// A version-3 state (before CIMD) migrates to version 4: its clients stay, and the metadata
+/// document cache works: a fresh document is found, an expired one is not and is pruned, a
+/// second put replaces the first.
+#[test]
+fn a_version_3_state_gains_the_metadata_document_cache() {
+    let dir = TempDir::new("migrate-v4");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    {
+        let mut conn = Connection::open(dir.0.join(DB_FILE)).unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO clients (client_id, secret_hash, auth_method, redirect_uris, grant_types,
+                                 client_name, logo_uri, created_at)
+            VALUES ('client_v3', NULL, 'none', '["http://127.0.0.1/cb"]',
+                    '["authorization_code"]', 'V3 Client', NULL, 1);
+            "#,
+        )
+        .unwrap();
+        assert_eq!(version(&dir.0), 3);
+    }
+    let store = Store::open(&dir.0).expect("a version-3 state opens");
+    assert_eq!(version(&dir.0), 4);
+    assert!(store.read(|tx| tx.client("client_v3")).unwrap().is_some());
+
+    let url = "https://app.example/client.json";
+    store
+        .write(|tx| tx.put_metadata_document(url, "{\"v\":1}", 1_000, 61_000))
+        .unwrap();
+    let cached = |now| store.read(|tx| tx.metadata_document(url, now)).unwrap();
+    assert_eq!(cached(60_999).as_deref(), Some("{\"v\":1}"));
+    assert_eq!(cached(61_000), None, "expired at expires_at");
+    store
+        .write(|tx| tx.put_metadata_document(url, "{\"v\":2}", 70_000, 130_000))
+        .unwrap();
+    assert_eq!(cached(71_000).as_deref(), Some("{\"v\":2}"), "replaced");
+    assert_eq!(store.write(|tx| tx.prune_expired(130_000)).unwrap(), 1);
+    assert_eq!(cached(0), None, "pruned");
+}
+
 /// A state from a newer issuer is refused, untouched, with a message naming both versions.
 #[test]
 fn a_newer_state_is_refused() {
@@ -201,6 +241,7 @@ fn state_files_are_owner_only() {
                     grant_types: vec!["authorization_code".into()],
                     client_name: None,
                     logo_uri: None,
+                    document: None,
                 },
                 1,
             )

