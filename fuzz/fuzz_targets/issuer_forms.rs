@@ -73,6 +73,9 @@ fn issuer() -> (Router, String) {
         let config = IssuerConfig {
             auto_approve_user: Some(default_users()[0].id.clone()),
             key_file: Some(KEY_FILE.clone()),
+            // An input's `client_id` may be an https URL: never fetch it (offline, and every
+            // input stays fast).
+            client_id_metadata_documents: false,
             ..IssuerConfig::default()
         };
         let addr: SocketAddr = ADDR.parse().unwrap();

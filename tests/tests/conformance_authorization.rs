@@ -6,7 +6,8 @@
 //! authorization URL for a browser and waits on a loopback callback. The issuer runs with
 //! `auto_approve_user`, so following the printed URL (one GET, then the redirect to the
 //! suite's callback) stands in for the person. Run for a public client and for a confidential
-//! one, both made with `POST /admin/clients`.
+//! one, both made with `POST /admin/clients` (the confidential one hits a known bug of the
+//! suite, pinned in its test).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -56,7 +57,7 @@ async fn create_client(issuer: &IssuerHandle, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
-async fn run_suite(auth_method: &str) {
+async fn run_suite(auth_method: &str) -> Outcome {
     let js = e2e::js_dir("conformance-0.2");
     let node = node22(&js);
     let user = mcp_auth_issuer::default_users()[0].id.clone();
@@ -136,36 +137,91 @@ async fn run_suite(auth_method: &str) {
     .expect("the suite did not finish after the callback");
     let status = child.wait().await.unwrap();
     printed.extend(rest);
-    let transcript = printed.join("\n");
 
     let checks = read_checks(&out.0);
-    let by_id = |id: &str| -> &Value {
-        checks
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no check {id}:\n{transcript}"))
-    };
-    let failed: Vec<&Value> = checks.iter().filter(|c| c["status"] == "FAILURE").collect();
-    assert!(failed.is_empty(), "{failed:#?}\n{transcript}");
-    assert_eq!(by_id("authorization-server-metadata")["status"], "SUCCESS");
-    assert_eq!(
-        by_id("authorization-server-metadata-cimd")["status"],
-        "SUCCESS",
-        "the CIMD check passes, not warns"
-    );
-    assert_eq!(by_id("authorization-code-grant")["status"], "SUCCESS", "{transcript}");
-    assert!(status.success(), "{transcript}");
+    let metrics = issuer.metrics();
     issuer.shutdown().await.unwrap();
+    Outcome {
+        checks,
+        transcript: printed.join("\n"),
+        suite_succeeded: status.success(),
+        token_401s: metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("mcp_auth_issuer_requests_total{path=\"/oauth/token\",method=\"POST\",status=\"401\"}")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum(),
+    }
 }
 
-/// A public client (`token_endpoint_auth_method: none`, PKCE only).
+struct Outcome {
+    checks: Vec<Value>,
+    transcript: String,
+    suite_succeeded: bool,
+    /// Token requests the issuer refused for failed client authentication.
+    token_401s: u64,
+}
+
+impl Outcome {
+    fn check(&self, id: &str) -> &Value {
+        self.checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no check {id}:\n{}", self.transcript))
+    }
+
+    /// The metadata scenario passed, its CIMD check included (SUCCESS, not WARNING).
+    fn assert_metadata_passes(&self) {
+        assert_eq!(
+            self.check("authorization-server-metadata")["status"],
+            "SUCCESS",
+            "{}",
+            self.transcript
+        );
+        assert_eq!(
+            self.check("authorization-server-metadata-cimd")["status"],
+            "SUCCESS",
+            "the CIMD check passes, not warns"
+        );
+    }
+}
+
+/// A public client (`token_endpoint_auth_method: none`, PKCE only): both scenarios pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_authorization_scenarios_public_client() {
-    run_suite("none").await;
+    let outcome = run_suite("none").await;
+    outcome.assert_metadata_passes();
+    let failed: Vec<&Value> = outcome
+        .checks
+        .iter()
+        .filter(|c| c["status"] == "FAILURE")
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{}", outcome.transcript);
+    assert_eq!(outcome.check("authorization-code-grant")["status"], "SUCCESS");
+    assert!(outcome.suite_succeeded, "{}", outcome.transcript);
 }
 
 /// A confidential client (`client_secret_post`), its secret passed with `--client-secret`.
+///
+/// Known failure of the suite, not of the issuer: 0.2.0-alpha.12 picks the token endpoint
+/// authentication method with `!clientSecret || methods.includes("none") ? "none" : …`
+/// (`selectTokenAuthMethod` in its `dist/index.js`), so against an issuer that also serves
+/// public clients it sends the confidential client's `client_id` without its secret, and the
+/// issuer refuses it (401 `invalid_client`, RFC 6749 §3.2.1: a confidential client must
+/// authenticate). This test pins that: the metadata scenario passes, the code grant fails only
+/// on that 401, and the test fails as soon as a suite version sends the secret, so it can then
+/// become a plain pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_authorization_scenarios_confidential_client() {
-    run_suite("client_secret_post").await;
+    let outcome = run_suite("client_secret_post").await;
+    outcome.assert_metadata_passes();
+    let grant = outcome.check("authorization-code-grant");
+    assert_eq!(
+        grant["status"], "FAILURE",
+        "the suite now authenticates confidential clients: make this test a plain pass\n{}",
+        outcome.transcript
+    );
+    assert_eq!(grant["errorMessage"], "Invalid status code: 401", "{grant}");
+    assert_eq!(outcome.token_401s, 1, "the one token request, refused without its secret");
 }

@@ -115,6 +115,12 @@ pub struct IssuerConfig {
     /// that requires its URL in `aud` then still accepts those clients' tokens. Default `None`:
     /// no `aud`, as Clerk.
     pub default_audience: Option<String>,
+    /// Accept Client ID Metadata Documents (CIMD): a `client_id` that is an `https` URL is
+    /// fetched and its document is the client's registration, and the metadata says
+    /// `client_id_metadata_document_supported: true`. Default `true` (MCP 2025-11-25 and
+    /// 2026-07-28 prefer it to dynamic registration). `false`: such a `client_id` is refused
+    /// without any network access (the fuzz targets, which must stay offline).
+    pub client_id_metadata_documents: bool,
     /// Fetch Client ID Metadata Documents from loopback addresses (`127.0.0.0/8`, `::1`).
     /// For development and tests only; refused unless the listener is on a loopback address.
     /// Private, link-local, unique-local and other special-purpose addresses stay refused
@@ -160,6 +166,7 @@ impl Default for IssuerConfig {
             default_scopes: ["profile", "email"].map(String::from).to_vec(),
             public_url: None,
             default_audience: None,
+            client_id_metadata_documents: true,
             cimd_allow_loopback: false,
             cimd_root_certificates_pem: Vec::new(),
             cimd_fetch_timeout: Duration::from_secs(5),

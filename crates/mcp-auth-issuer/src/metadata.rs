@@ -37,7 +37,7 @@ pub(crate) fn document(shared: &Shared) -> Value {
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": CLAIMS,
         "code_challenge_methods_supported": ["S256"],
-        "client_id_metadata_document_supported": true,
+        "client_id_metadata_document_supported": shared.config.client_id_metadata_documents,
         "authorization_response_iss_parameter_supported": true,
     })
 }
@@ -65,7 +65,7 @@ pub(crate) fn openid_document(shared: &Shared) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "backchannel_logout_supported": false,
         "frontchannel_logout_supported": false,
-        "client_id_metadata_document_supported": true,
+        "client_id_metadata_document_supported": shared.config.client_id_metadata_documents,
         "authorization_response_iss_parameter_supported": true,
     })
 }

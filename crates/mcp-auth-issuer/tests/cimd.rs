@@ -340,3 +340,24 @@ async fn the_loopback_opt_in_is_refused_on_a_public_listener() {
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }
+
+/// With CIMD switched off, the metadata says so and a URL `client_id` is refused without any
+/// connection to the document's server.
+#[tokio::test]
+async fn documents_can_be_switched_off() {
+    let server = DocumentServer::start().await;
+    let client_id = server.document(&server.base, "/client.json", document(), None);
+    let issuer = start(IssuerConfig {
+        client_id_metadata_documents: false,
+        ..config(&server)
+    })
+    .await;
+    let metadata: Value = issuer
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert_eq!(metadata["client_id_metadata_document_supported"], false);
+    let (status, body, _) = authorize(&issuer, &client_id, REDIRECT).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("does not accept Client ID Metadata Documents"), "{body}");
+    assert_eq!(server.connections(), 0);
+}

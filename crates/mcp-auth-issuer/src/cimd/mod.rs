@@ -80,6 +80,11 @@ pub(crate) async fn lookup(shared: &Shared, client_id: &str) -> Result<Lookup, S
             None => Lookup::Unknown,
         });
     }
+    if !shared.config.client_id_metadata_documents {
+        return Ok(Lookup::BadDocument(
+            "this authorization server does not accept Client ID Metadata Documents; register the client instead".into(),
+        ));
+    }
     let url = match document::parse_client_id_url(client_id) {
         Ok(url) => url,
         Err(message) => return Ok(Lookup::BadDocument(message)),
