@@ -40,10 +40,12 @@ class HeadlessProvider {
     return {
       client_name: "mcp-auth e2e (TypeScript SDK)",
       redirect_uris: [redirectUrl],
-      // No refresh_token grant: SDK 1.32 answers a 403 insufficient_scope by refreshing when it
-      // holds a refresh token, and a refresh cannot widen the grant (RFC 6749 §6), so step-up
-      // would never reach the consent page. Without one it re-authorizes with the wider scope.
-      grant_types: ["authorization_code"],
+      // No refresh_token grant by default: SDK 1.32 answers a 403 insufficient_scope by
+      // refreshing when it holds a refresh token, and a refresh cannot widen the grant (RFC 6749
+      // §6), so step-up would never reach the consent page. Without one it re-authorizes with
+      // the wider scope. SDK_CLIENT_GRANT_TYPES=authorization_code,refresh_token registers the
+      // refresh grant too (tests/tests/sdk_refresh_step_up.rs pins what the SDK then does).
+      grant_types: (process.env.SDK_CLIENT_GRANT_TYPES ?? "authorization_code").split(","),
       response_types: ["code"],
       token_endpoint_auth_method: "none",
     };
