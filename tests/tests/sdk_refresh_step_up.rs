@@ -44,7 +44,8 @@ async fn sdk_client_with_a_refresh_token_refreshes_instead_of_stepping_up() {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let find = |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
+    let find =
+        |name: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == name).collect() };
     let metrics = issuer.metrics();
     let report = format!(
         "stdout:\n{stdout}\nstderr:\n{}\nmetrics:\n{metrics}",

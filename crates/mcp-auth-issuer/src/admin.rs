@@ -62,10 +62,8 @@ async fn create_client(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
                 .into_response();
         }
         Err(e) => {
-            return OAuthError::invalid_client_metadata(format!(
-                "the body is not valid JSON: {e}"
-            ))
-            .into_response();
+            return OAuthError::invalid_client_metadata(format!("the body is not valid JSON: {e}"))
+                .into_response();
         }
     };
     if metadata.get("grant_types").is_none_or(Value::is_null) {

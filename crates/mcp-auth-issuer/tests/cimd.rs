@@ -112,7 +112,10 @@ async fn a_metadata_document_is_the_registration() {
         .get_json("/.well-known/oauth-authorization-server")
         .await;
     assert_eq!(metadata["client_id_metadata_document_supported"], true);
-    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
+    );
 
     let (verifier, challenge) = pkce();
     let mut params = TestIssuer::standard_params(&client_id, &challenge);
@@ -125,15 +128,30 @@ async fn a_metadata_document_is_the_registration() {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(html.contains("<strong id=\"app-name\">Metadata Client</strong>"), "{html}");
-    assert!(html.contains("<strong id=\"client-host\">localhost</strong>"), "{html}");
-    assert!(html.contains("https://metadata-client.example/logo.png"), "{html}");
-    assert!(html.contains("id=\"client-uri\" href=\"https://metadata-client.example\""), "{html}");
+    assert!(
+        html.contains("<strong id=\"app-name\">Metadata Client</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong id=\"client-host\">localhost</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("https://metadata-client.example/logo.png"),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"client-uri\" href=\"https://metadata-client.example\""),
+        "{html}"
+    );
     assert!(html.contains("id=\"localhost-warning\""), "{html}");
 
     let fields = common::hidden_fields(&html);
     let response = issuer
-        .submit(fields, &[("decision", "allow"), ("user_id", &issuer.alice())])
+        .submit(
+            fields,
+            &[("decision", "allow"), ("user_id", &issuer.alice())],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let query = query_of(&location(response.headers()));
@@ -167,16 +185,31 @@ async fn a_metadata_document_is_the_registration() {
             ("grant_type", "refresh_token"),
             ("client_id", &client_id),
             ("client_secret", "guess"),
-            ("refresh_token", refreshed["refresh_token"].as_str().unwrap()),
+            (
+                "refresh_token",
+                refreshed["refresh_token"].as_str().unwrap(),
+            ),
         ])
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
-    assert_eq!(server.hits("/oauth/client.json"), 1, "fetched once, then cached");
+    assert_eq!(
+        server.hits("/oauth/client.json"),
+        1,
+        "fetched once, then cached"
+    );
     assert_eq!(metric(&issuer, "fetched").await, 1);
     assert!(metric(&issuer, "cached").await >= 3);
     // Nothing was registered: the client exists only as its document.
-    let text = issuer.http.get(issuer.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = issuer
+        .http
+        .get(issuer.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!text.contains("path=\"/oauth/register\""), "{text}");
 }
 
@@ -184,8 +217,7 @@ async fn a_metadata_document_is_the_registration() {
 #[tokio::test]
 async fn a_no_store_document_is_fetched_at_every_use() {
     let server = DocumentServer::start().await;
-    let client_id =
-        server.document(&server.base, "/client.json", document(), Some("no-store"));
+    let client_id = server.document(&server.base, "/client.json", document(), Some("no-store"));
     let issuer = start(config(&server)).await;
     for _ in 0..2 {
         let (status, body, _) = authorize(&issuer, &client_id, REDIRECT).await;
@@ -218,20 +250,35 @@ async fn unusable_documents_are_refused_with_clear_errors() {
     let other = format!("{}/real.json", server.base);
     let cases = [
         (
-            server.document(&server.base, "/other-id.json", json!({"client_id": other, "client_name": "X", "redirect_uris": [REDIRECT]}), None),
+            server.document(
+                &server.base,
+                "/other-id.json",
+                json!({"client_id": other, "client_name": "X", "redirect_uris": [REDIRECT]}),
+                None,
+            ),
             "differs from the URL",
         ),
         (
-            server.document(&server.base, "/secret.json", json!({"client_name": "X", "redirect_uris": [REDIRECT], "client_secret": "s"}), None),
+            server.document(
+                &server.base,
+                "/secret.json",
+                json!({"client_name": "X", "redirect_uris": [REDIRECT], "client_secret": "s"}),
+                None,
+            ),
             "must not contain `client_secret`",
         ),
         (
-            server.document(&server.base, "/no-redirects.json", json!({"client_name": "X"}), None),
+            server.document(
+                &server.base,
+                "/no-redirects.json",
+                json!({"client_name": "X"}),
+                None,
+            ),
             "no redirect_uris",
         ),
         (format!("{}/missing.json", server.base), "HTTP 404"),
         (
-            format!("http://localhost:1/client.json"),
+            "http://localhost:1/client.json".to_owned(),
             "must be an https URL",
         ),
     ];
@@ -245,7 +292,10 @@ async fn unusable_documents_are_refused_with_clear_errors() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
         assert_eq!(error["error"], "invalid_client");
         assert!(
-            error["error_description"].as_str().unwrap().contains(reason),
+            error["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
             "{error}"
         );
     }
@@ -272,7 +322,10 @@ async fn a_loopback_document_is_refused_without_the_opt_in() {
         let (status, error) = token_error(&issuer, client_id).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(
-            error["error_description"].as_str().unwrap().contains("loopback"),
+            error["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("loopback"),
             "{error}"
         );
     }
@@ -291,7 +344,11 @@ async fn redirects_are_not_followed() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("redirects are not followed"), "{body}");
     assert_eq!(server.hits("/moved.json"), 1);
-    assert_eq!(server.hits("/target.json"), 0, "the redirect was not followed");
+    assert_eq!(
+        server.hits("/target.json"),
+        0,
+        "the redirect was not followed"
+    );
 }
 
 /// An endless body is cut at the size cap while it streams (not read to the end first), and a
@@ -312,7 +369,10 @@ async fn oversized_and_slow_documents_are_refused_in_time() {
         authorize(&issuer, &format!("{}/endless.json", server.base), REDIRECT).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("is larger than 5120 bytes"), "{body}");
-    assert!(started.elapsed() < Duration::from_secs(1), "cut by size, not time");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "cut by size, not time"
+    );
 
     let started = Instant::now();
     let (status, body, _) =
@@ -320,7 +380,11 @@ async fn oversized_and_slow_documents_are_refused_in_time() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("could not be fetched within 1s"), "{body}");
     // The trickle would take 20 s; the timeout is 1 s.
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// Loopback documents are for development: the opt-in is refused on a non-loopback listener.
@@ -336,7 +400,9 @@ async fn the_loopback_opt_in_is_refused_on_a_public_listener() {
     )
     .await;
     match refused {
-        Err(Error::Config(message)) => assert!(message.contains("--cimd-allow-loopback"), "{message}"),
+        Err(Error::Config(message)) => {
+            assert!(message.contains("--cimd-allow-loopback"), "{message}")
+        }
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }
@@ -358,6 +424,9 @@ async fn documents_can_be_switched_off() {
     assert_eq!(metadata["client_id_metadata_document_supported"], false);
     let (status, body, _) = authorize(&issuer, &client_id, REDIRECT).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("does not accept Client ID Metadata Documents"), "{body}");
+    assert!(
+        body.contains("does not accept Client ID Metadata Documents"),
+        "{body}"
+    );
     assert_eq!(server.connections(), 0);
 }

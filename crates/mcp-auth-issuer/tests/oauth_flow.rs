@@ -952,7 +952,10 @@ async fn every_authorization_response_carries_iss() {
         .get_json("/.well-known/oauth-authorization-server")
         .await;
     let expected = metadata["issuer"].as_str().unwrap().to_owned();
-    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
+    );
     let client_id = issuer.public_client().await;
     let (_, challenge) = pkce();
     let params = TestIssuer::standard_params(&client_id, &challenge);
@@ -963,7 +966,10 @@ async fn every_authorization_response_carries_iss() {
 
     let fields = issuer.consent_form(&params).await;
     let response = issuer
-        .submit(fields, &[("decision", "deny"), ("user_id", &issuer.alice())])
+        .submit(
+            fields,
+            &[("decision", "deny"), ("user_id", &issuer.alice())],
+        )
         .await;
     let denied = query_of(&location(response.headers()));
     assert_eq!(denied["error"], "access_denied");
@@ -1027,7 +1033,10 @@ async fn admin_clients_are_pre_registered() {
     let code = issuer.code_for(public_id, &challenge).await;
     let (status, tokens) = exchange(&issuer, public_id, &code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    assert!(tokens["refresh_token"].is_string(), "refresh_token granted by default");
+    assert!(
+        tokens["refresh_token"].is_string(),
+        "refresh_token granted by default"
+    );
 
     let response = create(
         key.clone(),
@@ -1066,14 +1075,25 @@ async fn admin_clients_are_pre_registered() {
             "invalid_client_metadata",
             "not supported",
         ),
-        (json!({"client_name": "X"}), "invalid_redirect_uri", "redirect_uris is required"),
-        (json!(["not", "an", "object"]), "invalid_client_metadata", "JSON object"),
+        (
+            json!({"client_name": "X"}),
+            "invalid_redirect_uri",
+            "redirect_uris is required",
+        ),
+        (
+            json!(["not", "an", "object"]),
+            "invalid_client_metadata",
+            "JSON object",
+        ),
     ] {
         let response = create(key.clone(), body.clone()).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"], code, "{error}");
-        assert!(error["error_description"].as_str().unwrap().contains(says), "{error}");
+        assert!(
+            error["error_description"].as_str().unwrap().contains(says),
+            "{error}"
+        );
     }
 
     let ok = json!({"client_name": "X", "redirect_uris": [REDIRECT]});

@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn cache_lifetime_follows_cache_control_within_bounds() {
         assert_eq!(ttl(None), Some(DEFAULT_TTL));
-        assert_eq!(ttl(Some("public, max-age=3600")), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            ttl(Some("public, max-age=3600")),
+            Some(Duration::from_secs(3600))
+        );
         assert_eq!(ttl(Some("max-age=1")), Some(MIN_TTL));
         assert_eq!(ttl(Some("max-age=31536000")), Some(MAX_TTL));
         assert_eq!(ttl(Some("no-cache")), Some(MIN_TTL));
