@@ -5,6 +5,8 @@
 # test in the workspace:
 #   - npm packages for the JavaScript clients (tests/js/package-lock.json, `npm ci`);
 #   - Chromium for the consent-page test (Debian package `chromium`, when missing and root);
+#   - redis-server and haproxy for the shared-cache and fleet tests (Debian packages
+#     `redis-server` and `haproxy`, when missing and root);
 # and checks formatting and lints on the way. Ends with a short smoke run of every fuzz target
 # (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned version when missing);
 # FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
@@ -25,6 +27,22 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "chromium is not installed: run 'sudo apt-get install chromium' (needed by the consent-page test)" >&2
+    exit 1
+  fi
+fi
+
+# The shared-cache tests start their own redis-server, and the fleet suite puts haproxy in front
+# of several replicas; both on free loopback ports, never the system services.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> installing ${missing[*]} (Debian packages) for the shared-cache and fleet tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "${missing[*]} not installed: run 'sudo apt-get install ${missing[*]}' (needed by the shared-cache and fleet tests)" >&2
     exit 1
   fi
 fi

@@ -8,6 +8,10 @@
 //! - `verify`: the [`TokenVerifier`] trait, [`JwtVerifier`], [`Jwks`], [`CachedVerifier`].
 //! - [`clerk`]: the Clerk preset ([`clerk::ClerkConfig`], [`clerk::ClerkVerifier`]) and its
 //!   Backend API client.
+//! - `fleet`: [`FleetStore`] and the [`SharedStore`] trait: what the replicas of a fleet share
+//!   (verification answers, Clerk's rate-limit backoff, per-user rate limits); `redis`
+//!   implements it on Redis (feature `redis`).
+//! - `rate_limit`: [`RateLimit`], per-user limits on MCP calls.
 //! - `metadata`: RFC 9728 protected resource metadata and the legacy AS-metadata passthrough.
 //! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
 //! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes, and
@@ -22,9 +26,14 @@ mod auth_info;
 pub mod bearer;
 mod challenge;
 pub mod clerk;
+mod fleet;
 mod layer;
 pub mod metadata;
 mod pipeline;
+mod rate_limit;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod scopes;
 mod server;
 mod session;
@@ -44,6 +53,8 @@ mod fuzzing;
 
 pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
+pub use fleet::{DEFAULT_KEY_PREFIX, FleetStats, FleetStore, SharedStore, StoreError, StoreFuture};
+pub use rate_limit::RateLimit;
 pub use layer::{AuthLayer, AuthService, DEFAULT_MAX_FORM_BYTES};
 pub use metadata::ProtectedResourceMetadata;
 pub use scopes::{OFFLINE_ACCESS, ScopeHierarchy};

@@ -32,7 +32,14 @@ use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
 use tower_http::cors::CorsLayer;
 use tracing::{Instrument, Level};
 
-use crate::{AuthInfo, challenge::plain_error, layer, session::SessionBindings, step_up::StepUp};
+use crate::{
+    AuthInfo,
+    challenge::plain_error,
+    layer,
+    rate_limit::{RateLimiter, too_many_requests},
+    session::SessionBindings,
+    step_up::StepUp,
+};
 
 /// Everything the pipeline checks, shared by every request.
 pub(crate) struct Pipeline {
@@ -46,6 +53,8 @@ pub(crate) struct Pipeline {
     /// A body declaring more than this is refused before authentication. Bodies are read
     /// with the same limit, by the step-up guard or by rmcp, whichever reads them.
     pub(crate) max_body_bytes: usize,
+    /// `None` unless a per-identity rate limit is configured.
+    pub(crate) rate_limit: Option<RateLimiter>,
 }
 
 /// DNS-rebinding protection (MCP transport specification): a browser request from an origin
@@ -136,6 +145,16 @@ impl Pipeline {
     where
         H: ServerHandler,
     {
+        // Before anything that does work for the caller (session, step-up, the tool). Ending a
+        // session is never refused: it only frees resources.
+        if let Some(limiter) = &self.rate_limit
+            && req.method() != Method::DELETE
+            && let Some(caller) = req.extensions().get::<AuthInfo>()
+            && let Err(retry_after) = limiter.check(caller).await
+        {
+            tracing::debug!("per-caller rate limit reached");
+            return too_many_requests(retry_after);
+        }
         let session = match &self.sessions {
             Some(bindings) => match bindings.check(&req) {
                 Ok(check) => Some((bindings, check)),

@@ -20,10 +20,11 @@ use tower_http::cors::CorsLayer;
 use url::Url;
 
 use crate::{
-    AuthInfo, AuthLayer,
+    AuthInfo, AuthLayer, FleetStore, RateLimit,
     challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
     pipeline::{Core, Endpoint, OriginCheck, Pipeline},
+    rate_limit::RateLimiter,
     scopes::ScopeHierarchy,
     session::SessionBindings,
     step_up::StepUp,
@@ -95,6 +96,8 @@ pub struct McpServerBuilder {
     legacy_as_metadata: bool,
     optional_auth: bool,
     cancellation: CancellationToken,
+    rate_limit: Option<RateLimit>,
+    shared_store: Option<FleetStore>,
 }
 
 impl std::fmt::Debug for McpServerBuilder {
@@ -158,6 +161,8 @@ impl McpServerBuilder {
             legacy_as_metadata: true,
             optional_auth: false,
             cancellation: CancellationToken::new(),
+            rate_limit: None,
+            shared_store: None,
         }
     }
 
@@ -340,6 +345,41 @@ impl McpServerBuilder {
         self
     }
 
+    /// Limits each verified caller to `requests` MCP requests per `window`: the user, the
+    /// machine for machine tokens, the organization for an organization's API key. Checked
+    /// after authentication and before the session, step-up and the tool: a request over the
+    /// limit gets `429 Too Many Requests` with `Retry-After` (whole seconds until the caller's
+    /// window ends) and a JSON body `{"error": "rate_limited", "error_description": …,
+    /// "retry_after": N}`, and the tool does not run. Ending a session (`DELETE`) is never
+    /// refused. The window is fixed and starts at the caller's first request.
+    ///
+    /// Default: off. Counts are kept in this process unless a
+    /// [`shared_store`](Self::shared_store) is set, which makes the limit hold across every
+    /// replica of a fleet. `requests` below 1 is taken as 1.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mcp_auth::McpServer;
+    ///
+    /// let builder = McpServer::builder("https://mcp.example.com/mcp")
+    ///     .rate_limit_per_user(30, Duration::from_secs(60));
+    /// # let _ = builder;
+    /// ```
+    pub fn rate_limit_per_user(mut self, requests: u32, window: Duration) -> Self {
+        self.rate_limit = Some(RateLimit::new(requests, window));
+        self
+    }
+
+    /// The store the replicas of a fleet share (Redis with the `redis` feature:
+    /// [`RedisStore`](crate::redis::RedisStore)): with it,
+    /// [`rate_limit_per_user`](Self::rate_limit_per_user) counts fleet-wide. If the store is
+    /// down, each replica counts on its own until it is back; a request is never refused
+    /// because of the store. Default: none (in-process counts).
+    pub fn shared_store(mut self, fleet: FleetStore) -> Self {
+        self.shared_store = Some(fleet);
+        self
+    }
+
     /// Also accepts requests whose `Host` is `host` (or `host:port`). The resource URL's host is
     /// always accepted; anything else is refused by rmcp (DNS-rebinding protection).
     pub fn allow_host(mut self, host: impl Into<String>) -> Self {
@@ -506,6 +546,9 @@ impl McpServerBuilder {
                 self.max_body_bytes,
             ),
             max_body_bytes: self.max_body_bytes,
+            rate_limit: self
+                .rate_limit
+                .map(|limit| RateLimiter::new(limit, self.shared_store.clone())),
         };
 
         let cors = CorsLayer::new()

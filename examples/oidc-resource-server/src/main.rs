@@ -22,7 +22,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use mcp_auth::{Audience, AuthInfo, CachedVerifier, Jwks, JwtVerifier, McpServer};
+use mcp_auth::{
+    Audience, AuthInfo, CachedVerifier, FleetStore, Jwks, JwtVerifier, McpServer, redis::RedisStore,
+};
 use rmcp::model::CallToolResult;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +58,18 @@ struct Args {
     /// With `--sessions`: most sessions open at once; beyond it, opening one gets 503.
     #[arg(long, default_value_t = mcp_auth::DEFAULT_MAX_SESSIONS)]
     max_sessions: u64,
+    /// Redis shared by every replica (`redis://host:port`): per-user rate limits become
+    /// fleet-wide (JWTs are verified locally on each replica, never through Redis). Redis being
+    /// down never fails a request.
+    #[arg(long, value_name = "URL", env = "MCP_AUTH_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// At most N MCP requests per user (per machine for machine tokens) per window; the next
+    /// ones get 429 with Retry-After. Off unless given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_per_user: Option<u32>,
+    /// Length of the rate-limit window, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_limit_window: u64,
 }
 
 /// Without `RUST_LOG`: the startup lines and one access line per request (`mcp_auth::access`),
@@ -108,7 +122,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = CachedVerifier::new(verifier.build()?);
 
     let shutdown = CancellationToken::new();
-    let app = McpServer::builder(&resource)
+    let mut builder = McpServer::builder(&resource);
+    if let Some(url) = &args.redis_url {
+        // Never log the URL: it may carry a password.
+        builder = builder.shared_store(FleetStore::new(RedisStore::open(url)?));
+        tracing::info!("sharing rate limits through Redis");
+    }
+    if let Some(n) = args.rate_limit_per_user {
+        builder = builder.rate_limit_per_user(n, Duration::from_secs(args.rate_limit_window));
+    }
+    let app = builder
         .authorization_server(&issuer)
         .scopes_supported(["openid", "profile", "email", "admin:read"])
         .challenge_scopes(["openid", "profile"])

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use mcp_auth::{AuthInfo, McpServerBuilder, clerk::BackendApi};
+use mcp_auth::{AuthInfo, FleetStore, McpServerBuilder, clerk::BackendApi, redis::RedisStore};
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
 use rmcp::model::CallToolResult;
 use serde_json::json;
@@ -32,6 +32,13 @@ pub struct Options {
     /// so connected clients keep working across restarts. `None`: in memory, lost at exit
     /// (the binary's `--ephemeral`; its default is `.mcp-auth` in the working directory).
     pub state_dir: Option<PathBuf>,
+    /// Redis shared with the other replicas (`--redis-url`, `MCP_AUTH_REDIS_URL`): verification
+    /// results, Clerk's 429 backoff and per-user rate limits are then fleet-wide. `None`: this
+    /// process on its own.
+    pub redis_url: Option<String>,
+    /// Per-user rate limit on MCP requests, `(requests, window)` (`--rate-limit-per-user`,
+    /// `--rate-limit-window`). `None`: no limit.
+    pub rate_limit: Option<(u32, Duration)>,
 }
 
 /// Why the quickstart could not start.
@@ -161,11 +168,24 @@ impl Quickstart {
         };
 
         let shutdown = CancellationToken::new();
-        let protected = protect::clerk(&clerk, &mcp_url).map_err(StartError::Config)?;
+        let fleet = match &options.redis_url {
+            Some(url) => {
+                let store = RedisStore::open(url).map_err(|e| StartError::Config(e.to_string()))?;
+                // Never the URL: it may carry a password.
+                tracing::info!("sharing verification results and rate limits through Redis");
+                Some(FleetStore::new(store))
+            }
+            None => None,
+        };
+        let protected =
+            protect::clerk(&clerk, &mcp_url, fleet.as_ref()).map_err(StartError::Config)?;
         let authorization_server = protected.authorization_server.clone();
+        let mut builder = protected.builder;
+        if let Some((requests, window)) = options.rate_limit {
+            builder = builder.rate_limit_per_user(requests, window);
+        }
         let builder = register_tools(
-            protected
-                .builder
+            builder
                 .resource_name("mcp-auth quickstart")
                 .cancellation_token(shutdown.clone()),
             protected.backend,
@@ -214,7 +234,7 @@ impl Quickstart {
             .map_err(|source| StartError::Bind { addr, source })?
             .port();
         let url = format!("http://127.0.0.1:{port}/mcp");
-        let protected = protect::clerk(&self.clerk, &url).map_err(StartError::Config)?;
+        let protected = protect::clerk(&self.clerk, &url, None).map_err(StartError::Config)?;
         let app = register_tools(
             protected
                 .builder

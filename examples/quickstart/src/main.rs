@@ -50,6 +50,18 @@ struct Args {
     /// Keep the embedded issuer's state in memory: every restart forgets clients and tokens.
     #[arg(long, conflicts_with = "state_dir")]
     ephemeral: bool,
+    /// Redis shared by every replica (`redis://host:port`): verification results of opaque
+    /// tokens, Clerk's rate-limit backoff and per-user rate limits become fleet-wide. Without
+    /// it, each process keeps its own. Redis being down never fails a request.
+    #[arg(long, value_name = "URL", env = "MCP_AUTH_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// At most N MCP requests per user (per machine for machine tokens) per window; the next
+    /// ones get 429 with Retry-After. Off unless given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_per_user: Option<u32>,
+    /// Length of the rate-limit window, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_limit_window: u64,
 }
 
 #[tokio::main]
@@ -85,6 +97,10 @@ async fn main() -> std::process::ExitCode {
         // Absolute, so the banner and any error say exactly which directory.
         state_dir: (!args.ephemeral)
             .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
+        redis_url: args.redis_url,
+        rate_limit: args
+            .rate_limit_per_user
+            .map(|n| (n, std::time::Duration::from_secs(args.rate_limit_window))),
     })
     .await;
     let running = match running {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::{SecretKey, users::Users};
+use crate::FleetStore;
 
 /// The Backend API version pinned in the `Clerk-API-Version` header of every call, the value
 /// Clerk's own SDK sends: `@clerk/backend` 3.25.0 `src/constants.ts:6`
@@ -181,6 +182,9 @@ struct Inner {
     settings: BackendSettings,
     /// Shared across every call: no call is sent before this instant (set by a 429).
     backoff_until: Mutex<Option<Instant>>,
+    /// The same backoff shared with the other replicas, and its key (per secret key, as Clerk
+    /// counts its limit per instance).
+    fleet: Option<(FleetStore, String)>,
 }
 
 impl std::fmt::Debug for BackendApi {
@@ -221,6 +225,30 @@ impl BackendApi {
                 client,
                 settings,
                 backoff_until: Mutex::new(None),
+                fleet: None,
+            }),
+        }
+    }
+
+    /// The same client whose `429` backoff is shared with every replica through `fleet`: a
+    /// `Retry-After` seen by one replica holds back all of them until it passes. The copy has
+    /// its own connection pool and local backoff state.
+    #[must_use]
+    pub fn with_fleet(&self, fleet: FleetStore) -> Self {
+        let i = &self.inner;
+        let key = fleet.key(&[
+            "clerk-backoff",
+            &crate::fleet::hash_hex(&[i.secret_key.expose().as_bytes()])[..16],
+        ]);
+        Self {
+            inner: Arc::new(Inner {
+                base: i.base.clone(),
+                root: i.root.clone(),
+                secret_key: i.secret_key.clone(),
+                client: i.client.clone(),
+                settings: i.settings.clone(),
+                backoff_until: Mutex::new(None),
+                fleet: Some((fleet, key)),
             }),
         }
     }
@@ -314,6 +342,13 @@ impl BackendApi {
         let mut attempts = 0u32;
         let mut backoff = s.retry_backoff;
         loop {
+            // Another replica's 429: adopt its backoff before calling (only calls that reach
+            // the network pay this look-up; cached tokens never get here).
+            if let Some((fleet, key)) = &self.inner.fleet {
+                if let Some(Some(wait)) = fleet.run(fleet.store().hold_remaining(key)).await {
+                    self.back_off_for(wait);
+                }
+            }
             // The shared backoff: wait only if it ends in time, else fail without calling.
             let now = Instant::now();
             if let Some(wait) = self.backoff_remaining(now) {
@@ -364,6 +399,9 @@ impl BackendApi {
                                 "Clerk Backend API rate limit reached; backing off"
                             );
                             self.back_off_for(wait);
+                            if let Some((fleet, key)) = &self.inner.fleet {
+                                let _ = fleet.run(fleet.store().hold(key, wait)).await;
+                            }
                             continue;
                         }
                         if status.is_server_error() {

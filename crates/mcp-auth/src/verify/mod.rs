@@ -7,6 +7,7 @@
 mod cache;
 mod jwks;
 pub(crate) mod jwt;
+pub(crate) mod shared;
 
 use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use mcp_auth::{
-    AuthInfo,
+    AuthInfo, McpServerBuilder,
     clerk::{ClerkConfig, ClerkVerifierBuilder},
 };
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle};
@@ -47,12 +47,22 @@ pub async fn start_mcp(
     clerk: &ClerkConfig,
     configure: impl FnOnce(ClerkVerifierBuilder) -> ClerkVerifierBuilder,
 ) -> McpUnderTest {
+    start_mcp_with(clerk, configure, |b| b).await
+}
+
+/// [`start_mcp`] with the server builder configured by `server` too.
+pub async fn start_mcp_with(
+    clerk: &ClerkConfig,
+    configure: impl FnOnce(ClerkVerifierBuilder) -> ClerkVerifierBuilder,
+    server: impl FnOnce(McpServerBuilder) -> McpServerBuilder,
+) -> McpUnderTest {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}/mcp");
-    let router = configure(clerk.verifier(url.clone()))
+    let builder = configure(clerk.verifier(url.clone()))
         .mcp_server(["profile", "email"])
-        .unwrap()
+        .unwrap();
+    let router = server(builder)
         .legacy_authorization_server_metadata(false)
         .tool(
             "whoami",
