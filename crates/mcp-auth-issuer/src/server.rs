@@ -529,10 +529,9 @@ impl IssuerHandle {
     /// Every Backend API call answers 429 with `Retry-After` for the next `duration` on the
     /// issuer's clock (as `POST /admin/backend/throttle`).
     pub fn throttle_backend(&self, duration: Duration) {
-        self.shared.rate_limit.throttle(
-            self.shared.clock.now_ms(),
-            crate::clock::millis(duration),
-        );
+        self.shared
+            .rate_limit
+            .throttle(self.shared.clock.now_ms(), crate::clock::millis(duration));
     }
 
     /// Stop accepting connections, finish in-flight requests, wait for the server to end, and

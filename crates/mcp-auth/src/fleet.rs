@@ -58,12 +58,8 @@ pub trait SharedStore: Send + Sync + 'static {
 
     /// Creates `key` holding `owner` for `ttl` unless it exists (Redis `SET NX PX`); `true` when
     /// this call created it.
-    fn try_lock<'a>(
-        &'a self,
-        key: &'a str,
-        owner: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, bool>;
+    fn try_lock<'a>(&'a self, key: &'a str, owner: &'a str, ttl: Duration)
+    -> StoreFuture<'a, bool>;
 
     /// Deletes `key` if it still holds `owner` (a lock that expired and was taken by another
     /// caller is left alone).
@@ -459,11 +455,7 @@ pub(crate) mod memory {
                     .map(|(_, exp)| exp.saturating_duration_since(std::time::Instant::now())))
             })
         }
-        fn count<'a>(
-            &'a self,
-            key: &'a str,
-            window: Duration,
-        ) -> StoreFuture<'a, (u64, Duration)> {
+        fn count<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, (u64, Duration)> {
             Box::pin(async move {
                 self.check()?;
                 let now = std::time::Instant::now();
@@ -521,7 +513,12 @@ mod tests {
             fn set<'a>(&'a self, _: &'a str, _: &'a [u8], _: Duration) -> StoreFuture<'a, ()> {
                 Box::pin(async { Ok(()) })
             }
-            fn try_lock<'a>(&'a self, _: &'a str, _: &'a str, _: Duration) -> StoreFuture<'a, bool> {
+            fn try_lock<'a>(
+                &'a self,
+                _: &'a str,
+                _: &'a str,
+                _: Duration,
+            ) -> StoreFuture<'a, bool> {
                 Box::pin(async { Ok(true) })
             }
             fn unlock<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, ()> {

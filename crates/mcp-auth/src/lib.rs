@@ -54,9 +54,9 @@ mod fuzzing;
 pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
 pub use fleet::{DEFAULT_KEY_PREFIX, FleetStats, FleetStore, SharedStore, StoreError, StoreFuture};
-pub use rate_limit::RateLimit;
 pub use layer::{AuthLayer, AuthService, DEFAULT_MAX_FORM_BYTES};
 pub use metadata::ProtectedResourceMetadata;
+pub use rate_limit::RateLimit;
 pub use scopes::{OFFLINE_ACCESS, ScopeHierarchy};
 pub use server::{
     BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, McpServer, McpServerBuilder,

@@ -79,7 +79,9 @@ impl RateLimiter {
                 "ratelimit",
                 &crate::fleet::hash_hex(&[id.0.as_bytes(), id.1.as_bytes()]),
             ]);
-            if let Some((count, left)) = fleet.run(fleet.store().count(&key, self.limit.window)).await
+            if let Some((count, left)) = fleet
+                .run(fleet.store().count(&key, self.limit.window))
+                .await
             {
                 return if count > u64::from(self.limit.requests) {
                     Err(left)

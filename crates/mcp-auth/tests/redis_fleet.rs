@@ -67,18 +67,41 @@ async fn redis_store_operations() {
         .unwrap();
     assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
 
-    assert!(store.try_lock("l", "a", Duration::from_secs(5)).await.unwrap());
-    assert!(!store.try_lock("l", "b", Duration::from_secs(5)).await.unwrap());
+    assert!(
+        store
+            .try_lock("l", "a", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .try_lock("l", "b", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
     store.unlock("l", "b").await.unwrap();
-    assert!(!store.try_lock("l", "c", Duration::from_secs(5)).await.unwrap());
+    assert!(
+        !store
+            .try_lock("l", "c", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
     store.unlock("l", "a").await.unwrap();
-    assert!(store.try_lock("l", "c", Duration::from_secs(5)).await.unwrap());
+    assert!(
+        store
+            .try_lock("l", "c", Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
 
     assert_eq!(store.hold_remaining("h").await.unwrap(), None);
     store.hold("h", Duration::from_secs(30)).await.unwrap();
     store.hold("h", Duration::from_secs(1)).await.unwrap();
     let left = store.hold_remaining("h").await.unwrap().unwrap();
-    assert!(left > Duration::from_secs(28), "{left:?}: a shorter hold never shortens");
+    assert!(
+        left > Duration::from_secs(28),
+        "{left:?}: a shorter hold never shortens"
+    );
 
     for n in 1..=3 {
         let (count, left) = store.count("c", Duration::from_secs(60)).await.unwrap();
@@ -103,14 +126,21 @@ async fn a_second_replica_uses_the_first_ones_answer() {
     assert_eq!(a.verify(&token).await.unwrap().user_id(), "user_alice");
     assert_eq!(verify_calls(&issuer), 1);
     assert_eq!(b.verify(&token).await.unwrap().user_id(), "user_alice");
-    assert_eq!(verify_calls(&issuer), 1, "the second replica asked Redis, not Clerk");
+    assert_eq!(
+        verify_calls(&issuer),
+        1,
+        "the second replica asked Redis, not Clerk"
+    );
     assert_eq!(fb.stats().shared_hits, 1);
     // Served locally from then on: no Redis look-up either.
     b.verify(&token).await.unwrap();
     assert_eq!(fb.stats().shared_hits, 1);
 
     let dump = redis.dump();
-    assert!(!dump.contains(&token), "the token is never a key or a value");
+    assert!(
+        !dump.contains(&token),
+        "the token is never a key or a value"
+    );
     use sha2::Digest;
     let hash: String = sha2::Sha256::digest(token.as_bytes())
         .iter()
@@ -149,7 +179,9 @@ async fn fleet_wide_single_flight() {
                 let token = token.clone();
                 move |_| {
                     let (r, token) = (r.clone(), token.clone());
-                    tokio::spawn(async move { r.verify(&token).await.map(|i| i.user_id().to_owned()) })
+                    tokio::spawn(
+                        async move { r.verify(&token).await.map(|i| i.user_id().to_owned()) },
+                    )
                 }
             })
         })
@@ -298,7 +330,11 @@ async fn fleet_wide_rate_limit() {
     let limited: Vec<_> = statuses.iter().filter(|r| r.status() == 429).collect();
     assert_eq!((ok, limited.len()), (5, 3));
     for r in &limited {
-        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=60).contains(&retry));
     }
     let bob = unbound("user_bob");
@@ -310,9 +346,13 @@ async fn fleet_wide_rate_limit() {
 
 async fn start_limited(clerk: &ClerkConfig, fleet: &FleetStore) -> McpUnderTest {
     let fleet = fleet.clone();
-    start_mcp_with(clerk, move |v| v.allow_missing_audience(), move |b| {
-        b.rate_limit_per_user(5, Duration::from_secs(60))
-            .shared_store(fleet)
-    })
+    start_mcp_with(
+        clerk,
+        move |v| v.allow_missing_audience(),
+        move |b| {
+            b.rate_limit_per_user(5, Duration::from_secs(60))
+                .shared_store(fleet)
+        },
+    )
     .await
 }

@@ -61,7 +61,12 @@ struct Args {
     /// Redis shared by every replica (`redis://host:port`): per-user rate limits become
     /// fleet-wide (JWTs are verified locally on each replica, never through Redis). Redis being
     /// down never fails a request.
-    #[arg(long, value_name = "URL", env = "MCP_AUTH_REDIS_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MCP_AUTH_REDIS_URL",
+        hide_env_values = true
+    )]
     redis_url: Option<String>,
     /// At most N MCP requests per user (per machine for machine tokens) per window; the next
     /// ones get 429 with Retry-After. Off unless given.

@@ -53,7 +53,12 @@ struct Args {
     /// Redis shared by every replica (`redis://host:port`): verification results of opaque
     /// tokens, Clerk's rate-limit backoff and per-user rate limits become fleet-wide. Without
     /// it, each process keeps its own. Redis being down never fails a request.
-    #[arg(long, value_name = "URL", env = "MCP_AUTH_REDIS_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MCP_AUTH_REDIS_URL",
+        hide_env_values = true
+    )]
     redis_url: Option<String>,
     /// At most N MCP requests per user (per machine for machine tokens) per window; the next
     /// ones get 429 with Retry-After. Off unless given.

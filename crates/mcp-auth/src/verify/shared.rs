@@ -223,10 +223,15 @@ mod tests {
         let calls = AtomicUsize::new(0);
         for _ in 0..3 {
             let got = a
-                .get_or_fetch("oat", "bad", |_| None, || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Ok(None)
-                })
+                .get_or_fetch(
+                    "oat",
+                    "bad",
+                    |_| None,
+                    || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        Ok(None)
+                    },
+                )
                 .await
                 .unwrap();
             assert_eq!(got, None);
@@ -234,10 +239,15 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         for _ in 0..3 {
             let got = a
-                .get_or_fetch("oat", "down", |_| None, || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Err(VerifyError::unavailable(Duration::from_secs(1)))
-                })
+                .get_or_fetch(
+                    "oat",
+                    "down",
+                    |_| None,
+                    || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        Err(VerifyError::unavailable(Duration::from_secs(1)))
+                    },
+                )
                 .await;
             assert!(got.is_err());
         }
@@ -255,10 +265,15 @@ mod tests {
             .unwrap()
             .as_secs();
         for _ in 0..2 {
-            a.get_or_fetch("oat", "h", |_| Some(now), || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Ok(Some(json!({"subject": "u"})))
-            })
+            a.get_or_fetch(
+                "oat",
+                "h",
+                |_| Some(now),
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok(Some(json!({"subject": "u"})))
+                },
+            )
             .await
             .unwrap();
         }
@@ -276,11 +291,16 @@ mod tests {
                 let calls = calls.clone();
                 tokio::spawn(async move {
                     replica
-                        .get_or_fetch("oat", "h", |_| None, || async {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(30)).await;
-                            Ok(Some(json!({"subject": "u"})))
-                        })
+                        .get_or_fetch(
+                            "oat",
+                            "h",
+                            |_| None,
+                            || async {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(30)).await;
+                                Ok(Some(json!({"subject": "u"})))
+                            },
+                        )
                         .await
                         .unwrap()
                 })
@@ -306,7 +326,12 @@ mod tests {
             .await
             .unwrap();
         let got = a
-            .get_or_fetch("oat", "h", |_| None, || async { Ok(Some(json!({"subject": "u"}))) })
+            .get_or_fetch(
+                "oat",
+                "h",
+                |_| None,
+                || async { Ok(Some(json!({"subject": "u"}))) },
+            )
             .await
             .unwrap();
         assert_eq!(got.unwrap()["subject"], "u");
@@ -319,7 +344,12 @@ mod tests {
         store.down.store(true, Ordering::SeqCst);
         let a = answers(store.clone());
         let got = a
-            .get_or_fetch("oat", "h", |_| None, || async { Ok(Some(json!({"subject": "u"}))) })
+            .get_or_fetch(
+                "oat",
+                "h",
+                |_| None,
+                || async { Ok(Some(json!({"subject": "u"}))) },
+            )
             .await
             .unwrap();
         assert_eq!(got.unwrap()["subject"], "u");

@@ -90,7 +90,9 @@ impl RedisServer {
         stream
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        stream.write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n").unwrap();
+        stream
+            .write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")
+            .unwrap();
         let keys = read_all(&mut stream);
         let mut out = keys.clone();
         for key in keys
