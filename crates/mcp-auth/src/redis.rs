@@ -16,7 +16,7 @@
 //! # let _ = fleet; Ok(()) }
 //! ```
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use ::redis::{
     AsyncCommands, Client, RedisError, Script,
@@ -43,6 +43,14 @@ pub enum RedisStoreError {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    scripts: Arc<Scripts>,
+}
+
+/// The Lua scripts, hashed once (Redis runs them by hash, loading them on first use).
+struct Scripts {
+    hold: Script,
+    unlock: Script,
+    count: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -97,7 +105,14 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|_| RedisStoreError::InvalidUrl)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            scripts: Arc::new(Scripts {
+                hold: Script::new(HOLD),
+                unlock: Script::new(UNLOCK),
+                count: Script::new(COUNT),
+            }),
+        })
     }
 }
 
@@ -162,7 +177,9 @@ impl SharedStore for RedisStore {
     fn unlock<'a>(&'a self, key: &'a str, owner: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let _: i64 = Script::new(UNLOCK)
+            let _: i64 = self
+                .scripts
+                .unlock
                 .key(key)
                 .arg(owner)
                 .invoke_async(&mut conn)
@@ -175,7 +192,9 @@ impl SharedStore for RedisStore {
     fn hold<'a>(&'a self, key: &'a str, ttl: Duration) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let _: i64 = Script::new(HOLD)
+            let _: i64 = self
+                .scripts
+                .hold
                 .key(key)
                 .arg(millis(ttl))
                 .invoke_async(&mut conn)
@@ -197,7 +216,9 @@ impl SharedStore for RedisStore {
     fn count<'a>(&'a self, key: &'a str, window: Duration) -> StoreFuture<'a, (u64, Duration)> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let (n, left): (i64, i64) = Script::new(COUNT)
+            let (n, left): (i64, i64) = self
+                .scripts
+                .count
                 .key(key)
                 .arg(millis(window))
                 .invoke_async(&mut conn)

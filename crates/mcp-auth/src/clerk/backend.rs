@@ -344,10 +344,10 @@ impl BackendApi {
         loop {
             // Another replica's 429: adopt its backoff before calling (only calls that reach
             // the network pay this look-up; cached tokens never get here).
-            if let Some((fleet, key)) = &self.inner.fleet {
-                if let Some(Some(wait)) = fleet.run(fleet.store().hold_remaining(key)).await {
-                    self.back_off_for(wait);
-                }
+            if let Some((fleet, key)) = &self.inner.fleet
+                && let Some(Some(wait)) = fleet.run(fleet.store().hold_remaining(key)).await
+            {
+                self.back_off_for(wait);
             }
             // The shared backoff: wait only if it ends in time, else fail without calling.
             let now = Instant::now();
