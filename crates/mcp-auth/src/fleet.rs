@@ -1,5 +1,5 @@
 //! What the replicas of a fleet share: the [`SharedStore`] trait (implemented on Redis by
-//! [`RedisStore`](crate::redis::RedisStore), feature `redis`) and [`FleetStore`], the handle the
+//! `redis::RedisStore`, feature `redis`) and [`FleetStore`], the handle the
 //! framework uses, which adds a key prefix, a per-operation timeout and outage handling.
 //!
 //! The shared store is an optimisation, never a dependency of correctness: every operation has
@@ -110,8 +110,16 @@ impl<S: SharedStore + ?Sized> SharedStore for Arc<S> {
 pub const DEFAULT_KEY_PREFIX: &str = "mcp-auth:";
 
 /// A [`SharedStore`] with the fleet's policy around it: every key under one prefix, a short
-/// timeout on every operation, and local fallback while the store is out (see the
-/// [module docs](self)). Cheap to clone; clones share the outage state and the counters.
+/// timeout on every operation, and local fallback while the store is out. Cheap to clone; clones
+/// share the outage state and the counters.
+///
+/// The shared store is an optimisation, never a dependency of correctness: an operation that
+/// fails or times out makes the caller do what a lone replica does (its local cache, single
+/// flight, backoff and rate limit). The first failure of an outage is logged once at `warn`;
+/// while the store is out, at most one operation per
+/// [`probe_interval`](Self::probe_interval) tries it again, so requests do not each pay the
+/// timeout; the first success after an outage is logged at `info` and the replica uses the
+/// store again.
 ///
 /// ```no_run
 /// # #[cfg(feature = "redis")]

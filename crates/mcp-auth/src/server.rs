@@ -371,7 +371,7 @@ impl McpServerBuilder {
     }
 
     /// The store the replicas of a fleet share (Redis with the `redis` feature:
-    /// [`RedisStore`](crate::redis::RedisStore)): with it,
+    /// `mcp_auth::redis::RedisStore`): with it,
     /// [`rate_limit_per_user`](Self::rate_limit_per_user) counts fleet-wide. If the store is
     /// down, each replica counts on its own until it is back; a request is never refused
     /// because of the store. Default: none (in-process counts).

@@ -187,7 +187,7 @@ impl ClerkVerifierBuilder {
 
     /// Shares Backend API verification results (opaque OAuth tokens, API keys, opaque M2M
     /// tokens) and Clerk's rate-limit backoff with the other replicas through `fleet` (Redis
-    /// with the `redis` feature: [`RedisStore`](crate::redis::RedisStore)). Default: none, each
+    /// with the `redis` feature: `mcp_auth::redis::RedisStore`). Default: none, each
     /// replica on its own.
     ///
     /// - The local cache is consulted first; the shared store only on a local miss. JWTs are
