@@ -562,7 +562,7 @@ impl Dispatch {
     }
 
     async fn verify_opaque(&self, kind: TokenKind, token: &str) -> Result<AuthInfo, VerifyError> {
-        let answer = match &self.shared {
+        let (answer, cache_until) = match &self.shared {
             // Only reached on a local miss (the local cache wraps this dispatcher).
             Some(shared) => {
                 let scope = match (kind, &self.machine) {
@@ -583,7 +583,7 @@ impl Dispatch {
                     )
                     .await?
             }
-            None => self.fetch_answer(kind, token).await?,
+            None => (self.fetch_answer(kind, token).await?, None),
         };
         let Some(answer) = answer else {
             return Err(VerifyError::invalid_token("token not recognised by Clerk"));
@@ -592,7 +592,12 @@ impl Dispatch {
             resource: &self.resource,
             allow_missing: self.allow_missing_audience,
         };
-        identity_from_answer(kind, answer, &self.issuer, policy, now_unix())
+        let info = identity_from_answer(kind, answer, &self.issuer, policy, now_unix())?;
+        // From the store: kept locally no longer than the store keeps it.
+        Ok(match cache_until {
+            Some(until) => info.with_cache_until(until),
+            None => info,
+        })
     }
 
     /// The Backend API's answer for an opaque token; `None` when Clerk does not recognise it.

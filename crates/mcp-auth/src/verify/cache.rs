@@ -82,7 +82,8 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
         _now: Instant,
     ) -> Option<Duration> {
         Some(match value {
-            Entry::Valid(info) => match info.expires_at_unix() {
+            // The token's expiry, or sooner when a shared store said so.
+            Entry::Valid(info) => match bound(info.expires_at_unix(), info.cache_until()) {
                 Some(exp) => {
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
@@ -94,6 +95,14 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
             },
             Entry::Refused(_) => self.negative_ttl,
         })
+    }
+}
+
+/// The earlier of two optional instants.
+fn bound(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -277,6 +286,32 @@ mod tests {
             ));
         }
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 4);
+    }
+
+    /// An identity read from a shared store is kept no longer than the store keeps it, even
+    /// when its token lives longer.
+    #[tokio::test]
+    async fn a_shared_bound_shortens_the_local_life() {
+        struct FromStore(AtomicUsize);
+        impl TokenVerifier for FromStore {
+            fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                Box::pin(async move {
+                    Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
+                        .expires_at_unix(now + 3600)
+                        .build()
+                        .with_cache_until(now))
+                })
+            }
+        }
+        let v = CachedVerifier::new(FromStore(0.into()));
+        v.verify("t").await.unwrap();
+        v.verify("t").await.unwrap();
+        assert_eq!(v.inner().0.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -34,6 +34,10 @@ pub(crate) struct SharedPolicy {
 /// One upstream answer: the object it returned, or `None` when it did not recognise the token.
 pub(crate) type Answer = Option<Value>;
 
+/// An answer, and when it came from the store, the Unix second it leaves the store: a replica
+/// caches it locally no longer than that, so sharing never makes a revocation noticed later.
+pub(crate) type Shared = (Answer, Option<u64>);
+
 /// Fields never written to the store, whatever an upstream puts in its answers: secrets a
 /// verify endpoint could echo.
 const SECRET_FIELDS: [&str; 4] = ["secret", "token", "access_token", "client_secret"];
@@ -57,7 +61,7 @@ impl SharedAnswers {
         hash: &str,
         expires_at: impl Fn(&Value) -> Option<u64>,
         fetch: F,
-    ) -> Result<Answer, VerifyError>
+    ) -> Result<Shared, VerifyError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Answer, VerifyError>>,
@@ -66,13 +70,13 @@ impl SharedAnswers {
         let store = self.fleet.store();
         match self.fleet.run(store.get(&key)).await {
             Some(Some(bytes)) => {
-                if let Some(answer) = decode(&bytes) {
+                if let Some(found) = decode(&bytes) {
                     self.fleet.hit();
-                    return Ok(answer);
+                    return Ok(found);
                 }
             }
             Some(None) => self.fleet.miss(),
-            None => return fetch().await,
+            None => return fetch().await.map(|a| (a, None)),
         }
         let lock = format!("{key}:lock");
         let owner = lock_owner();
@@ -91,26 +95,26 @@ impl SharedAnswers {
                     // Released at once, so waiters of a call that failed (nothing stored) take
                     // over instead of waiting out the bound.
                     let _ = self.fleet.run(store.unlock(&lock, &owner)).await;
-                    return result;
+                    return result.map(|a| (a, None));
                 }
                 Some(false) => {}
-                None => return fetch().await,
+                None => return fetch().await.map(|a| (a, None)),
             }
             // Another replica is calling: wait for its answer, within the bound.
             if tokio::time::Instant::now() + self.policy.poll > deadline {
                 tracing::debug!("shared verification: waited long enough; calling upstream");
-                return fetch().await;
+                return fetch().await.map(|a| (a, None));
             }
             tokio::time::sleep(self.policy.poll).await;
             match self.fleet.run(store.get(&key)).await {
                 Some(Some(bytes)) => {
-                    if let Some(answer) = decode(&bytes) {
+                    if let Some(found) = decode(&bytes) {
                         self.fleet.hit();
-                        return Ok(answer);
+                        return Ok(found);
                     }
                 }
                 Some(None) => {}
-                None => return fetch().await,
+                None => return fetch().await.map(|a| (a, None)),
             }
         }
     }
@@ -120,11 +124,7 @@ impl SharedAnswers {
             Some(value) => {
                 let mut ttl = self.policy.max_ttl;
                 if let Some(exp) = expires_at(value) {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs();
-                    ttl = ttl.min(Duration::from_secs(exp.saturating_sub(now)));
+                    ttl = ttl.min(Duration::from_secs(exp.saturating_sub(unix_now())));
                 }
                 ttl
             }
@@ -133,7 +133,7 @@ impl SharedAnswers {
         if ttl.is_zero() {
             return;
         }
-        let bytes = encode(answer);
+        let bytes = encode(answer, unix_now() + ttl.as_secs());
         let _ = self
             .fleet
             .run(self.fleet.store().set(key, &bytes, ttl))
@@ -141,30 +141,39 @@ impl SharedAnswers {
     }
 }
 
-/// `{"answer": {…}}` or `{"refused": true}`, without the fields in [`SECRET_FIELDS`].
-fn encode(answer: &Answer) -> Vec<u8> {
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// `{"answer": {…}, "until": secs}` or `{"refused": true, "until": secs}`, without the fields
+/// in [`SECRET_FIELDS`]; `until` is when the entry leaves the store.
+fn encode(answer: &Answer, until: u64) -> Vec<u8> {
     let doc = match answer {
         Some(Value::Object(map)) => {
             let mut map = map.clone();
             for field in SECRET_FIELDS {
                 map.remove(field);
             }
-            serde_json::json!({ "answer": map })
+            serde_json::json!({ "answer": map, "until": until })
         }
-        Some(other) => serde_json::json!({ "answer": other }),
-        None => serde_json::json!({ "refused": true }),
+        Some(other) => serde_json::json!({ "answer": other, "until": until }),
+        None => serde_json::json!({ "refused": true, "until": until }),
     };
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
-fn decode(bytes: &[u8]) -> Option<Answer> {
+fn decode(bytes: &[u8]) -> Option<Shared> {
     let Value::Object(mut doc) = serde_json::from_slice(bytes).ok()? else {
         return None;
     };
+    let until = doc.get("until").and_then(Value::as_u64);
     if doc.get("refused").and_then(Value::as_bool) == Some(true) {
-        return Some(None);
+        return Some((None, until));
     }
-    doc.remove("answer").map(Some)
+    doc.remove("answer").map(|a| (Some(a), until))
 }
 
 #[cfg(test)]
@@ -206,10 +215,17 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok(Some(json!({"subject": "user_1", "secret": "ak_hidden"})))
         };
-        let first = a.get_or_fetch("oat", "h1", |_| None, fetch).await.unwrap();
-        let second = b.get_or_fetch("oat", "h1", |_| None, fetch).await.unwrap();
+        let (first, first_until) = a.get_or_fetch("oat", "h1", |_| None, fetch).await.unwrap();
+        let (second, until) = b.get_or_fetch("oat", "h1", |_| None, fetch).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(first.unwrap()["subject"], "user_1");
+        assert_eq!(first_until, None, "fetched, not read from the store");
+        // Read from the store: cached locally no longer than the store keeps it (60 s).
+        let until = until.unwrap();
+        assert!(
+            (unix_now() + 58..=unix_now() + 60).contains(&until),
+            "{until}"
+        );
         let second = second.unwrap();
         assert_eq!(second["subject"], "user_1");
         assert!(second.get("secret").is_none(), "secrets are not shared");
@@ -234,7 +250,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(got, None);
+            assert_eq!(got.0, None);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         for _ in 0..3 {
@@ -307,7 +323,7 @@ mod tests {
             })
             .collect();
         for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap()["subject"], "u");
+            assert_eq!(t.await.unwrap().0.unwrap()["subject"], "u");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -334,7 +350,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(got.unwrap()["subject"], "u");
+        assert_eq!(got.0.unwrap()["subject"], "u");
     }
 
     /// With the store down, verification goes on locally.
@@ -352,7 +368,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(got.unwrap()["subject"], "u");
+        assert_eq!(got.0.unwrap()["subject"], "u");
         assert_eq!(a.fleet.stats().outages, 1);
     }
 }
