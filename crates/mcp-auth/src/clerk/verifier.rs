@@ -12,8 +12,9 @@ use super::{
 };
 use crate::{
     Audience, AuthInfo, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, McpServer,
-    McpServerBuilder, TokenKind, TokenVerifier, VerifyError, auth_info::split_scopes,
-    verify::VerifyFuture,
+    McpServerBuilder, TokenKind, TokenVerifier, VerifyError,
+    auth_info::split_scopes,
+    verify::{ReadyFuture, VerifyFuture},
 };
 
 /// Where the JWT signing keys come from.
@@ -410,6 +411,12 @@ impl TokenVerifier for ClerkVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         self.cached.verify(token)
     }
+
+    /// Ready when the signing keys are loaded (JWTs verify locally) or the Backend API
+    /// answers (opaque tokens, API keys and M2M tokens verify there).
+    fn ready(&self) -> ReadyFuture<'_> {
+        self.cached.ready()
+    }
 }
 
 /// The uncached dispatcher.
@@ -565,6 +572,23 @@ impl Dispatch {
 impl TokenVerifier for Dispatch {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_token(token))
+    }
+
+    fn ready(&self) -> ReadyFuture<'_> {
+        Box::pin(async move {
+            let jwks = self
+                .oauth_jwt
+                .as_ref()
+                .or(self.session_jwt.as_ref())
+                .map(JwtVerifier::jwks)
+                .or(self.m2m_jwt.as_ref().map(|m| &m.jwks));
+            if let Some(jwks) = jwks
+                && jwks.ready().await
+            {
+                return true;
+            }
+            self.backend.reachable().await
+        })
     }
 }
 
