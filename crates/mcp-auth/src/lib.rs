@@ -21,12 +21,14 @@
 //! - `pipeline`: the MCP endpoint as one service: CORS for browsers, then Origin, body size,
 //!   auth, span, session binding, step-up.
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
+//! - [`health`]: `GET /healthz` and `GET /readyz` (opt-in on the builder).
 
 mod auth_info;
 pub mod bearer;
 mod challenge;
 pub mod clerk;
 mod fleet;
+pub mod health;
 mod layer;
 pub mod metadata;
 mod pipeline;
@@ -59,7 +61,8 @@ pub use metadata::ProtectedResourceMetadata;
 pub use rate_limit::RateLimit;
 pub use scopes::{OFFLINE_ACCESS, ScopeHierarchy};
 pub use server::{
-    BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, McpServer, McpServerBuilder,
+    BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_USER,
+    McpServer, McpServerBuilder,
 };
 pub use tools::{ClosureTools, ToolScopes, auth_from_context};
 pub use verify::{

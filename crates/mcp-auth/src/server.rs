@@ -39,6 +39,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Default for [`McpServerBuilder::max_sessions`].
 pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
 
+/// Default for [`McpServerBuilder::max_sessions_per_user`]: far more than one person's
+/// clients keep open (one per client window), far below [`DEFAULT_MAX_SESSIONS`] (it takes 200
+/// users at the cap to fill the server).
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u64 = 50;
+
 /// Entry point: `McpServer::builder(resource_url)`.
 #[derive(Debug)]
 pub struct McpServer;
@@ -88,6 +93,7 @@ pub struct McpServerBuilder {
     sessions: bool,
     session_keep_alive: Duration,
     max_sessions: u64,
+    max_sessions_per_user: u64,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     any_origin: bool,
@@ -95,6 +101,7 @@ pub struct McpServerBuilder {
     trust_forwarded: bool,
     legacy_as_metadata: bool,
     optional_auth: bool,
+    health_checks: bool,
     cancellation: CancellationToken,
     rate_limit: Option<RateLimit>,
     shared_store: Option<FleetStore>,
@@ -153,6 +160,7 @@ impl McpServerBuilder {
             sessions: false,
             session_keep_alive: Duration::from_secs(300),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             any_origin: false,
@@ -160,6 +168,7 @@ impl McpServerBuilder {
             trust_forwarded: false,
             legacy_as_metadata: true,
             optional_auth: false,
+            health_checks: false,
             cancellation: CancellationToken::new(),
             rate_limit: None,
             shared_store: None,
@@ -380,6 +389,18 @@ impl McpServerBuilder {
         self
     }
 
+    /// Most MCP sessions one user (issuer and user id, whatever client) may hold open at once
+    /// (with [`sessions`](Self::sessions) on), so one caller cannot take every slot of
+    /// [`max_sessions`](Self::max_sessions). Beyond it, a request that would open another
+    /// session gets 429 `too_many_sessions` with `Retry-After`; a session closed with `DELETE`
+    /// frees its slot at once, an abandoned one when its binding expires (twice the session
+    /// keep-alive). Counts are per replica: behind a load balancer with sticky sessions, a
+    /// user may hold this many on each replica. Default: [`DEFAULT_MAX_SESSIONS_PER_USER`].
+    pub fn max_sessions_per_user(mut self, max: u64) -> Self {
+        self.max_sessions_per_user = max;
+        self
+    }
+
     /// Also accepts requests whose `Host` is `host` (or `host:port`). The resource URL's host is
     /// always accepted; anything else is refused by rmcp (DNS-rebinding protection).
     pub fn allow_host(mut self, host: impl Into<String>) -> Self {
@@ -434,6 +455,17 @@ impl McpServerBuilder {
         self
     }
 
+    /// Serves `GET /healthz` (200 while the process serves) and `GET /readyz` (200 when the
+    /// verifier can verify tokens now, see [`TokenVerifier::ready`]: signing keys loaded or the
+    /// Backend API answering; else 503 with `Retry-After`), for load balancers and
+    /// orchestrators. Both are unauthenticated and answer a fixed word, nothing more; the
+    /// verifier is checked at most once a second however often `/readyz` is probed. The paths
+    /// are at the root of the origin, whatever the MCP path. Default: off.
+    pub fn health_checks(mut self, enabled: bool) -> Self {
+        self.health_checks = enabled;
+        self
+    }
+
     /// Cancelling this token closes every open MCP session and stream (for graceful shutdown).
     pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
         self.cancellation = token;
@@ -457,6 +489,16 @@ impl McpServerBuilder {
     {
         let resource = self.resource?;
         let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
+        if self.health_checks
+            && [crate::health::HEALTHZ_PATH, crate::health::READYZ_PATH].contains(&resource.path())
+        {
+            return Err(BuildError::InvalidResource(
+                "the MCP path is a health-check path (/healthz, /readyz)".into(),
+            ));
+        }
+        let health = self
+            .health_checks
+            .then(|| crate::health::routes(verifier.clone()));
         if self.authorization_servers.is_empty() {
             return Err(BuildError::NoAuthorizationServer);
         }
@@ -536,9 +578,13 @@ impl McpServerBuilder {
         let pipeline = Pipeline {
             origins: origin_check.clone(),
             auth: auth.state(),
-            sessions: self
-                .sessions
-                .then(|| SessionBindings::new(self.max_sessions, self.session_keep_alive * 2)),
+            sessions: self.sessions.then(|| {
+                SessionBindings::new(
+                    self.max_sessions,
+                    self.max_sessions_per_user,
+                    self.session_keep_alive * 2,
+                )
+            }),
             step_up: StepUp::new(
                 self.tool_scopes,
                 self.scope_hierarchy,
@@ -586,9 +632,13 @@ impl McpServerBuilder {
             "" => "/",
             p => p,
         };
-        Ok(Router::new()
+        let mut router = Router::new()
             .route_service(path, service)
-            .merge(metadata_routes))
+            .merge(metadata_routes);
+        if let Some(health) = health {
+            router = router.merge(health);
+        }
+        Ok(router)
     }
 }
 

@@ -19,7 +19,10 @@
 //!
 //! Tokens must name this server in `aud` (its `--resource` URL) unless `--audience-optional`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use clap::Parser;
 use mcp_auth::{
@@ -43,7 +46,11 @@ struct Args {
     /// The canonical MCP URL, which tokens must name in `aud`. Default: `http://127.0.0.1:{port}/mcp`.
     #[arg(long)]
     resource: Option<Url>,
-    /// Port to listen on (127.0.0.1).
+    /// Address to listen on. `0.0.0.0` (or `::`) for every interface, e.g. as a replica behind
+    /// a load balancer; then set `--resource` to the URL clients connect to.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on.
     #[arg(long, default_value_t = 8787)]
     port: u16,
     /// Accept tokens without an `aud` claim (a present `aud` must still name this server).
@@ -75,6 +82,10 @@ struct Args {
     /// Length of the rate-limit window, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     rate_limit_window: u64,
+    /// With `--sessions`: most sessions one user may hold open at once; opening another gets
+    /// 429 with `Retry-After` (closing one with `DELETE` frees its slot at once).
+    #[arg(long, value_name = "N", default_value_t = mcp_auth::DEFAULT_MAX_SESSIONS_PER_USER)]
+    max_sessions_per_user: u64,
 }
 
 /// Without `RUST_LOG`: the startup lines and one access line per request (`mcp_auth::access`),
@@ -103,13 +114,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     // `iss` is compared exactly, so keep the issuer as given.
     let issuer = args.issuer.clone();
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
-    let port = listener.local_addr()?.port();
-    let resource = args
-        .resource
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| format!("http://127.0.0.1:{port}/mcp"));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port)).await?;
+    let local = listener.local_addr()?;
+    let resource = args.resource.map(|u| u.to_string()).unwrap_or_else(|| {
+        // An unspecified address accepts on every interface but is no address to connect to.
+        let ip = if local.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
+        format!("http://{}/mcp", SocketAddr::new(ip, local.port()))
+    });
     let jwks_url = match args.jwks_url {
         Some(u) => u,
         None => discover_jwks(&issuer).await?,
@@ -144,6 +159,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .verifier(verifier)
         .sessions(args.sessions)
         .max_sessions(args.max_sessions)
+        .max_sessions_per_user(args.max_sessions_per_user)
+        .health_checks(true)
         .cancellation_token(shutdown.clone())
         .tool(
             "whoami",
@@ -160,7 +177,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .build()?;
 
-    tracing::info!(mcp_url = %resource, issuer = %issuer, jwks = %jwks_url, "MCP server ready");
+    tracing::info!(mcp_url = %resource, listening = %local, issuer = %issuer, jwks = %jwks_url, "MCP server ready");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

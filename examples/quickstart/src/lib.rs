@@ -1,7 +1,11 @@
 //! The quickstart as a library, so the end-to-end tests start exactly what `cargo run -p
 //! quickstart` starts (on free ports) and drive it with real MCP clients.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use mcp_auth::{AuthInfo, FleetStore, McpServerBuilder, clerk::BackendApi, redis::RedisStore};
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
@@ -10,15 +14,26 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod cli;
 mod protect;
 
 pub use protect::ClerkKeys;
 
 /// What to start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
-    /// MCP server port on 127.0.0.1 (0: any free port).
+    /// Address the MCP server listens on. Default: 127.0.0.1 (loopback only).
+    pub host: IpAddr,
+    /// MCP server port on [`host`](Self::host) (0: any free port).
     pub port: u16,
+    /// The URL clients connect to, when it is not `http://{host}:{port}/mcp` (behind a load
+    /// balancer or a TLS proxy): it becomes the resource URL of the metadata and the
+    /// challenges, and the audience tokens must name. `None`: the listening address.
+    pub public_url: Option<String>,
+    /// Keep MCP sessions (`Mcp-Session-Id`) instead of serving statelessly.
+    pub sessions: bool,
+    /// With [`sessions`](Self::sessions): most sessions one user may hold open at once.
+    pub max_sessions_per_user: u64,
     /// Embedded issuer port on 127.0.0.1 (0: any free port). Unused with real Clerk keys.
     pub issuer_port: u16,
     /// Embedded issuer hands out opaque `oat_…` tokens instead of JWTs.
@@ -39,6 +54,36 @@ pub struct Options {
     /// Per-user rate limit on MCP requests, `(requests, window)` (`--rate-limit-per-user`,
     /// `--rate-limit-window`). `None`: no limit.
     pub rate_limit: Option<(u32, Duration)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            public_url: None,
+            sessions: false,
+            max_sessions_per_user: mcp_auth::DEFAULT_MAX_SESSIONS_PER_USER,
+            issuer_port: 0,
+            opaque_tokens: false,
+            clerk: None,
+            access_token_lifetime: None,
+            state_dir: None,
+            redis_url: None,
+            rate_limit: None,
+        }
+    }
+}
+
+/// `http://{addr}/mcp`, with a loopback address in place of an unspecified one (`0.0.0.0`
+/// accepts connections on every interface but is no address to connect to).
+fn local_mcp_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/mcp", SocketAddr::new(ip, addr.port()))
 }
 
 /// Why the quickstart could not start.
@@ -65,6 +110,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Quickstart {
     mcp_url: String,
+    local_addr: SocketAddr,
     issuer: Option<IssuerHandle>,
     authorization_server: String,
     shutdown: CancellationToken,
@@ -112,21 +158,21 @@ fn register_tools(builder: McpServerBuilder, backend: BackendApi) -> McpServerBu
 impl Quickstart {
     /// Starts the issuer (unless Clerk keys are given) and the MCP server.
     pub async fn start(options: Options) -> Result<Self, StartError> {
-        let mcp_addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let mcp_addr = SocketAddr::new(options.host, options.port);
         let listener = TcpListener::bind(mcp_addr)
             .await
             .map_err(|source| StartError::Bind {
                 addr: mcp_addr,
                 source,
             })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: mcp_addr,
-                source,
-            })?
-            .port();
-        let mcp_url = format!("http://127.0.0.1:{port}/mcp");
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: mcp_addr,
+            source,
+        })?;
+        let mcp_url = match options.public_url {
+            Some(url) => url,
+            None => local_mcp_url(local_addr),
+        };
 
         let (issuer, clerk) = match options.clerk {
             Some(keys) => (None, keys),
@@ -187,6 +233,9 @@ impl Quickstart {
         let builder = register_tools(
             builder
                 .resource_name("mcp-auth quickstart")
+                .sessions(options.sessions)
+                .max_sessions_per_user(options.max_sessions_per_user)
+                .health_checks(true)
                 .cancellation_token(shutdown.clone()),
             protected.backend,
         );
@@ -202,9 +251,10 @@ impl Quickstart {
                 tracing::error!(%error, "MCP server stopped");
             }
         });
-        tracing::info!(mcp_url = %mcp_url, authorization_server = %authorization_server, "quickstart ready");
+        tracing::info!(mcp_url = %mcp_url, listening = %local_addr, authorization_server = %authorization_server, "quickstart ready");
         Ok(Self {
             mcp_url,
+            local_addr,
             issuer,
             authorization_server,
             shutdown,
@@ -264,6 +314,13 @@ impl Quickstart {
         &self.mcp_url
     }
 
+    /// The address the MCP server listens on (differs from [`mcp_url`](Self::mcp_url)'s behind
+    /// a load balancer).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
     /// The embedded issuer, when one was started.
     #[must_use]
     pub fn issuer(&self) -> Option<&IssuerHandle> {
@@ -277,6 +334,10 @@ impl Quickstart {
         let mut out = String::new();
         out.push_str("\nmcp-auth quickstart is running\n\n");
         out.push_str(&format!("  MCP URL:               {url}\n"));
+        out.push_str(&format!(
+            "  Listening on:          {}  (health: /healthz, /readyz)\n",
+            self.local_addr
+        ));
         out.push_str(&format!(
             "  Authorization server:  {}",
             self.authorization_server

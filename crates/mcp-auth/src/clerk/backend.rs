@@ -434,6 +434,27 @@ impl BackendApi {
         }
     }
 
+    /// Whether the Backend API answers with this secret key now: one `GET /v1/jwks` (not rate
+    /// limited by Clerk), no retry, at most the request timeout. A 429 backoff in force counts
+    /// as reachable (Clerk answered). For readiness probes.
+    pub(crate) async fn reachable(&self) -> bool {
+        if self.backoff_remaining(Instant::now()).is_some() {
+            return true;
+        }
+        let request = self
+            .inner
+            .client
+            .get(self.url(&["jwks"]))
+            .bearer_auth(self.inner.secret_key.expose())
+            .header(header::ACCEPT, "application/json")
+            .header("Clerk-API-Version", CLERK_API_VERSION)
+            .send();
+        match tokio::time::timeout(self.inner.settings.request_timeout, request).await {
+            Ok(Ok(response)) => response.status().is_success(),
+            _ => false,
+        }
+    }
+
     fn unavailable(&self) -> BackendError {
         BackendError::Unavailable {
             retry_after: self.inner.settings.unavailable_retry_after,

@@ -15,7 +15,7 @@ use crate::{
     McpServer, McpServerBuilder, TokenKind, TokenVerifier, VerifyError,
     auth_info::split_scopes,
     verify::{
-        VerifyFuture,
+        ReadyFuture, VerifyFuture,
         shared::{SharedAnswers, SharedPolicy},
     },
 };
@@ -462,6 +462,12 @@ impl TokenVerifier for ClerkVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         self.cached.verify(token)
     }
+
+    /// Ready when the signing keys are loaded (JWTs verify locally) or the Backend API
+    /// answers (opaque tokens, API keys and M2M tokens verify there).
+    fn ready(&self) -> ReadyFuture<'_> {
+        self.cached.ready()
+    }
 }
 
 /// The uncached dispatcher.
@@ -657,6 +663,23 @@ impl Dispatch {
 impl TokenVerifier for Dispatch {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_token(token))
+    }
+
+    fn ready(&self) -> ReadyFuture<'_> {
+        Box::pin(async move {
+            let jwks = self
+                .oauth_jwt
+                .as_ref()
+                .or(self.session_jwt.as_ref())
+                .map(JwtVerifier::jwks)
+                .or(self.m2m_jwt.as_ref().map(|m| &m.jwks));
+            if let Some(jwks) = jwks
+                && jwks.ready().await
+            {
+                return true;
+            }
+            self.backend.reachable().await
+        })
     }
 }
 

@@ -197,6 +197,10 @@ impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_cached(token))
     }
+
+    fn ready(&self) -> super::ReadyFuture<'_> {
+        self.inner.ready()
+    }
 }
 
 #[cfg(test)]

@@ -229,6 +229,7 @@ pub struct NoArgs {}
 pub struct Options {
     pub sessions: bool,
     pub max_sessions: u64,
+    pub max_sessions_per_user: u64,
     pub audience_optional: bool,
     pub max_body: usize,
     pub hierarchy: mcp_auth::ScopeHierarchy,
@@ -240,6 +241,7 @@ impl Default for Options {
         Self {
             sessions: false,
             max_sessions: mcp_auth::DEFAULT_MAX_SESSIONS,
+            max_sessions_per_user: mcp_auth::DEFAULT_MAX_SESSIONS_PER_USER,
             audience_optional: false,
             max_body: mcp_auth::DEFAULT_MAX_BODY_BYTES,
             hierarchy: mcp_auth::ScopeHierarchy::default(),
@@ -280,6 +282,7 @@ pub async fn start_server(opts: Options) -> TestServer {
             .verifier(verifier)
             .sessions(opts.sessions)
             .max_sessions(opts.max_sessions)
+            .max_sessions_per_user(opts.max_sessions_per_user)
             .max_body_bytes(opts.max_body)
             .tool(
                 "whoami",
