@@ -92,7 +92,11 @@ return {n, left}
 impl RedisStore {
     /// A store on the Redis at `url` (`redis://[:password@]host:port[/db]`). Does not connect
     /// yet: the first operation does, and a Redis that is down at start only means the
-    /// replicas run on their own until it is up. Must be called inside a Tokio runtime.
+    /// replicas run on their own until it is up.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the connection's background task is spawned on it).
     pub fn open(url: &str) -> Result<Self, RedisStoreError> {
         let client = Client::open(url).map_err(|_| RedisStoreError::InvalidUrl)?;
         let config = ConnectionManagerConfig::new()
