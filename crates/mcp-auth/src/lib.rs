@@ -1,4 +1,7 @@
 #![doc = include_str!("../README.md")]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`) mark each feature-gated
+// item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //!
 //! # Layout
 //!
@@ -18,6 +21,8 @@
 //!   auth, span, session binding, step-up.
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
 //! - [`health`]: `GET /healthz` and `GET /readyz` (opt-in on the builder).
+//! - [`metrics`]: the metric names the library records, and (feature `metrics`) `GET /metrics`
+//!   in the Prometheus text format.
 
 mod auth_info;
 pub mod bearer;
@@ -26,6 +31,7 @@ pub mod clerk;
 pub mod health;
 mod layer;
 pub mod metadata;
+pub mod metrics;
 mod pipeline;
 mod scopes;
 mod server;
