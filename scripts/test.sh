@@ -53,6 +53,14 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Every feature combination of the library builds (the workspace build above has them all on:
+# the examples enable `metrics` and `redis`). Type-checking only; each adds one `cargo check` of
+# mcp-auth.
+echo "==> cargo check: mcp-auth feature combinations"
+for features in "" "metrics" "redis"; do
+  cargo check -p mcp-auth --lib --locked --no-default-features --features "$features"
+done
+
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
 

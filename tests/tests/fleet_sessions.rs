@@ -291,4 +291,28 @@ async fn sessions_beyond_the_per_user_limit_get_429_until_one_is_deleted() {
     }
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 429, 429], "one freed slot, on one replica");
+
+    // Each replica's `/metrics` (scraped directly, as Prometheus does) counted the refusals:
+    // three extra sessions, then two after the DELETE. The load balancer refuses `/metrics`.
+    let mut rate_limited = 0.0;
+    for i in 0..REPLICAS {
+        let text = http
+            .get(format!("http://{}/metrics", fleet.replica_addr(i)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        rate_limited += text
+            .lines()
+            .filter(|l| {
+                l.starts_with("mcp_auth_requests_total{") && l.contains(r#"outcome="rate_limited""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    assert_eq!(rate_limited, 5.0);
+    let public_metrics = fleet.url().replace("/mcp", "/metrics");
+    assert_eq!(http.get(public_metrics).send().await.unwrap().status(), 404);
 }

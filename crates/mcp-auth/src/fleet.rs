@@ -266,10 +266,17 @@ impl FleetStore {
 
     pub(crate) fn hit(&self) {
         self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::verify_cache(crate::metrics::CacheLayer::Shared, true);
     }
 
     pub(crate) fn miss(&self) {
         self.inner.stats.misses.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::verify_cache(crate::metrics::CacheLayer::Shared, false);
+    }
+
+    fn fallback(&self) {
+        self.inner.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::redis_fallback();
     }
 
     fn lock_outage(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
@@ -288,7 +295,7 @@ impl FleetStore {
                 let now = Instant::now();
                 if now < next_probe {
                     drop(outage);
-                    self.inner.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                    self.fallback();
                     return None;
                 }
                 // This call is the probe; the others keep falling back until it answers.
@@ -308,7 +315,7 @@ impl FleetStore {
                 Some(value)
             }
             Err(error) => {
-                self.inner.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.fallback();
                 let mut outage = self.lock_outage();
                 if outage.is_none() {
                     self.inner.stats.outages.fetch_add(1, Ordering::Relaxed);

@@ -1,4 +1,7 @@
 #![doc = include_str!("../README.md")]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`) mark each feature-gated
+// item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //!
 //! # Layout
 //!
@@ -22,6 +25,8 @@
 //!   auth, span, session binding, step-up.
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
 //! - [`health`]: `GET /healthz` and `GET /readyz` (opt-in on the builder).
+//! - [`metrics`]: the metric names the library records, and (feature `metrics`) `GET /metrics`
+//!   in the Prometheus text format.
 
 mod auth_info;
 pub mod bearer;
@@ -31,6 +36,7 @@ mod fleet;
 pub mod health;
 mod layer;
 pub mod metadata;
+pub mod metrics;
 mod pipeline;
 mod rate_limit;
 #[cfg(feature = "redis")]

@@ -55,6 +55,10 @@ pub(crate) struct Pipeline {
     pub(crate) max_body_bytes: usize,
     /// `None` unless a per-identity rate limit is configured.
     pub(crate) rate_limit: Option<RateLimiter>,
+    /// Record each request's outcome and duration (`mcp_auth_requests_total`,
+    /// `mcp_auth_request_duration_seconds`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: bool,
 }
 
 /// DNS-rebinding protection (MCP transport specification): a browser request from an origin
@@ -90,7 +94,21 @@ impl OriginCheck {
 }
 
 impl Pipeline {
-    async fn run<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
+    async fn run<H>(&self, req: Request, mcp: &Mcp<H>) -> Response
+    where
+        H: ServerHandler,
+    {
+        #[cfg(feature = "metrics")]
+        if self.metrics {
+            let started = Instant::now();
+            let response = self.serve(req, mcp).await;
+            crate::metrics::request(&response, started);
+            return response;
+        }
+        self.serve(req, mcp).await
+    }
+
+    async fn serve<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
     where
         H: ServerHandler,
     {

@@ -102,6 +102,8 @@ pub struct McpServerBuilder {
     legacy_as_metadata: bool,
     optional_auth: bool,
     health_checks: bool,
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::PrometheusHandle>,
     cancellation: CancellationToken,
     rate_limit: Option<RateLimit>,
     shared_store: Option<FleetStore>,
@@ -169,6 +171,8 @@ impl McpServerBuilder {
             legacy_as_metadata: true,
             optional_auth: false,
             health_checks: false,
+            #[cfg(feature = "metrics")]
+            metrics: None,
             cancellation: CancellationToken::new(),
             rate_limit: None,
             shared_store: None,
@@ -466,6 +470,18 @@ impl McpServerBuilder {
         self
     }
 
+    /// Serves `GET /metrics` in the Prometheus text format, rendered from `handle` (from
+    /// [`metrics::install_recorder`](crate::metrics::install_recorder)), and records every MCP
+    /// request's outcome and duration; the names are listed in [`crate::metrics`]. The route
+    /// is unauthenticated, like `/healthz`: keep it off the public listener (the load balancer
+    /// in `deploy/haproxy.cfg` refuses it) and let Prometheus scrape each replica directly.
+    /// Default: off.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, handle: crate::metrics::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
     /// Cancelling this token closes every open MCP session and stream (for graceful shutdown).
     pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
         self.cancellation = token;
@@ -494,6 +510,12 @@ impl McpServerBuilder {
         {
             return Err(BuildError::InvalidResource(
                 "the MCP path is a health-check path (/healthz, /readyz)".into(),
+            ));
+        }
+        #[cfg(feature = "metrics")]
+        if self.metrics.is_some() && resource.path() == crate::metrics::METRICS_PATH {
+            return Err(BuildError::InvalidResource(
+                "the MCP path is the metrics path (/metrics)".into(),
             ));
         }
         let health = self
@@ -595,6 +617,8 @@ impl McpServerBuilder {
             rate_limit: self
                 .rate_limit
                 .map(|limit| RateLimiter::new(limit, self.shared_store.clone())),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.is_some(),
         };
 
         let cors = CorsLayer::new()
@@ -637,6 +661,10 @@ impl McpServerBuilder {
             .merge(metadata_routes);
         if let Some(health) = health {
             router = router.merge(health);
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(handle) = self.metrics {
+            router = router.merge(crate::metrics::routes(handle));
         }
         Ok(router)
     }

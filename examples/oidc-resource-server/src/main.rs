@@ -161,6 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_sessions(args.max_sessions)
         .max_sessions_per_user(args.max_sessions_per_user)
         .health_checks(true)
+        .metrics(mcp_auth::metrics::install_recorder()?)
         .cancellation_token(shutdown.clone())
         .tool(
             "whoami",

@@ -225,6 +225,10 @@ impl Quickstart {
         };
         let protected =
             protect::clerk(&clerk, &mcp_url, fleet.as_ref()).map_err(StartError::Config)?;
+        // One registry per process: a second quickstart in the same process (tests) reports
+        // into the same one.
+        let metrics =
+            mcp_auth::metrics::install_recorder().map_err(|e| StartError::Config(e.to_string()))?;
         let authorization_server = protected.authorization_server.clone();
         let mut builder = protected.builder;
         if let Some((requests, window)) = options.rate_limit {
@@ -236,6 +240,7 @@ impl Quickstart {
                 .sessions(options.sessions)
                 .max_sessions_per_user(options.max_sessions_per_user)
                 .health_checks(true)
+                .metrics(metrics)
                 .cancellation_token(shutdown.clone()),
             protected.backend,
         );
@@ -335,7 +340,7 @@ impl Quickstart {
         out.push_str("\nmcp-auth quickstart is running\n\n");
         out.push_str(&format!("  MCP URL:               {url}\n"));
         out.push_str(&format!(
-            "  Listening on:          {}  (health: /healthz, /readyz)\n",
+            "  Listening on:          {}  (health: /healthz, /readyz; Prometheus: /metrics)\n",
             self.local_addr
         ));
         out.push_str(&format!(

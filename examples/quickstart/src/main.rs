@@ -18,6 +18,11 @@
 //! (every time you change a tool) keeps connected clients connected: same keys, same
 //! registrations, same refresh tokens. Delete that directory, or pass `--ephemeral`, to start
 //! afresh.
+//!
+//! Behind a load balancer (README: "Running more than one replica"): `--host ADDR` to listen
+//! elsewhere than 127.0.0.1, `--public-url URL` for the URL clients use, `--sessions` and
+//! `--max-sessions-per-user N` for session mode. `/healthz`, `/readyz` and `/metrics` are
+//! served. The command line itself is `quickstart::cli`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

@@ -388,6 +388,7 @@ impl BackendApi {
             let transient =
                 match tokio::time::timeout(s.request_timeout.min(remaining), attempt).await {
                     Ok(Ok((status, headers, bytes))) => {
+                        crate::metrics::backend_api_call(Some(status.as_u16()));
                         if status.is_success() {
                             return serde_json::from_slice(&bytes)
                                 .map_err(|_| BackendError::InvalidResponse("not JSON".into()));
@@ -411,6 +412,7 @@ impl BackendApi {
                         }
                     }
                     Ok(Err(e)) => {
+                        crate::metrics::backend_api_call(None);
                         // reqwest errors name the URL, never headers; keep only the kind.
                         if e.is_connect() {
                             "connection failed".to_owned()
@@ -418,7 +420,10 @@ impl BackendApi {
                             "request failed".to_owned()
                         }
                     }
-                    Err(_) => "timed out".to_owned(),
+                    Err(_) => {
+                        crate::metrics::backend_api_call(None);
+                        "timed out".to_owned()
+                    }
                 };
             tracing::warn!(
                 attempt = attempts,

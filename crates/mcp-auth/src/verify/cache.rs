@@ -167,9 +167,14 @@ impl<V: TokenVerifier> CachedVerifier<V> {
         // A hit returns the cached entry without running the initialiser; a miss runs it once
         // for all concurrent callers with the same key.
         let inner = &self.inner;
+        // Set when this caller's initialiser runs: a miss. Callers served from the cache, or
+        // by another caller's verification in flight, are hits.
+        let mut missed = false;
+        let missed_flag = &mut missed;
         let entry = self
             .cache
             .try_get_with(key, async move {
+                *missed_flag = true;
                 match inner.verify(token).await {
                     Ok(info) => Ok(Entry::Valid(info)),
                     Err(VerifyError::Unavailable { retry_after }) => {
@@ -178,9 +183,11 @@ impl<V: TokenVerifier> CachedVerifier<V> {
                     Err(refused) => Ok(Entry::Refused(refused)),
                 }
             })
-            .await
-            .map_err(|e: Arc<VerifyError>| (*e).clone())?;
-        entry.into_result()
+            .await;
+        crate::metrics::verify_cache(crate::metrics::CacheLayer::Local, !missed);
+        entry
+            .map_err(|e: Arc<VerifyError>| (*e).clone())?
+            .into_result()
     }
 }
 

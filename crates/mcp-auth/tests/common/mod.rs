@@ -251,6 +251,14 @@ impl Default for Options {
 }
 
 pub async fn start_server(opts: Options) -> TestServer {
+    start_server_with(opts, |b| b).await
+}
+
+/// [`start_server`], with `extra` applied to the server builder.
+pub async fn start_server_with(
+    opts: Options,
+    extra: impl FnOnce(mcp_auth::McpServerBuilder) -> mcp_auth::McpServerBuilder,
+) -> TestServer {
     let key = TestKey::rsa("key-1");
     let jwks = JwksServer::start(vec![key.jwk.clone()]).await;
     let jwks_url = jwks.url.clone();
@@ -269,7 +277,7 @@ pub async fn start_server(opts: Options) -> TestServer {
             builder.resource(resource.clone())
         };
         let verifier = mcp_auth::CachedVerifier::new(builder.build().unwrap());
-        mcp_auth::McpServer::builder(&resource)
+        extra(mcp_auth::McpServer::builder(&resource))
             .authorization_server(ISSUER)
             .legacy_authorization_server_metadata(false)
             // `offline_access` is configured on purpose: it must appear in no challenge and
