@@ -106,7 +106,8 @@ fn bound(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// Wraps a verifier with a bounded cache of results. See the [module docs](self).
+/// Wraps a verifier with a bounded cache of results, keyed by the SHA-256 of the token, with
+/// single flight for concurrent first requests and brief caching of refusals ([`CacheConfig`]).
 pub struct CachedVerifier<V> {
     inner: Arc<V>,
     cache: Cache<TokenHash, Entry>,
