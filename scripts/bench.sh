@@ -14,13 +14,16 @@
 # sessions (examples/open-sessions.rs); prints the memory they hold and what opening one costs.
 # Then the cache bound: TOKENS distinct valid tokens through each verification cache
 # (examples/token-churn.rs), with RSS as it goes.
+# Then the shared cache: the quickstart on opaque tokens (c) with `--redis-url` against a local
+# redis-server beside the same binary without it, in interleaved rounds; target >= 0.9x (hits are
+# served from the local cache first; Redis is asked only on a local miss).
 # Last, the logging defaults, in the release profile with a one-thread wrk: the rmcp floor, the
 # oidc example as shipped (no RUST_LOG: its default filter, logs to a file) and at RUST_LOG=warn,
 # in interleaved rounds; prints each one's ratio to the floor and the log lines per request.
 #
 #   scripts/bench.sh                    # 5 rounds of 20 s per stack after a 5 s warm-up, c=32
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
-#   PARTS=logging scripts/bench.sh      # only some parts: any of load sessions cache logging
+#   PARTS=logging scripts/bench.sh      # only some parts: any of load sessions cache shared logging
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +34,7 @@ THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-5}
 SESSIONS=${SESSIONS:-10000}
 TOKENS=${TOKENS:-1000000}
-PARTS=${PARTS:-load sessions cache logging}
+PARTS=${PARTS:-load sessions cache shared logging}
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
@@ -39,7 +42,10 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 # Cargo.toml); the issuer, which only mints tokens and serves keys, is a plain release build.
 echo "==> building binaries (profile production; the first build takes several minutes)"
 cargo build --release --locked -q -p mcp-auth-issuer
-if want load || want sessions || want cache; then
+if want shared; then
+  command -v redis-server >/dev/null || { echo "redis-server is needed: apt-get install redis-server" >&2; exit 1; }
+fi
+if want load || want sessions || want cache || want shared; then
   cargo build --profile production --locked -q -p oidc-resource-server -p quickstart
   cargo build --profile production --locked -q -p mcp-auth --example rmcp-floor --example open-sessions --example token-churn
 fi
@@ -63,6 +69,7 @@ SECRET=sk_test_benchbenchbenchbenchbenchbench
 JWT_ISSUER_PORT=8798 OPAQUE_ISSUER_PORT=8799
 FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792 OIDC_SESSIONS_PORT=8793 FLOOR_SESSIONS_PORT=8794
 LOG_FLOOR_PORT=8795 LOG_OIDC_PORT=8796 LOG_OIDC_WARN_PORT=8797
+SHARED_REDIS_PORT=8780 SHARED_QS_PORT=8781 LOCAL_QS_PORT=8782
 
 target/release/mcp-auth-issuer --ephemeral --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
 target/release/mcp-auth-issuer --ephemeral --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
@@ -201,6 +208,37 @@ if want cache; then
 echo
 echo "cache bound: $TOKENS distinct valid tokens through each verification cache"
 $BIN/examples/token-churn both "$TOKENS"
+fi
+
+if want shared; then
+# The shared verification cache must cost (almost) nothing on the hot path: the same opaque token
+# again and again is a local hit on both, and the Redis replica asks Redis only on a local miss.
+redis-server --port $SHARED_REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & PIDS+=($!)
+for _ in $(seq 1 200); do redis-cli -p $SHARED_REDIS_PORT ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+PK="pk_test_$(printf '127.0.0.1:%s$' $OPAQUE_ISSUER_PORT | base64 -w0)"
+clerk_env=(CLERK_SECRET_KEY=$SECRET CLERK_PUBLISHABLE_KEY="$PK" CLERK_API_URL=http://127.0.0.1:$OPAQUE_ISSUER_PORT
+  CLERK_FRONTEND_API_URL=http://127.0.0.1:$OPAQUE_ISSUER_PORT RUST_LOG=warn)
+start_timed qs-local $LOCAL_QS_PORT env "${clerk_env[@]}" $BIN/quickstart --port $LOCAL_QS_PORT; LOCAL_PID=$LAST_PID
+start_timed qs-redis $SHARED_QS_PORT env "${clerk_env[@]}" $BIN/quickstart --port $SHARED_QS_PORT \
+  --redis-url redis://127.0.0.1:$SHARED_REDIS_PORT; SHARED_PID=$LAST_PID
+OAT_L=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$LOCAL_QS_PORT/mcp")
+OAT_S=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$SHARED_QS_PORT/mcp")
+for round in $(seq 1 "$ROUNDS"); do
+  run "shared-a-local-cache" $LOCAL_QS_PORT $LOCAL_PID "$OAT_L" "$round"
+  run "shared-b-redis" $SHARED_QS_PORT $SHARED_PID "$OAT_S" "$round"
+done
+echo
+echo "shared cache: quickstart, opaque token, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds"
+printf '%-22s %10s %9s %9s %9s %7s %12s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio "CPU us/req" met
+base=$(median "${RPS[shared-a-local-cache]}")
+for name in shared-a-local-cache shared-b-redis; do
+  rps=$(median "${RPS[$name]}")
+  ratio=$(awk -v a="$rps" -v f="$base" 'BEGIN {printf "%.2f", a/f}')
+  met=-; [[ $name == shared-b-redis ]] && met=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.9 ? "yes" : "NO")}')
+  printf '%-22s %10s %9s %9s %9s %7s %12s %5s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "$ratio" "$(median "${CPU[$name]}")" "$met"
+done
+echo "per round req/s: a ${RPS[shared-a-local-cache]}| b ${RPS[shared-b-redis]}"
 fi
 
 if want logging; then

@@ -5,6 +5,8 @@
 # test in the workspace:
 #   - npm packages for the JavaScript clients (tests/js/package-lock.json, `npm ci`);
 #   - Chromium for the consent-page test (Debian package `chromium`, when missing and root);
+#   - haproxy and redis-server for the fleet tests and the shared-cache tests of mcp-auth
+#     (Debian packages, when missing and root);
 # and checks formatting and lints on the way. Ends with a short smoke run of every fuzz target
 # (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned version when missing);
 # FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
@@ -29,11 +31,35 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The fleet tests (tests/src/fleet.rs) run a real load balancer and a real Redis; the shared-cache
+# tests (crates/mcp-auth/tests/redis_fleet.rs) start their own redis-server on a free port.
+fleet_packages=()
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || fleet_packages+=(haproxy)
+command -v redis-server >/dev/null 2>&1 || fleet_packages+=(redis-server)
+if [ "${#fleet_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "==> installing ${fleet_packages[*]} (Debian packages) for the fleet tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${fleet_packages[@]}" >/dev/null
+  else
+    echo "${fleet_packages[*]} not installed: run 'sudo apt-get install ${fleet_packages[*]}' (needed by the fleet tests)" >&2
+    exit 1
+  fi
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Every feature combination of the library builds (the workspace build above has them all on:
+# the examples enable `metrics` and `redis`). Type-checking only; each adds one `cargo check` of
+# mcp-auth.
+echo "==> cargo check: mcp-auth feature combinations"
+for features in "" "metrics" "redis"; do
+  cargo check -p mcp-auth --lib --locked --no-default-features --features "$features"
+done
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"

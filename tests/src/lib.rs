@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub mod fleet;
+
 /// `tests/js`, after checking that the npm package `package` is installed there. Fails (never
 /// skips) with the command that installs it.
 ///

@@ -40,6 +40,7 @@ pub(crate) fn router(shared: &Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/admin/clock/rewind", post(rewind_clock))
         .route("/admin/users", get(users))
         .route("/admin/clients", post(create_client))
+        .route("/admin/backend/throttle", post(throttle_backend))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_secret_key,
@@ -377,6 +378,26 @@ async fn rewind_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
     };
     shared.clock.rewind(Duration::from_secs(req.seconds));
     Json(json!({ "now": shared.clock.now_secs() })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleBody {
+    seconds: u64,
+}
+
+/// `POST /admin/backend/throttle` `{"seconds": N}`: every Backend API call answers 429 with
+/// `Retry-After` for the next N seconds (Clerk's answer once an instance's limit is spent).
+/// Answers `{"until_ms": …}` on the issuer's clock.
+async fn throttle_backend(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req: ThrottleBody = match parse(&body) {
+        Ok(r) => r,
+        Err(m) => return bad_request(&m),
+    };
+    let until = shared
+        .rate_limit
+        .throttle(shared.clock.now_ms(), req.seconds.saturating_mul(1000));
+    Json(json!({ "until_ms": until })).into_response()
 }
 
 /// `GET /admin/users`.

@@ -18,6 +18,9 @@ pub(crate) struct FixedWindow {
     window_ms: u64,
     /// (start of the current window in ms, requests counted in it); `None` before the first call.
     state: Mutex<Option<(u64, u32)>>,
+    /// Set by `POST /admin/backend/throttle`: every call is refused until this instant (ms),
+    /// as when an instance's limit is spent by other services.
+    throttled_until_ms: Mutex<Option<u64>>,
 }
 
 impl FixedWindow {
@@ -26,12 +29,30 @@ impl FixedWindow {
             limit: config.requests,
             window_ms: crate::clock::millis(config.window).max(1),
             state: Mutex::new(None),
+            throttled_until_ms: Mutex::new(None),
         }
+    }
+
+    /// Refuses every call from `now_ms` for `duration_ms` (429 with `Retry-After`).
+    pub(crate) fn throttle(&self, now_ms: u64, duration_ms: u64) -> u64 {
+        let until = now_ms.saturating_add(duration_ms);
+        *self
+            .throttled_until_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(until);
+        until
     }
 
     /// `Ok` when the call fits in the window, else the whole seconds until the window ends
     /// (at least 1, as `Retry-After` must be a positive integer to be useful).
     pub(crate) fn check(&self, now_ms: u64) -> Result<(), u64> {
+        let throttled = *self
+            .throttled_until_ms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = throttled.filter(|until| *until > now_ms) {
+            return Err((until - now_ms).div_ceil(1000).max(1));
+        }
         let mut state = self
             .state
             .lock()
@@ -88,6 +109,19 @@ pub(crate) async fn enforce(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_throttle_refuses_everything_until_it_ends() {
+        let w = FixedWindow::new(RateLimit {
+            requests: 100,
+            window: Duration::from_secs(10),
+        });
+        w.check(1_000).unwrap();
+        assert_eq!(w.throttle(1_000, 2_500), 3_500);
+        assert_eq!(w.check(1_000), Err(3));
+        assert_eq!(w.check(3_000), Err(1));
+        w.check(3_500).unwrap();
+    }
 
     #[test]
     fn window_allows_limit_then_refuses_until_it_ends() {

@@ -546,6 +546,14 @@ impl IssuerHandle {
         self.shared.clock.advance(by);
     }
 
+    /// Every Backend API call answers 429 with `Retry-After` for the next `duration` on the
+    /// issuer's clock (as `POST /admin/backend/throttle`).
+    pub fn throttle_backend(&self, duration: Duration) {
+        self.shared
+            .rate_limit
+            .throttle(self.shared.clock.now_ms(), crate::clock::millis(duration));
+    }
+
     /// Stop accepting connections, finish in-flight requests, wait for the server to end, and
     /// close the state (releasing its directory for the next issuer).
     pub async fn shutdown(mut self) -> Result<(), Error> {

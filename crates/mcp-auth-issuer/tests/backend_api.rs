@@ -442,6 +442,60 @@ async fn backend_rate_limit_and_metrics() {
     );
 }
 
+/// `POST /admin/backend/throttle` makes every Backend API call answer 429 with `Retry-After`
+/// until the given seconds pass on the issuer's clock, far below the configured limit; it needs
+/// the secret key like every admin route.
+#[tokio::test]
+async fn admin_throttle_answers_429_until_it_ends() {
+    let issuer = start_default().await;
+    let path = format!("/v1/users/{}", issuer.alice());
+    let call = || {
+        issuer
+            .http
+            .get(issuer.url(&path))
+            .bearer_auth(issuer.handle.secret_key())
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+    let unauthenticated = issuer
+        .http
+        .post(issuer.url("/admin/backend/throttle"))
+        .json(&json!({"seconds": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+
+    let throttled = issuer
+        .http
+        .post(issuer.url("/admin/backend/throttle"))
+        .bearer_auth(issuer.handle.secret_key())
+        .json(&json!({"seconds": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status(), StatusCode::OK);
+    let limited = call().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((29..=30).contains(&retry_after), "{retry_after}");
+    let verify = issuer
+        .backend_post(
+            "/oauth_applications/access_tokens/verify",
+            json!({"access_token": "oat_unknown"}),
+        )
+        .await;
+    assert_eq!(verify.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    issuer.handle.advance_clock(Duration::from_secs(30));
+    assert_eq!(call().await.unwrap().status(), StatusCode::OK);
+}
+
 /// Limit and window are configurable (1000 per 10 s gives a production-like run).
 #[tokio::test]
 async fn rate_limit_is_configurable() {

@@ -62,6 +62,7 @@ pub struct AuthInfo {
 }
 
 /// The verified fields; shared between cache entries and requests.
+#[derive(Clone)]
 struct Identity {
     subject: String,
     /// Empty when the token speaks for no user (an organization's API key, a machine).
@@ -75,6 +76,10 @@ struct Identity {
     audience: Vec<String>,
     expires_at: Option<u64>,
     claims: Map<String, Value>,
+    /// Unix seconds past which a cache must not serve this identity, when sooner than its
+    /// expiry: an identity read from a shared store may be kept locally only as long as the
+    /// store would have kept it, so sharing never delays noticing a revocation.
+    cache_until: Option<u64>,
 }
 
 /// The `Authorization` header value, kept as received (cloning it is a reference-count bump)
@@ -105,6 +110,7 @@ impl AuthInfo {
                 issuer: None,
                 audience: Vec::new(),
                 expires_at: None,
+                cache_until: None,
                 claims: Map::new(),
             },
         }
@@ -204,6 +210,17 @@ impl AuthInfo {
     #[must_use]
     pub fn expires_at_unix(&self) -> Option<u64> {
         self.identity.expires_at
+    }
+
+    /// See `Identity::cache_until`.
+    pub(crate) fn cache_until(&self) -> Option<u64> {
+        self.identity.cache_until
+    }
+
+    /// The same identity, which caches may serve until `secs` (Unix) at most.
+    pub(crate) fn with_cache_until(mut self, secs: u64) -> Self {
+        Arc::make_mut(&mut self.identity).cache_until = Some(secs);
+        self
     }
 
     /// Every claim the verifier saw (JWT claims, or the fields of an introspection answer),

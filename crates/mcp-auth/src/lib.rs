@@ -1,4 +1,7 @@
 #![doc = include_str!("../README.md")]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`) mark each feature-gated
+// item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //!
 //! # Layout
 //!
@@ -8,6 +11,10 @@
 //! - `verify`: the [`TokenVerifier`] trait, [`JwtVerifier`], [`Jwks`], [`CachedVerifier`].
 //! - [`clerk`]: the Clerk preset ([`clerk::ClerkConfig`], [`clerk::ClerkVerifier`]) and its
 //!   Backend API client.
+//! - `fleet`: [`FleetStore`] and the [`SharedStore`] trait: what the replicas of a fleet share
+//!   (verification answers, Clerk's rate-limit backoff, per-user rate limits); `redis`
+//!   implements it on Redis (feature `redis`).
+//! - `rate_limit`: [`RateLimit`], per-user limits on MCP calls.
 //! - `metadata`: RFC 9728 protected resource metadata and the legacy AS-metadata passthrough.
 //! - `layer`: [`AuthLayer`], the tower middleware for any axum router.
 //! - `tools`: the `AuthInfo` extractor for rmcp handlers, closure tools, per-tool scopes, and
@@ -17,14 +24,24 @@
 //! - `pipeline`: the MCP endpoint as one service: CORS for browsers, then Origin, body size,
 //!   auth, span, session binding, step-up.
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
+//! - [`health`]: `GET /healthz` and `GET /readyz` (opt-in on the builder).
+//! - [`metrics`]: the metric names the library records, and (feature `metrics`) `GET /metrics`
+//!   in the Prometheus text format.
 
 mod auth_info;
 pub mod bearer;
 mod challenge;
 pub mod clerk;
+mod fleet;
+pub mod health;
 mod layer;
 pub mod metadata;
+pub mod metrics;
 mod pipeline;
+mod rate_limit;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod scopes;
 mod server;
 mod session;
@@ -44,11 +61,14 @@ mod fuzzing;
 
 pub use auth_info::{AuthInfo, AuthInfoBuilder, TokenKind};
 pub use challenge::{AuthError, Challenge};
+pub use fleet::{DEFAULT_KEY_PREFIX, FleetStats, FleetStore, SharedStore, StoreError, StoreFuture};
 pub use layer::{AuthLayer, AuthService, DEFAULT_MAX_FORM_BYTES};
 pub use metadata::ProtectedResourceMetadata;
+pub use rate_limit::RateLimit;
 pub use scopes::{OFFLINE_ACCESS, ScopeHierarchy};
 pub use server::{
-    BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, McpServer, McpServerBuilder,
+    BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_USER,
+    McpServer, McpServerBuilder,
 };
 pub use tools::{ClosureTools, ToolScopes, auth_from_context};
 pub use verify::{

@@ -32,7 +32,14 @@ use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
 use tower_http::cors::CorsLayer;
 use tracing::{Instrument, Level};
 
-use crate::{AuthInfo, challenge::plain_error, layer, session::SessionBindings, step_up::StepUp};
+use crate::{
+    AuthInfo,
+    challenge::plain_error,
+    layer,
+    rate_limit::{RateLimiter, too_many_requests},
+    session::SessionBindings,
+    step_up::StepUp,
+};
 
 /// Everything the pipeline checks, shared by every request.
 pub(crate) struct Pipeline {
@@ -46,6 +53,12 @@ pub(crate) struct Pipeline {
     /// A body declaring more than this is refused before authentication. Bodies are read
     /// with the same limit, by the step-up guard or by rmcp, whichever reads them.
     pub(crate) max_body_bytes: usize,
+    /// `None` unless a per-identity rate limit is configured.
+    pub(crate) rate_limit: Option<RateLimiter>,
+    /// Record each request's outcome and duration (`mcp_auth_requests_total`,
+    /// `mcp_auth_request_duration_seconds`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: bool,
 }
 
 /// DNS-rebinding protection (MCP transport specification): a browser request from an origin
@@ -81,7 +94,21 @@ impl OriginCheck {
 }
 
 impl Pipeline {
-    async fn run<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
+    async fn run<H>(&self, req: Request, mcp: &Mcp<H>) -> Response
+    where
+        H: ServerHandler,
+    {
+        #[cfg(feature = "metrics")]
+        if self.metrics {
+            let started = Instant::now();
+            let response = self.serve(req, mcp).await;
+            crate::metrics::request(&response, started);
+            return response;
+        }
+        self.serve(req, mcp).await
+    }
+
+    async fn serve<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
     where
         H: ServerHandler,
     {
@@ -136,6 +163,16 @@ impl Pipeline {
     where
         H: ServerHandler,
     {
+        // Before anything that does work for the caller (session, step-up, the tool). Ending a
+        // session is never refused: it only frees resources.
+        if let Some(limiter) = &self.rate_limit
+            && req.method() != Method::DELETE
+            && let Some(caller) = req.extensions().get::<AuthInfo>()
+            && let Err(retry_after) = limiter.check(caller).await
+        {
+            tracing::debug!("per-caller rate limit reached");
+            return too_many_requests(retry_after);
+        }
         let session = match &self.sessions {
             Some(bindings) => match bindings.check(&req) {
                 Ok(check) => Some((bindings, check)),

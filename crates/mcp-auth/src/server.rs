@@ -20,10 +20,11 @@ use tower_http::cors::CorsLayer;
 use url::Url;
 
 use crate::{
-    AuthInfo, AuthLayer,
+    AuthInfo, AuthLayer, FleetStore, RateLimit,
     challenge::Challenge,
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
     pipeline::{Core, Endpoint, OriginCheck, Pipeline},
+    rate_limit::RateLimiter,
     scopes::ScopeHierarchy,
     session::SessionBindings,
     step_up::StepUp,
@@ -37,6 +38,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Default for [`McpServerBuilder::max_sessions`].
 pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
+
+/// Default for [`McpServerBuilder::max_sessions_per_user`]: far more than one person's
+/// clients keep open (one per client window), far below [`DEFAULT_MAX_SESSIONS`] (it takes 200
+/// users at the cap to fill the server).
+pub const DEFAULT_MAX_SESSIONS_PER_USER: u64 = 50;
 
 /// Entry point: `McpServer::builder(resource_url)`.
 #[derive(Debug)]
@@ -87,6 +93,7 @@ pub struct McpServerBuilder {
     sessions: bool,
     session_keep_alive: Duration,
     max_sessions: u64,
+    max_sessions_per_user: u64,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     any_origin: bool,
@@ -94,7 +101,12 @@ pub struct McpServerBuilder {
     trust_forwarded: bool,
     legacy_as_metadata: bool,
     optional_auth: bool,
+    health_checks: bool,
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::PrometheusHandle>,
     cancellation: CancellationToken,
+    rate_limit: Option<RateLimit>,
+    shared_store: Option<FleetStore>,
 }
 
 impl std::fmt::Debug for McpServerBuilder {
@@ -150,6 +162,7 @@ impl McpServerBuilder {
             sessions: false,
             session_keep_alive: Duration::from_secs(300),
             max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             any_origin: false,
@@ -157,7 +170,12 @@ impl McpServerBuilder {
             trust_forwarded: false,
             legacy_as_metadata: true,
             optional_auth: false,
+            health_checks: false,
+            #[cfg(feature = "metrics")]
+            metrics: None,
             cancellation: CancellationToken::new(),
+            rate_limit: None,
+            shared_store: None,
         }
     }
 
@@ -340,6 +358,53 @@ impl McpServerBuilder {
         self
     }
 
+    /// Limits each verified caller to `requests` MCP requests per `window`: the user, the
+    /// machine for machine tokens, the organization for an organization's API key. Checked
+    /// after authentication and before the session, step-up and the tool: a request over the
+    /// limit gets `429 Too Many Requests` with `Retry-After` (whole seconds until the caller's
+    /// window ends) and a JSON body `{"error": "rate_limited", "error_description": …,
+    /// "retry_after": N}`, and the tool does not run. Ending a session (`DELETE`) is never
+    /// refused. The window is fixed and starts at the caller's first request.
+    ///
+    /// Default: off. Counts are kept in this process unless a
+    /// [`shared_store`](Self::shared_store) is set, which makes the limit hold across every
+    /// replica of a fleet. `requests` below 1 is taken as 1.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mcp_auth::McpServer;
+    ///
+    /// let builder = McpServer::builder("https://mcp.example.com/mcp")
+    ///     .rate_limit_per_user(30, Duration::from_secs(60));
+    /// # let _ = builder;
+    /// ```
+    pub fn rate_limit_per_user(mut self, requests: u32, window: Duration) -> Self {
+        self.rate_limit = Some(RateLimit::new(requests, window));
+        self
+    }
+
+    /// The store the replicas of a fleet share (Redis with the `redis` feature:
+    /// `mcp_auth::redis::RedisStore`): with it,
+    /// [`rate_limit_per_user`](Self::rate_limit_per_user) counts fleet-wide. If the store is
+    /// down, each replica counts on its own until it is back; a request is never refused
+    /// because of the store. Default: none (in-process counts).
+    pub fn shared_store(mut self, fleet: FleetStore) -> Self {
+        self.shared_store = Some(fleet);
+        self
+    }
+
+    /// Most MCP sessions one user (issuer and user id, whatever client) may hold open at once
+    /// (with [`sessions`](Self::sessions) on), so one caller cannot take every slot of
+    /// [`max_sessions`](Self::max_sessions). Beyond it, a request that would open another
+    /// session gets 429 `too_many_sessions` with `Retry-After`; a session closed with `DELETE`
+    /// frees its slot at once, an abandoned one when its binding expires (twice the session
+    /// keep-alive). Counts are per replica: behind a load balancer with sticky sessions, a
+    /// user may hold this many on each replica. Default: [`DEFAULT_MAX_SESSIONS_PER_USER`].
+    pub fn max_sessions_per_user(mut self, max: u64) -> Self {
+        self.max_sessions_per_user = max;
+        self
+    }
+
     /// Also accepts requests whose `Host` is `host` (or `host:port`). The resource URL's host is
     /// always accepted; anything else is refused by rmcp (DNS-rebinding protection).
     pub fn allow_host(mut self, host: impl Into<String>) -> Self {
@@ -394,6 +459,29 @@ impl McpServerBuilder {
         self
     }
 
+    /// Serves `GET /healthz` (200 while the process serves) and `GET /readyz` (200 when the
+    /// verifier can verify tokens now, see [`TokenVerifier::ready`]: signing keys loaded or the
+    /// Backend API answering; else 503 with `Retry-After`), for load balancers and
+    /// orchestrators. Both are unauthenticated and answer a fixed word, nothing more; the
+    /// verifier is checked at most once a second however often `/readyz` is probed. The paths
+    /// are at the root of the origin, whatever the MCP path. Default: off.
+    pub fn health_checks(mut self, enabled: bool) -> Self {
+        self.health_checks = enabled;
+        self
+    }
+
+    /// Serves `GET /metrics` in the Prometheus text format, rendered from `handle` (from
+    /// [`metrics::install_recorder`](crate::metrics::install_recorder)), and records every MCP
+    /// request's outcome and duration; the names are listed in [`crate::metrics`]. The route
+    /// is unauthenticated, like `/healthz`: keep it off the public listener (the load balancer
+    /// in `deploy/haproxy.cfg` refuses it) and let Prometheus scrape each replica directly.
+    /// Default: off.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, handle: crate::metrics::PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
     /// Cancelling this token closes every open MCP session and stream (for graceful shutdown).
     pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
         self.cancellation = token;
@@ -417,6 +505,22 @@ impl McpServerBuilder {
     {
         let resource = self.resource?;
         let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
+        if self.health_checks
+            && [crate::health::HEALTHZ_PATH, crate::health::READYZ_PATH].contains(&resource.path())
+        {
+            return Err(BuildError::InvalidResource(
+                "the MCP path is a health-check path (/healthz, /readyz)".into(),
+            ));
+        }
+        #[cfg(feature = "metrics")]
+        if self.metrics.is_some() && resource.path() == crate::metrics::METRICS_PATH {
+            return Err(BuildError::InvalidResource(
+                "the MCP path is the metrics path (/metrics)".into(),
+            ));
+        }
+        let health = self
+            .health_checks
+            .then(|| crate::health::routes(verifier.clone()));
         if self.authorization_servers.is_empty() {
             return Err(BuildError::NoAuthorizationServer);
         }
@@ -496,9 +600,13 @@ impl McpServerBuilder {
         let pipeline = Pipeline {
             origins: origin_check.clone(),
             auth: auth.state(),
-            sessions: self
-                .sessions
-                .then(|| SessionBindings::new(self.max_sessions, self.session_keep_alive * 2)),
+            sessions: self.sessions.then(|| {
+                SessionBindings::new(
+                    self.max_sessions,
+                    self.max_sessions_per_user,
+                    self.session_keep_alive * 2,
+                )
+            }),
             step_up: StepUp::new(
                 self.tool_scopes,
                 self.scope_hierarchy,
@@ -506,6 +614,11 @@ impl McpServerBuilder {
                 self.max_body_bytes,
             ),
             max_body_bytes: self.max_body_bytes,
+            rate_limit: self
+                .rate_limit
+                .map(|limit| RateLimiter::new(limit, self.shared_store.clone())),
+            #[cfg(feature = "metrics")]
+            metrics: self.metrics.is_some(),
         };
 
         let cors = CorsLayer::new()
@@ -543,9 +656,17 @@ impl McpServerBuilder {
             "" => "/",
             p => p,
         };
-        Ok(Router::new()
+        let mut router = Router::new()
             .route_service(path, service)
-            .merge(metadata_routes))
+            .merge(metadata_routes);
+        if let Some(health) = health {
+            router = router.merge(health);
+        }
+        #[cfg(feature = "metrics")]
+        if let Some(handle) = self.metrics {
+            router = router.merge(crate::metrics::routes(handle));
+        }
+        Ok(router)
     }
 }
 

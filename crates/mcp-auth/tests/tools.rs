@@ -399,6 +399,79 @@ async fn sessions_beyond_the_limit_are_refused() {
     assert!(resp.status().is_success(), "{}", resp.status());
 }
 
+/// Opens a session for `token`: the response's status and its `Mcp-Session-Id`, if any.
+async fn open_session(s: &TestServer, token: &str) -> (u16, Option<String>, reqwest::Response) {
+    let resp = post(&s.mcp, Some(token), &initialize(), &[]).await;
+    let id = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (resp.status().as_u16(), id, resp)
+}
+
+async fn delete_session(s: &TestServer, token: &str, id: &str) -> u16 {
+    reqwest::Client::new()
+        .delete(&s.mcp)
+        .bearer_auth(token)
+        .header("mcp-session-id", id)
+        .header("mcp-protocol-version", PROTOCOL)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// One user cannot hold more than `max_sessions_per_user` sessions: the extra one gets 429
+/// with `Retry-After` and no session; another user is unaffected; another user's `DELETE` of
+/// the first user's session frees nothing, the owner's own `DELETE` frees the slot at once.
+#[tokio::test]
+async fn sessions_beyond_the_per_user_limit_are_refused_until_one_is_deleted() {
+    let s = start_server(Options {
+        sessions: true,
+        max_sessions_per_user: 2,
+        ..Options::default()
+    })
+    .await;
+    let alice = s.token("user_alice", "openid");
+    let bob = s.token("user_bob", "openid");
+    let mut opened = Vec::new();
+    for _ in 0..2 {
+        let (status, id, resp) = open_session(&s, &alice).await;
+        assert_eq!(status, 200);
+        opened.push(id.expect("a session id"));
+        let _ = resp.text().await;
+    }
+    let (status, id, resp) = open_session(&s, &alice).await;
+    assert_eq!(status, 429);
+    assert_eq!(id, None);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_sessions");
+
+    // Through another client, the same user is still the same user.
+    let mut other_client = claims(ISSUER, &s.resource, "user_alice", "openid");
+    other_client["client_id"] = json!("another_client");
+    let alice_elsewhere = s.key.sign(&other_client, Some("at+jwt"));
+    assert_eq!(open_session(&s, &alice_elsewhere).await.0, 429);
+
+    let (status, _, _) = open_session(&s, &bob).await;
+    assert_eq!(status, 200, "another user has slots of their own");
+
+    assert_eq!(delete_session(&s, &bob, &opened[0]).await, 403);
+    assert_eq!(
+        open_session(&s, &alice).await.0,
+        429,
+        "bob's DELETE freed nothing"
+    );
+
+    assert!((200..300).contains(&delete_session(&s, &alice, &opened[0]).await));
+    let (status, id, _) = open_session(&s, &alice).await;
+    assert_eq!(status, 200, "the deleted session's slot is free at once");
+    assert!(id.is_some());
+    assert_eq!(open_session(&s, &alice).await.0, 429);
+}
+
 /// A session id never stands in for a token.
 #[tokio::test]
 async fn session_id_does_not_authenticate() {

@@ -19,10 +19,15 @@
 //!
 //! Tokens must name this server in `aud` (its `--resource` URL) unless `--audience-optional`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use clap::Parser;
-use mcp_auth::{Audience, AuthInfo, CachedVerifier, Jwks, JwtVerifier, McpServer};
+use mcp_auth::{
+    Audience, AuthInfo, CachedVerifier, FleetStore, Jwks, JwtVerifier, McpServer, redis::RedisStore,
+};
 use rmcp::model::CallToolResult;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +46,11 @@ struct Args {
     /// The canonical MCP URL, which tokens must name in `aud`. Default: `http://127.0.0.1:{port}/mcp`.
     #[arg(long)]
     resource: Option<Url>,
-    /// Port to listen on (127.0.0.1).
+    /// Address to listen on. `0.0.0.0` (or `::`) for every interface, e.g. as a replica behind
+    /// a load balancer; then set `--resource` to the URL clients connect to.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on.
     #[arg(long, default_value_t = 8787)]
     port: u16,
     /// Accept tokens without an `aud` claim (a present `aud` must still name this server).
@@ -56,6 +65,27 @@ struct Args {
     /// With `--sessions`: most sessions open at once; beyond it, opening one gets 503.
     #[arg(long, default_value_t = mcp_auth::DEFAULT_MAX_SESSIONS)]
     max_sessions: u64,
+    /// Redis shared by every replica (`redis://host:port`): per-user rate limits become
+    /// fleet-wide (JWTs are verified locally on each replica, never through Redis). Redis being
+    /// down never fails a request.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MCP_AUTH_REDIS_URL",
+        hide_env_values = true
+    )]
+    redis_url: Option<String>,
+    /// At most N MCP requests per user (per machine for machine tokens) per window; the next
+    /// ones get 429 with Retry-After. Off unless given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_per_user: Option<u32>,
+    /// Length of the rate-limit window, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    rate_limit_window: u64,
+    /// With `--sessions`: most sessions one user may hold open at once; opening another gets
+    /// 429 with `Retry-After` (closing one with `DELETE` frees its slot at once).
+    #[arg(long, value_name = "N", default_value_t = mcp_auth::DEFAULT_MAX_SESSIONS_PER_USER)]
+    max_sessions_per_user: u64,
 }
 
 /// Without `RUST_LOG`: the startup lines and one access line per request (`mcp_auth::access`),
@@ -84,13 +114,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     // `iss` is compared exactly, so keep the issuer as given.
     let issuer = args.issuer.clone();
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
-    let port = listener.local_addr()?.port();
-    let resource = args
-        .resource
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| format!("http://127.0.0.1:{port}/mcp"));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port)).await?;
+    let local = listener.local_addr()?;
+    let resource = args.resource.map(|u| u.to_string()).unwrap_or_else(|| {
+        // An unspecified address accepts on every interface but is no address to connect to.
+        let ip = if local.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        };
+        format!("http://{}/mcp", SocketAddr::new(ip, local.port()))
+    });
     let jwks_url = match args.jwks_url {
         Some(u) => u,
         None => discover_jwks(&issuer).await?,
@@ -108,7 +142,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = CachedVerifier::new(verifier.build()?);
 
     let shutdown = CancellationToken::new();
-    let app = McpServer::builder(&resource)
+    let mut builder = McpServer::builder(&resource);
+    if let Some(url) = &args.redis_url {
+        // Never log the URL: it may carry a password.
+        builder = builder.shared_store(FleetStore::new(RedisStore::open(url)?));
+        tracing::info!("sharing rate limits through Redis");
+    }
+    if let Some(n) = args.rate_limit_per_user {
+        builder = builder.rate_limit_per_user(n, Duration::from_secs(args.rate_limit_window));
+    }
+    let app = builder
         .authorization_server(&issuer)
         .scopes_supported(["openid", "profile", "email", "admin:read"])
         .challenge_scopes(["openid", "profile"])
@@ -116,6 +159,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .verifier(verifier)
         .sessions(args.sessions)
         .max_sessions(args.max_sessions)
+        .max_sessions_per_user(args.max_sessions_per_user)
+        .health_checks(true)
+        .metrics(mcp_auth::metrics::install_recorder()?)
         .cancellation_token(shutdown.clone())
         .tool(
             "whoami",
@@ -132,7 +178,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .build()?;
 
-    tracing::info!(mcp_url = %resource, issuer = %issuer, jwks = %jwks_url, "MCP server ready");
+    tracing::info!(mcp_url = %resource, listening = %local, issuer = %issuer, jwks = %jwks_url, "MCP server ready");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

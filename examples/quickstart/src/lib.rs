@@ -1,24 +1,39 @@
 //! The quickstart as a library, so the end-to-end tests start exactly what `cargo run -p
 //! quickstart` starts (on free ports) and drive it with real MCP clients.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
-use mcp_auth::{AuthInfo, McpServerBuilder, clerk::BackendApi};
+use mcp_auth::{AuthInfo, FleetStore, McpServerBuilder, clerk::BackendApi, redis::RedisStore};
 use mcp_auth_issuer::{Issuer, IssuerConfig, IssuerHandle, TokenFormat};
 use rmcp::model::CallToolResult;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod cli;
 mod protect;
 
 pub use protect::ClerkKeys;
 
 /// What to start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
-    /// MCP server port on 127.0.0.1 (0: any free port).
+    /// Address the MCP server listens on. Default: 127.0.0.1 (loopback only).
+    pub host: IpAddr,
+    /// MCP server port on [`host`](Self::host) (0: any free port).
     pub port: u16,
+    /// The URL clients connect to, when it is not `http://{host}:{port}/mcp` (behind a load
+    /// balancer or a TLS proxy): it becomes the resource URL of the metadata and the
+    /// challenges, and the audience tokens must name. `None`: the listening address.
+    pub public_url: Option<String>,
+    /// Keep MCP sessions (`Mcp-Session-Id`) instead of serving statelessly.
+    pub sessions: bool,
+    /// With [`sessions`](Self::sessions): most sessions one user may hold open at once.
+    pub max_sessions_per_user: u64,
     /// Embedded issuer port on 127.0.0.1 (0: any free port). Unused with real Clerk keys.
     pub issuer_port: u16,
     /// Embedded issuer hands out opaque `oat_…` tokens instead of JWTs.
@@ -32,6 +47,43 @@ pub struct Options {
     /// so connected clients keep working across restarts. `None`: in memory, lost at exit
     /// (the binary's `--ephemeral`; its default is `.mcp-auth` in the working directory).
     pub state_dir: Option<PathBuf>,
+    /// Redis shared with the other replicas (`--redis-url`, `MCP_AUTH_REDIS_URL`): verification
+    /// results, Clerk's 429 backoff and per-user rate limits are then fleet-wide. `None`: this
+    /// process on its own.
+    pub redis_url: Option<String>,
+    /// Per-user rate limit on MCP requests, `(requests, window)` (`--rate-limit-per-user`,
+    /// `--rate-limit-window`). `None`: no limit.
+    pub rate_limit: Option<(u32, Duration)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            public_url: None,
+            sessions: false,
+            max_sessions_per_user: mcp_auth::DEFAULT_MAX_SESSIONS_PER_USER,
+            issuer_port: 0,
+            opaque_tokens: false,
+            clerk: None,
+            access_token_lifetime: None,
+            state_dir: None,
+            redis_url: None,
+            rate_limit: None,
+        }
+    }
+}
+
+/// `http://{addr}/mcp`, with a loopback address in place of an unspecified one (`0.0.0.0`
+/// accepts connections on every interface but is no address to connect to).
+fn local_mcp_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/mcp", SocketAddr::new(ip, addr.port()))
 }
 
 /// Why the quickstart could not start.
@@ -58,6 +110,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Quickstart {
     mcp_url: String,
+    local_addr: SocketAddr,
     issuer: Option<IssuerHandle>,
     authorization_server: String,
     shutdown: CancellationToken,
@@ -105,21 +158,21 @@ fn register_tools(builder: McpServerBuilder, backend: BackendApi) -> McpServerBu
 impl Quickstart {
     /// Starts the issuer (unless Clerk keys are given) and the MCP server.
     pub async fn start(options: Options) -> Result<Self, StartError> {
-        let mcp_addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let mcp_addr = SocketAddr::new(options.host, options.port);
         let listener = TcpListener::bind(mcp_addr)
             .await
             .map_err(|source| StartError::Bind {
                 addr: mcp_addr,
                 source,
             })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: mcp_addr,
-                source,
-            })?
-            .port();
-        let mcp_url = format!("http://127.0.0.1:{port}/mcp");
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: mcp_addr,
+            source,
+        })?;
+        let mcp_url = match options.public_url {
+            Some(url) => url,
+            None => local_mcp_url(local_addr),
+        };
 
         let (issuer, clerk) = match options.clerk {
             Some(keys) => (None, keys),
@@ -161,12 +214,33 @@ impl Quickstart {
         };
 
         let shutdown = CancellationToken::new();
-        let protected = protect::clerk(&clerk, &mcp_url).map_err(StartError::Config)?;
+        let fleet = match &options.redis_url {
+            Some(url) => {
+                let store = RedisStore::open(url).map_err(|e| StartError::Config(e.to_string()))?;
+                // Never the URL: it may carry a password.
+                tracing::info!("sharing verification results and rate limits through Redis");
+                Some(FleetStore::new(store))
+            }
+            None => None,
+        };
+        let protected =
+            protect::clerk(&clerk, &mcp_url, fleet.as_ref()).map_err(StartError::Config)?;
+        // One registry per process: a second quickstart in the same process (tests) reports
+        // into the same one.
+        let metrics =
+            mcp_auth::metrics::install_recorder().map_err(|e| StartError::Config(e.to_string()))?;
         let authorization_server = protected.authorization_server.clone();
+        let mut builder = protected.builder;
+        if let Some((requests, window)) = options.rate_limit {
+            builder = builder.rate_limit_per_user(requests, window);
+        }
         let builder = register_tools(
-            protected
-                .builder
+            builder
                 .resource_name("mcp-auth quickstart")
+                .sessions(options.sessions)
+                .max_sessions_per_user(options.max_sessions_per_user)
+                .health_checks(true)
+                .metrics(metrics)
                 .cancellation_token(shutdown.clone()),
             protected.backend,
         );
@@ -182,9 +256,10 @@ impl Quickstart {
                 tracing::error!(%error, "MCP server stopped");
             }
         });
-        tracing::info!(mcp_url = %mcp_url, authorization_server = %authorization_server, "quickstart ready");
+        tracing::info!(mcp_url = %mcp_url, listening = %local_addr, authorization_server = %authorization_server, "quickstart ready");
         Ok(Self {
             mcp_url,
+            local_addr,
             issuer,
             authorization_server,
             shutdown,
@@ -214,7 +289,7 @@ impl Quickstart {
             .map_err(|source| StartError::Bind { addr, source })?
             .port();
         let url = format!("http://127.0.0.1:{port}/mcp");
-        let protected = protect::clerk(&self.clerk, &url).map_err(StartError::Config)?;
+        let protected = protect::clerk(&self.clerk, &url, None).map_err(StartError::Config)?;
         let app = register_tools(
             protected
                 .builder
@@ -244,6 +319,13 @@ impl Quickstart {
         &self.mcp_url
     }
 
+    /// The address the MCP server listens on (differs from [`mcp_url`](Self::mcp_url)'s behind
+    /// a load balancer).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
     /// The embedded issuer, when one was started.
     #[must_use]
     pub fn issuer(&self) -> Option<&IssuerHandle> {
@@ -257,6 +339,10 @@ impl Quickstart {
         let mut out = String::new();
         out.push_str("\nmcp-auth quickstart is running\n\n");
         out.push_str(&format!("  MCP URL:               {url}\n"));
+        out.push_str(&format!(
+            "  Listening on:          {}  (health: /healthz, /readyz; Prometheus: /metrics)\n",
+            self.local_addr
+        ));
         out.push_str(&format!(
             "  Authorization server:  {}",
             self.authorization_server

@@ -18,85 +18,13 @@
 //! (every time you change a tool) keeps connected clients connected: same keys, same
 //! registrations, same refresh tokens. Delete that directory, or pass `--ephemeral`, to start
 //! afresh.
-
-use clap::Parser;
-use quickstart::{ClerkKeys, Options, Quickstart};
-
-/// Without `RUST_LOG`: the startup lines and one access line per MCP request
-/// (`mcp_auth::access`); no library chatter (rmcp logs each stateless request's set-up at
-/// `info`) and no per-request lines from the embedded issuer.
-const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn,mcp_auth_issuer=warn";
-
-#[derive(Parser, Debug)]
-#[command(
-    about = "An OAuth-protected MCP server with a local Clerk-compatible authorization server"
-)]
-struct Args {
-    /// Port of the MCP server (its URL is http://127.0.0.1:PORT/mcp). 0 picks a free port.
-    #[arg(long, default_value_t = 8787)]
-    port: u16,
-    /// Port of the embedded authorization server (ignored when Clerk keys are set). 0 picks a
-    /// free port.
-    #[arg(long, default_value_t = 8788)]
-    issuer_port: u16,
-    /// Have the embedded issuer hand out opaque `oat_…` access tokens instead of JWTs; the MCP
-    /// server then verifies each new token through the Backend API (cached).
-    #[arg(long)]
-    opaque_tokens: bool,
-    /// Where the embedded issuer keeps its state (signing keys, registered clients, consents,
-    /// tokens as hashes), so clients stay connected when you restart. Delete it to start afresh.
-    #[arg(long, value_name = "DIR", default_value = ".mcp-auth")]
-    state_dir: std::path::PathBuf,
-    /// Keep the embedded issuer's state in memory: every restart forgets clients and tokens.
-    #[arg(long, conflicts_with = "state_dir")]
-    ephemeral: bool,
-}
+//!
+//! Behind a load balancer (README: "Running more than one replica"): `--host ADDR` to listen
+//! elsewhere than 127.0.0.1, `--public-url URL` for the URL clients use, `--sessions` and
+//! `--max-sessions-per-user N` for session mode. `/healthz`, `/readyz` and `/metrics` are
+//! served. The command line itself is `quickstart::cli`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // Written by a background thread: a slow terminal or disk never holds up a request (under
-    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
-    let (log_writer, _log_guard) =
-        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
-        )
-        // Colour codes only for a terminal: not in a log file, and they cost several times
-        // the formatting of the line itself.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(log_writer)
-        .init();
-    let args = Args::parse();
-    let clerk = match ClerkKeys::from_env(|name| std::env::var(name).ok()) {
-        Ok(clerk) => clerk,
-        Err(error) => {
-            eprintln!("quickstart: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let running = Quickstart::start(Options {
-        port: args.port,
-        issuer_port: args.issuer_port,
-        opaque_tokens: args.opaque_tokens,
-        clerk,
-        access_token_lifetime: None,
-        // Absolute, so the banner and any error say exactly which directory.
-        state_dir: (!args.ephemeral)
-            .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
-    })
-    .await;
-    let running = match running {
-        Ok(running) => running,
-        Err(error) => {
-            eprintln!("quickstart: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    println!("{}", running.banner());
-    let _ = tokio::signal::ctrl_c().await;
-    println!("shutting down (finishing in-flight requests)…");
-    running.shutdown().await;
-    std::process::ExitCode::SUCCESS
+    quickstart::cli::main().await
 }

@@ -2,7 +2,7 @@
 //! overrides pointing at the embedded issuer), the Clerk preset, and its Backend API client.
 
 use mcp_auth::{
-    McpServerBuilder,
+    FleetStore, McpServerBuilder,
     clerk::{BackendApi, BackendError, ClerkConfig},
 };
 use rmcp::{ErrorData, model::CallToolResult};
@@ -95,7 +95,13 @@ pub(crate) struct Protected {
     pub(crate) authorization_server: String,
 }
 
-pub(crate) fn clerk(keys: &ClerkKeys, mcp_url: &str) -> Result<Protected, String> {
+/// `fleet`: the store shared with the other replicas (`--redis-url`), for verification results,
+/// Clerk's 429 backoff and per-user rate limits.
+pub(crate) fn clerk(
+    keys: &ClerkKeys,
+    mcp_url: &str,
+    fleet: Option<&FleetStore>,
+) -> Result<Protected, String> {
     let config = ClerkConfig::from_env_values(
         Some(&keys.secret_key),
         Some(&keys.publishable_key),
@@ -103,9 +109,16 @@ pub(crate) fn clerk(keys: &ClerkKeys, mcp_url: &str) -> Result<Protected, String
         keys.frontend_api_url.as_deref(),
     )
     .map_err(|e| e.to_string())?;
-    let backend = config.backend_api();
+    // The tools' Backend API calls share the fleet's 429 backoff too.
+    let backend = match fleet {
+        Some(fleet) => config.backend_api().with_fleet(fleet.clone()),
+        None => config.backend_api(),
+    };
     let authorization_server = config.frontend_api_url().to_owned();
     let mut verifier = config.verifier(mcp_url);
+    if let Some(fleet) = fleet {
+        verifier = verifier.shared_cache(fleet.clone());
+    }
     if let Some((id, secret_key)) = &keys.machine {
         // Services whose M2M tokens are granted to this machine may call the tools; they have no
         // user id, so the user tools answer "no such Clerk user" for them.
@@ -113,10 +126,13 @@ pub(crate) fn clerk(keys: &ClerkKeys, mcp_url: &str) -> Result<Protected, String
             .accept_machine_tokens()
             .receiving_machine(id.clone(), secret_key.clone());
     }
-    let builder = verifier
+    let mut builder = verifier
         .mcp_server(SCOPES_SUPPORTED)
         .map_err(|e| e.to_string())?
         .challenge_scopes(CHALLENGE_SCOPES);
+    if let Some(fleet) = fleet {
+        builder = builder.shared_store(fleet.clone());
+    }
     Ok(Protected {
         builder,
         backend,

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::{SecretKey, users::Users};
+use crate::FleetStore;
 
 /// The Backend API version pinned in the `Clerk-API-Version` header of every call, the value
 /// Clerk's own SDK sends: `@clerk/backend` 3.25.0 `src/constants.ts:6`
@@ -181,6 +182,9 @@ struct Inner {
     settings: BackendSettings,
     /// Shared across every call: no call is sent before this instant (set by a 429).
     backoff_until: Mutex<Option<Instant>>,
+    /// The same backoff shared with the other replicas, and its key (per secret key, as Clerk
+    /// counts its limit per instance).
+    fleet: Option<(FleetStore, String)>,
 }
 
 impl std::fmt::Debug for BackendApi {
@@ -221,6 +225,30 @@ impl BackendApi {
                 client,
                 settings,
                 backoff_until: Mutex::new(None),
+                fleet: None,
+            }),
+        }
+    }
+
+    /// The same client whose `429` backoff is shared with every replica through `fleet`: a
+    /// `Retry-After` seen by one replica holds back all of them until it passes. The copy has
+    /// its own connection pool and local backoff state.
+    #[must_use]
+    pub fn with_fleet(&self, fleet: FleetStore) -> Self {
+        let i = &self.inner;
+        let key = fleet.key(&[
+            "clerk-backoff",
+            &crate::fleet::hash_hex(&[i.secret_key.expose().as_bytes()])[..16],
+        ]);
+        Self {
+            inner: Arc::new(Inner {
+                base: i.base.clone(),
+                root: i.root.clone(),
+                secret_key: i.secret_key.clone(),
+                client: i.client.clone(),
+                settings: i.settings.clone(),
+                backoff_until: Mutex::new(None),
+                fleet: Some((fleet, key)),
             }),
         }
     }
@@ -314,6 +342,13 @@ impl BackendApi {
         let mut attempts = 0u32;
         let mut backoff = s.retry_backoff;
         loop {
+            // Another replica's 429: adopt its backoff before calling (only calls that reach
+            // the network pay this look-up; cached tokens never get here).
+            if let Some((fleet, key)) = &self.inner.fleet
+                && let Some(Some(wait)) = fleet.run(fleet.store().hold_remaining(key)).await
+            {
+                self.back_off_for(wait);
+            }
             // The shared backoff: wait only if it ends in time, else fail without calling.
             let now = Instant::now();
             if let Some(wait) = self.backoff_remaining(now) {
@@ -353,6 +388,7 @@ impl BackendApi {
             let transient =
                 match tokio::time::timeout(s.request_timeout.min(remaining), attempt).await {
                     Ok(Ok((status, headers, bytes))) => {
+                        crate::metrics::backend_api_call(Some(status.as_u16()));
                         if status.is_success() {
                             return serde_json::from_slice(&bytes)
                                 .map_err(|_| BackendError::InvalidResponse("not JSON".into()));
@@ -364,6 +400,9 @@ impl BackendApi {
                                 "Clerk Backend API rate limit reached; backing off"
                             );
                             self.back_off_for(wait);
+                            if let Some((fleet, key)) = &self.inner.fleet {
+                                let _ = fleet.run(fleet.store().hold(key, wait)).await;
+                            }
                             continue;
                         }
                         if status.is_server_error() {
@@ -373,6 +412,7 @@ impl BackendApi {
                         }
                     }
                     Ok(Err(e)) => {
+                        crate::metrics::backend_api_call(None);
                         // reqwest errors name the URL, never headers; keep only the kind.
                         if e.is_connect() {
                             "connection failed".to_owned()
@@ -380,7 +420,10 @@ impl BackendApi {
                             "request failed".to_owned()
                         }
                     }
-                    Err(_) => "timed out".to_owned(),
+                    Err(_) => {
+                        crate::metrics::backend_api_call(None);
+                        "timed out".to_owned()
+                    }
                 };
             tracing::warn!(
                 attempt = attempts,
@@ -393,6 +436,27 @@ impl BackendApi {
             }
             tokio::time::sleep(backoff).await;
             backoff = backoff.saturating_mul(2);
+        }
+    }
+
+    /// Whether the Backend API answers with this secret key now: one `GET /v1/jwks` (not rate
+    /// limited by Clerk), no retry, at most the request timeout. A 429 backoff in force counts
+    /// as reachable (Clerk answered). For readiness probes.
+    pub(crate) async fn reachable(&self) -> bool {
+        if self.backoff_remaining(Instant::now()).is_some() {
+            return true;
+        }
+        let request = self
+            .inner
+            .client
+            .get(self.url(&["jwks"]))
+            .bearer_auth(self.inner.secret_key.expose())
+            .header(header::ACCEPT, "application/json")
+            .header("Clerk-API-Version", CLERK_API_VERSION)
+            .send();
+        match tokio::time::timeout(self.inner.settings.request_timeout, request).await {
+            Ok(Ok(response)) => response.status().is_success(),
+            _ => false,
         }
     }
 

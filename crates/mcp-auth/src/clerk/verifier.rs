@@ -11,9 +11,13 @@ use super::{
     machine::{M2mJwtVerifier, Peek, ReceivingMachine},
 };
 use crate::{
-    Audience, AuthInfo, CacheConfig, CachedVerifier, Jwks, JwksConfig, JwtVerifier, McpServer,
-    McpServerBuilder, TokenKind, TokenVerifier, VerifyError, auth_info::split_scopes,
-    verify::VerifyFuture,
+    Audience, AuthInfo, CacheConfig, CachedVerifier, FleetStore, Jwks, JwksConfig, JwtVerifier,
+    McpServer, McpServerBuilder, TokenKind, TokenVerifier, VerifyError,
+    auth_info::split_scopes,
+    verify::{
+        ReadyFuture, VerifyFuture,
+        shared::{SharedAnswers, SharedPolicy},
+    },
 };
 
 /// Where the JWT signing keys come from.
@@ -45,6 +49,8 @@ pub struct ClerkVerifierBuilder {
     /// The receiving machine, or why its values were refused (reported by `build`). Its
     /// `Debug` redacts the secret key.
     machine: Option<Result<ReceivingMachine, ClerkConfigError>>,
+    shared: Option<FleetStore>,
+    shared_wait: Duration,
 }
 
 impl ClerkVerifierBuilder {
@@ -60,6 +66,8 @@ impl ClerkVerifierBuilder {
             cache: ClerkVerifier::default_cache(),
             leeway: Duration::from_secs(5),
             machine: None,
+            shared: None,
+            shared_wait: Duration::from_secs(2),
         }
     }
 
@@ -177,6 +185,34 @@ impl ClerkVerifierBuilder {
         self
     }
 
+    /// Shares Backend API verification results (opaque OAuth tokens, API keys, opaque M2M
+    /// tokens) and Clerk's rate-limit backoff with the other replicas through `fleet` (Redis
+    /// with the `redis` feature: `mcp_auth::redis::RedisStore`). Default: none, each
+    /// replica on its own.
+    ///
+    /// - The local cache is consulted first; the shared store only on a local miss. JWTs are
+    ///   verified locally and never touch the store.
+    /// - Entries are keyed by the SHA-256 of the token under the store's key prefix, kept no
+    ///   longer than the local cache keeps them ([`cache`](Self::cache)'s `max_ttl`; refusals
+    ///   its `negative_ttl`) and never past the token's expiry.
+    /// - Fleet-wide single flight: when several replicas meet a new token at once, one calls
+    ///   Clerk and the others wait for its answer, at most
+    ///   [`shared_wait`](Self::shared_wait), then call Clerk themselves.
+    /// - A `429` seen by one replica holds back every replica until its `Retry-After` passes.
+    /// - With the store down, slow or flapping, each replica verifies as if alone (see
+    ///   [`FleetStore`]); a request never fails because of the store.
+    pub fn shared_cache(mut self, fleet: FleetStore) -> Self {
+        self.shared = Some(fleet);
+        self
+    }
+
+    /// Longest a replica waits for another replica's Backend API call on the same token before
+    /// calling itself (with [`shared_cache`](Self::shared_cache)). Default: 2 seconds.
+    pub fn shared_wait(mut self, wait: Duration) -> Self {
+        self.shared_wait = wait;
+        self
+    }
+
     /// Clock-skew allowance for `exp`/`nbf`/`iat`. Default: 5 seconds.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
@@ -267,11 +303,27 @@ impl ClerkVerifierBuilder {
         } else {
             None
         };
+        let backend = match &self.shared {
+            Some(fleet) => self.config.backend_api().with_fleet(fleet.clone()),
+            None => self.config.backend_api(),
+        };
+        let shared = self.shared.map(|fleet| SharedAnswers {
+            policy: SharedPolicy {
+                max_ttl: self.cache.max_ttl,
+                negative_ttl: self.cache.negative_ttl,
+                wait: self.shared_wait,
+                // Outlives the slowest call the holder can make, so a dead holder frees it.
+                lock_ttl: backend.settings().deadline + Duration::from_secs(1),
+                poll: Duration::from_millis(20),
+            },
+            fleet,
+        });
         let dispatch = Dispatch {
             oauth_jwt,
             session_jwt,
             m2m_jwt,
-            backend: self.config.backend_api(),
+            shared,
+            backend,
             kinds: self.kinds,
             issuer,
             resource: self.resource.clone(),
@@ -410,6 +462,12 @@ impl TokenVerifier for ClerkVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         self.cached.verify(token)
     }
+
+    /// Ready when the signing keys are loaded (JWTs verify locally) or the Backend API
+    /// answers (opaque tokens, API keys and M2M tokens verify there).
+    fn ready(&self) -> ReadyFuture<'_> {
+        self.cached.ready()
+    }
 }
 
 /// The uncached dispatcher.
@@ -423,6 +481,8 @@ struct Dispatch {
     resource: String,
     allow_missing_audience: bool,
     machine: Option<ReceivingMachine>,
+    /// Backend API answers shared with the other replicas, when configured.
+    shared: Option<SharedAnswers>,
 }
 
 /// What a token looks like, before any check.
@@ -508,6 +568,50 @@ impl Dispatch {
     }
 
     async fn verify_opaque(&self, kind: TokenKind, token: &str) -> Result<AuthInfo, VerifyError> {
+        let (answer, cache_until) = match &self.shared {
+            // Only reached on a local miss (the local cache wraps this dispatcher).
+            Some(shared) => {
+                let scope = match (kind, &self.machine) {
+                    (TokenKind::ApiKey, _) => "ak".to_owned(),
+                    // Answers obtained with a machine secret key are that machine's view: keep
+                    // them apart from another service's sharing the same store.
+                    (TokenKind::MachineToken, Some(m)) => format!("mt:{}", m.id),
+                    (TokenKind::MachineToken, None) => "mt".to_owned(),
+                    _ => "oat".to_owned(),
+                };
+                let hash = crate::fleet::hash_hex(&[token.as_bytes()]);
+                shared
+                    .get_or_fetch(
+                        &scope,
+                        &hash,
+                        |answer| answer.get("expiration").and_then(to_unix_secs),
+                        || self.fetch_answer(kind, token),
+                    )
+                    .await?
+            }
+            None => (self.fetch_answer(kind, token).await?, None),
+        };
+        let Some(answer) = answer else {
+            return Err(VerifyError::invalid_token("token not recognised by Clerk"));
+        };
+        let policy = AudiencePolicy {
+            resource: &self.resource,
+            allow_missing: self.allow_missing_audience,
+        };
+        let info = identity_from_answer(kind, answer, &self.issuer, policy, now_unix())?;
+        // From the store: kept locally no longer than the store keeps it.
+        Ok(match cache_until {
+            Some(until) => info.with_cache_until(until),
+            None => info,
+        })
+    }
+
+    /// The Backend API's answer for an opaque token; `None` when Clerk does not recognise it.
+    async fn fetch_answer(
+        &self,
+        kind: TokenKind,
+        token: &str,
+    ) -> Result<Option<Value>, VerifyError> {
         // Paths and bodies as `@clerk/backend` 3.25.0 sends them: `api/endpoints/APIKeysApi.ts`,
         // `M2MTokenApi.ts:201-218` (machine secret key as Bearer when given),
         // `IdPOAuthAccessTokenApi.ts:27-31`; without `/v1` (`api/factory.ts:60-99`).
@@ -526,9 +630,7 @@ impl Dispatch {
         };
         let answer = match self.backend.post_json_unversioned(path, &body, key).await {
             Ok(answer) => answer,
-            Err(BackendError::NotFound | BackendError::Rejected { .. }) => {
-                return Err(VerifyError::invalid_token("token not recognised by Clerk"));
-            }
+            Err(BackendError::NotFound | BackendError::Rejected { .. }) => return Ok(None),
             Err(BackendError::Unauthorized { status }) => {
                 if key.is_some() {
                     tracing::error!(
@@ -554,17 +656,30 @@ impl Dispatch {
                 )));
             }
         };
-        let policy = AudiencePolicy {
-            resource: &self.resource,
-            allow_missing: self.allow_missing_audience,
-        };
-        identity_from_answer(kind, answer, &self.issuer, policy, now_unix())
+        Ok(Some(answer))
     }
 }
 
 impl TokenVerifier for Dispatch {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_token(token))
+    }
+
+    fn ready(&self) -> ReadyFuture<'_> {
+        Box::pin(async move {
+            let jwks = self
+                .oauth_jwt
+                .as_ref()
+                .or(self.session_jwt.as_ref())
+                .map(JwtVerifier::jwks)
+                .or(self.m2m_jwt.as_ref().map(|m| &m.jwks));
+            if let Some(jwks) = jwks
+                && jwks.ready().await
+            {
+                return true;
+            }
+            self.backend.reachable().await
+        })
     }
 }
 

@@ -82,7 +82,8 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
         _now: Instant,
     ) -> Option<Duration> {
         Some(match value {
-            Entry::Valid(info) => match info.expires_at_unix() {
+            // The token's expiry, or sooner when a shared store said so.
+            Entry::Valid(info) => match bound(info.expires_at_unix(), info.cache_until()) {
                 Some(exp) => {
                     let now = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
@@ -97,7 +98,16 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
     }
 }
 
-/// Wraps a verifier with a bounded cache of results. See the [module docs](self).
+/// The earlier of two optional instants.
+fn bound(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Wraps a verifier with a bounded cache of results, keyed by the SHA-256 of the token, with
+/// single flight for concurrent first requests and brief caching of refusals ([`CacheConfig`]).
 pub struct CachedVerifier<V> {
     inner: Arc<V>,
     cache: Cache<TokenHash, Entry>,
@@ -158,9 +168,14 @@ impl<V: TokenVerifier> CachedVerifier<V> {
         // A hit returns the cached entry without running the initialiser; a miss runs it once
         // for all concurrent callers with the same key.
         let inner = &self.inner;
+        // Set when this caller's initialiser runs: a miss. Callers served from the cache, or
+        // by another caller's verification in flight, are hits.
+        let mut missed = false;
+        let missed_flag = &mut missed;
         let entry = self
             .cache
             .try_get_with(key, async move {
+                *missed_flag = true;
                 match inner.verify(token).await {
                     Ok(info) => Ok(Entry::Valid(info)),
                     Err(VerifyError::Unavailable { retry_after }) => {
@@ -169,9 +184,11 @@ impl<V: TokenVerifier> CachedVerifier<V> {
                     Err(refused) => Ok(Entry::Refused(refused)),
                 }
             })
-            .await
-            .map_err(|e: Arc<VerifyError>| (*e).clone())?;
-        entry.into_result()
+            .await;
+        crate::metrics::verify_cache(crate::metrics::CacheLayer::Local, !missed);
+        entry
+            .map_err(|e: Arc<VerifyError>| (*e).clone())?
+            .into_result()
     }
 }
 
@@ -187,6 +204,10 @@ impl Entry {
 impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_cached(token))
+    }
+
+    fn ready(&self) -> super::ReadyFuture<'_> {
+        self.inner.ready()
     }
 }
 
@@ -277,6 +298,32 @@ mod tests {
             ));
         }
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 4);
+    }
+
+    /// An identity read from a shared store is kept no longer than the store keeps it, even
+    /// when its token lives longer.
+    #[tokio::test]
+    async fn a_shared_bound_shortens_the_local_life() {
+        struct FromStore(AtomicUsize);
+        impl TokenVerifier for FromStore {
+            fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                Box::pin(async move {
+                    Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
+                        .expires_at_unix(now + 3600)
+                        .build()
+                        .with_cache_until(now))
+                })
+            }
+        }
+        let v = CachedVerifier::new(FromStore(0.into()));
+        v.verify("t").await.unwrap();
+        v.verify("t").await.unwrap();
+        assert_eq!(v.inner().0.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

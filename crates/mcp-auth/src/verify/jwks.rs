@@ -258,6 +258,33 @@ impl Jwks {
         self.fetch_locked(&mut state).await
     }
 
+    /// Whether signing keys are loaded: a static set always is; a remote one once a fetch has
+    /// succeeded (a failed refresh later keeps the keys it had).
+    #[must_use]
+    pub fn is_loaded(&self) -> bool {
+        self.inner.remote.is_none() || self.snapshot().loaded
+    }
+
+    /// Ready to check signatures: keys loaded, or loaded now by a fetch (at most one at a
+    /// time, and none within [`JwksConfig::cold_refetch_interval`] of the last attempt, so
+    /// readiness probes cannot flood the key endpoint).
+    pub(crate) async fn ready(&self) -> bool {
+        if self.is_loaded() {
+            return true;
+        }
+        let Ok(mut state) = self.inner.fetch.try_lock() else {
+            // A fetch is under way; report what we hold now.
+            return self.is_loaded();
+        };
+        let recently = state
+            .last_attempt
+            .is_some_and(|t| t.elapsed() < self.inner.config.cold_refetch_interval);
+        if !recently && let Err(error) = self.fetch_locked(&mut state).await {
+            tracing::debug!(%error, "JWKS not loaded yet");
+        }
+        self.is_loaded()
+    }
+
     fn snapshot(&self) -> Arc<KeySet> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the Arc is whole.
         self.inner

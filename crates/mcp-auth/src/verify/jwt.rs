@@ -233,6 +233,11 @@ impl TokenVerifier for JwtVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_jwt(token))
     }
+
+    /// Ready once the signing keys are loaded (fetching them if they are not).
+    fn ready(&self) -> super::ReadyFuture<'_> {
+        Box::pin(self.jwks.ready())
+    }
 }
 
 impl JwtVerifierBuilder {

@@ -7,6 +7,7 @@
 mod cache;
 mod jwks;
 pub(crate) mod jwt;
+pub(crate) mod shared;
 
 use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -20,6 +21,9 @@ use crate::AuthInfo;
 /// A boxed, `Send` future, the return type of [`TokenVerifier::verify`].
 pub type VerifyFuture<'a> =
     Pin<Box<dyn Future<Output = Result<AuthInfo, VerifyError>> + Send + 'a>>;
+
+/// A boxed, `Send` future, the return type of [`TokenVerifier::ready`].
+pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// Turns a bearer token into the caller's identity.
 ///
@@ -49,6 +53,15 @@ pub type VerifyFuture<'a> =
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns who it speaks for.
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+
+    /// Whether this verifier can verify tokens now: what `GET /readyz` reports (see
+    /// [`McpServerBuilder::health_checks`](crate::McpServerBuilder::health_checks)). A verifier
+    /// that needs remote keys is ready once it holds them; one that calls an introspection or
+    /// Backend API is ready while that API answers. May do network I/O; the server calls it
+    /// at most about once a second, whatever the probe rate. Default: always ready.
+    fn ready(&self) -> ReadyFuture<'_> {
+        Box::pin(std::future::ready(true))
+    }
 }
 
 impl<F, Fut> TokenVerifier for F
@@ -64,6 +77,10 @@ where
 impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         (**self).verify(token)
+    }
+
+    fn ready(&self) -> ReadyFuture<'_> {
+        (**self).ready()
     }
 }
 

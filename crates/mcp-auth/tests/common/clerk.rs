@@ -47,35 +47,46 @@ pub async fn start_mcp(
     clerk: &ClerkConfig,
     configure: impl FnOnce(ClerkVerifierBuilder) -> ClerkVerifierBuilder,
 ) -> McpUnderTest {
+    start_mcp_with(clerk, configure, |b| b).await
+}
+
+/// [`start_mcp`], with `server` applied to the server builder too.
+pub async fn start_mcp_with(
+    clerk: &ClerkConfig,
+    configure: impl FnOnce(ClerkVerifierBuilder) -> ClerkVerifierBuilder,
+    server: impl FnOnce(mcp_auth::McpServerBuilder) -> mcp_auth::McpServerBuilder,
+) -> McpUnderTest {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}/mcp");
-    let router = configure(clerk.verifier(url.clone()))
-        .mcp_server(["profile", "email"])
-        .unwrap()
-        .legacy_authorization_server_metadata(false)
-        .tool(
-            "whoami",
-            "Who is calling",
-            |_: NoArgs, auth: AuthInfo| async move {
-                json!({
-                    "user_id": auth.user_id(),
-                    "subject": auth.subject(),
-                    "organization_id": auth.organization_id(),
-                    "machine_id": auth.machine_id(),
-                    "audience": auth.audience(),
-                    "kind": auth.kind().as_str(),
-                    "client_id": auth.client_id(),
-                    "scopes": auth.scopes(),
-                    "sid": auth.claim("sid"),
-                    "v": auth.claim("v"),
-                    "o": auth.claim("o"),
-                })
-                .to_string()
-            },
-        )
-        .build()
-        .unwrap();
+    let router = server(
+        configure(clerk.verifier(url.clone()))
+            .mcp_server(["profile", "email"])
+            .unwrap(),
+    )
+    .legacy_authorization_server_metadata(false)
+    .tool(
+        "whoami",
+        "Who is calling",
+        |_: NoArgs, auth: AuthInfo| async move {
+            json!({
+                "user_id": auth.user_id(),
+                "subject": auth.subject(),
+                "organization_id": auth.organization_id(),
+                "machine_id": auth.machine_id(),
+                "audience": auth.audience(),
+                "kind": auth.kind().as_str(),
+                "client_id": auth.client_id(),
+                "scopes": auth.scopes(),
+                "sid": auth.claim("sid"),
+                "v": auth.claim("v"),
+                "o": auth.claim("o"),
+            })
+            .to_string()
+        },
+    )
+    .build()
+    .unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     McpUnderTest {
         addr,

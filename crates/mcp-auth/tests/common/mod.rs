@@ -229,6 +229,7 @@ pub struct NoArgs {}
 pub struct Options {
     pub sessions: bool,
     pub max_sessions: u64,
+    pub max_sessions_per_user: u64,
     pub audience_optional: bool,
     pub max_body: usize,
     pub hierarchy: mcp_auth::ScopeHierarchy,
@@ -240,6 +241,7 @@ impl Default for Options {
         Self {
             sessions: false,
             max_sessions: mcp_auth::DEFAULT_MAX_SESSIONS,
+            max_sessions_per_user: mcp_auth::DEFAULT_MAX_SESSIONS_PER_USER,
             audience_optional: false,
             max_body: mcp_auth::DEFAULT_MAX_BODY_BYTES,
             hierarchy: mcp_auth::ScopeHierarchy::default(),
@@ -249,6 +251,14 @@ impl Default for Options {
 }
 
 pub async fn start_server(opts: Options) -> TestServer {
+    start_server_with(opts, |b| b).await
+}
+
+/// [`start_server`], with `extra` applied to the server builder.
+pub async fn start_server_with(
+    opts: Options,
+    extra: impl FnOnce(mcp_auth::McpServerBuilder) -> mcp_auth::McpServerBuilder,
+) -> TestServer {
     let key = TestKey::rsa("key-1");
     let jwks = JwksServer::start(vec![key.jwk.clone()]).await;
     let jwks_url = jwks.url.clone();
@@ -267,7 +277,7 @@ pub async fn start_server(opts: Options) -> TestServer {
             builder.resource(resource.clone())
         };
         let verifier = mcp_auth::CachedVerifier::new(builder.build().unwrap());
-        mcp_auth::McpServer::builder(&resource)
+        extra(mcp_auth::McpServer::builder(&resource))
             .authorization_server(ISSUER)
             .legacy_authorization_server_metadata(false)
             // `offline_access` is configured on purpose: it must appear in no challenge and
@@ -280,6 +290,7 @@ pub async fn start_server(opts: Options) -> TestServer {
             .verifier(verifier)
             .sessions(opts.sessions)
             .max_sessions(opts.max_sessions)
+            .max_sessions_per_user(opts.max_sessions_per_user)
             .max_body_bytes(opts.max_body)
             .tool(
                 "whoami",

@@ -1,0 +1,221 @@
+//! Prometheus metrics: what the library records, under which names, and `GET /metrics`.
+//!
+//! The library records through the [`metrics`](https://docs.rs/metrics) facade, so they go to
+//! whatever recorder the application installed (none: recording costs nothing). With the cargo
+//! feature `metrics`, [`install_recorder`] installs the Prometheus one and
+//! [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics) serves it at `GET /metrics`
+//! in the Prometheus text format.
+//!
+//! | name | type | labels | what |
+//! | --- | --- | --- | --- |
+//! | `mcp_auth_requests_total` | counter | `outcome`: `ok`, `unauthorized`, `forbidden`, `rate_limited`, `unavailable`, `rejected` (other 4xx: bad request, body too large, unknown session); `reason` (for `unauthorized`): `missing_token`, `invalid_token` | every request to the MCP endpoint, by how it ended |
+//! | `mcp_auth_request_duration_seconds` | histogram | `outcome` | time from receiving the request to the response head, by outcome |
+//! | `mcp_auth_verify_cache_total` | counter | `layer`: `local`, `shared`; `result`: `hit`, `miss` | verified-token cache look-ups ([`CachedVerifier`](crate::CachedVerifier) is `local`; the Redis-shared cache is `shared`). A miss goes to the verifier (JWT check, Backend API) or to the next layer. |
+//! | `mcp_auth_backend_api_calls_total` | counter | `status`: the HTTP status (`200`, `404`, `429`, ...), or `error` (no answer: connection failure, timeout) | calls to Clerk's Backend API, each attempt counted |
+//! | `mcp_auth_redis_fallbacks_total` | counter | | shared-store (Redis) operations not done because the store failed, timed out or was out, the replica using its own cache, backoff and rate limit instead (feature `redis`; [`FleetStats::fallbacks`](crate::FleetStats)) |
+//!
+//! All names start with `mcp_auth_`.
+
+/// Where [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics) serves the metrics.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// `mcp_auth_requests_total`.
+pub const REQUESTS_TOTAL: &str = "mcp_auth_requests_total";
+/// `mcp_auth_request_duration_seconds`.
+pub const REQUEST_DURATION_SECONDS: &str = "mcp_auth_request_duration_seconds";
+/// `mcp_auth_verify_cache_total`.
+pub const VERIFY_CACHE_TOTAL: &str = "mcp_auth_verify_cache_total";
+/// `mcp_auth_backend_api_calls_total`.
+pub const BACKEND_API_CALLS_TOTAL: &str = "mcp_auth_backend_api_calls_total";
+/// `mcp_auth_redis_fallbacks_total`.
+pub const REDIS_FALLBACKS_TOTAL: &str = "mcp_auth_redis_fallbacks_total";
+
+/// Buckets of [`REQUEST_DURATION_SECONDS`], in seconds: from a cached verification (well under a
+/// millisecond) to a slow Backend API call or tool.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Which verified-token cache a look-up went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheLayer {
+    /// This process's cache ([`CachedVerifier`](crate::CachedVerifier)).
+    Local,
+    /// The cache shared by the fleet ([`FleetStore`](crate::FleetStore), e.g. Redis).
+    Shared,
+}
+
+/// Counts one look-up in a verified-token cache: the hook for every cache layer.
+#[inline]
+pub(crate) fn verify_cache(layer: CacheLayer, hit: bool) {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(
+        VERIFY_CACHE_TOTAL,
+        "layer" => match layer { CacheLayer::Local => "local", CacheLayer::Shared => "shared" },
+        "result" => if hit { "hit" } else { "miss" },
+    )
+    .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (layer, hit);
+}
+
+/// Counts one shared-store operation not done (store failed, timed out or out): the replica used
+/// its own state instead.
+#[inline]
+pub(crate) fn redis_fallback() {
+    #[cfg(feature = "metrics")]
+    ::metrics::counter!(REDIS_FALLBACKS_TOTAL).increment(1);
+}
+
+/// Counts one Backend API attempt: `status` is the HTTP status, `None` when no answer came.
+#[inline]
+pub(crate) fn backend_api_call(status: Option<u16>) {
+    #[cfg(feature = "metrics")]
+    {
+        let status: std::borrow::Cow<'static, str> = match status {
+            Some(s) => s.to_string().into(),
+            None => "error".into(),
+        };
+        ::metrics::counter!(BACKEND_API_CALLS_TOTAL, "status" => status).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = status;
+}
+
+/// How a request to the MCP endpoint ended, from its response.
+#[cfg(feature = "metrics")]
+fn outcome(response: &http::Response<axum::body::Body>) -> (&'static str, Option<&'static str>) {
+    use http::StatusCode;
+    let status = response.status();
+    match status {
+        s if s.is_success() || s.is_informational() || s.is_redirection() => ("ok", None),
+        StatusCode::UNAUTHORIZED => {
+            let invalid = response
+                .headers()
+                .get(http::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("error=\"invalid_token\""));
+            (
+                "unauthorized",
+                Some(if invalid {
+                    "invalid_token"
+                } else {
+                    "missing_token"
+                }),
+            )
+        }
+        StatusCode::FORBIDDEN => ("forbidden", None),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", None),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", None),
+        s if s.is_client_error() => ("rejected", None),
+        _ => ("error", None),
+    }
+}
+
+/// Counts a finished request and its duration.
+#[cfg(feature = "metrics")]
+pub(crate) fn request(response: &http::Response<axum::body::Body>, started: std::time::Instant) {
+    let (outcome, reason) = outcome(response);
+    match reason {
+        Some(reason) => {
+            ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome, "reason" => reason)
+                .increment(1);
+        }
+        None => ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome).increment(1),
+    }
+    ::metrics::histogram!(REQUEST_DURATION_SECONDS, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Installs the Prometheus recorder as the process's global `metrics` recorder, with this
+/// crate's histogram buckets and descriptions, and returns the handle that renders it (give it
+/// to [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics)). A process has one
+/// global recorder: the first call installs it, later calls return the same handle (so every
+/// server in the process reports into one registry). Upkeep runs each time `/metrics` renders.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = mcp_auth::metrics::install_recorder()?;
+/// let builder = mcp_auth::McpServer::builder("http://127.0.0.1:8787/mcp").metrics(handle);
+/// # let _ = builder; Ok(()) }
+/// ```
+///
+/// # Errors
+/// When another global recorder was installed first.
+#[cfg(feature = "metrics")]
+pub fn install_recorder() -> Result<PrometheusHandle, InstallError> {
+    static INSTALLED: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(handle) = installed.as_ref() {
+        return Ok(handle.clone());
+    }
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(REQUEST_DURATION_SECONDS.into()),
+            DURATION_BUCKETS,
+        )
+        .map_err(|e| InstallError(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| InstallError(e.to_string()))?;
+    describe();
+    *installed = Some(handle.clone());
+    Ok(handle)
+}
+
+/// Why the recorder could not be installed.
+#[cfg(feature = "metrics")]
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the Prometheus recorder: {0}")]
+pub struct InstallError(String);
+
+#[cfg(feature = "metrics")]
+pub use metrics_exporter_prometheus::PrometheusHandle;
+
+/// The `# HELP` lines.
+#[cfg(feature = "metrics")]
+fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(REQUESTS_TOTAL, "Requests to the MCP endpoint, by outcome.");
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to answer a request to the MCP endpoint, by outcome."
+    );
+    describe_counter!(
+        VERIFY_CACHE_TOTAL,
+        "Verified-token cache look-ups, by layer (local, shared) and result (hit, miss)."
+    );
+    describe_counter!(
+        BACKEND_API_CALLS_TOTAL,
+        "Clerk Backend API calls (each attempt), by HTTP status or error."
+    );
+    describe_counter!(
+        REDIS_FALLBACKS_TOTAL,
+        "Requests served from the local cache only because Redis was unreachable."
+    );
+}
+
+/// `GET /metrics` rendering `handle`.
+#[cfg(feature = "metrics")]
+pub(crate) fn routes(handle: PrometheusHandle) -> axum::Router {
+    use axum::{response::IntoResponse, routing::get};
+    axum::Router::new().route(
+        METRICS_PATH,
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                handle.run_upkeep();
+                (
+                    [
+                        (http::header::CONTENT_TYPE, "text/plain; version=0.0.4"),
+                        (http::header::CACHE_CONTROL, "no-store"),
+                    ],
+                    handle.render(),
+                )
+                    .into_response()
+            }
+        }),
+    )
+}
