@@ -25,6 +25,7 @@ pub mod clerk;
 mod layer;
 pub mod metadata;
 mod pipeline;
+mod resource_scopes;
 mod scopes;
 mod server;
 mod session;

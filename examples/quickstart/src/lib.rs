@@ -32,6 +32,10 @@ pub struct Options {
     /// so connected clients keep working across restarts. `None`: in memory, lost at exit
     /// (the binary's `--ephemeral`; its default is `.mcp-auth` in the working directory).
     pub state_dir: Option<PathBuf>,
+    /// The embedded issuer approves every authorization request as this user, without showing
+    /// the consent page (its `auto_approve_user`, loopback only). For automated tests driving
+    /// a client that cannot fill in a form; `None` (the binary): the consent page is shown.
+    pub auto_approve_user: Option<String>,
 }
 
 /// Why the quickstart could not start.
@@ -142,6 +146,7 @@ impl Quickstart {
                     // this server as audience, so the strict audience check still holds.
                     default_audience: Some(mcp_url.clone()),
                     state_dir: options.state_dir.clone(),
+                    auto_approve_user: options.auto_approve_user.clone(),
                     ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)

@@ -85,6 +85,7 @@ async fn main() -> std::process::ExitCode {
         // Absolute, so the banner and any error say exactly which directory.
         state_dir: (!args.ephemeral)
             .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
+        auto_approve_user: None,
     })
     .await;
     let running = match running {
