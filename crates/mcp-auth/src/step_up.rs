@@ -221,8 +221,8 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-/// What one message (or, for [`Seen::batch`], every message) names: every `method`, and every
-/// `params.name` and `params.uri`, duplicates included.
+/// What one message names: every `method`, and every `params.name` and `params.uri`,
+/// duplicates included.
 #[derive(Default)]
 struct Seen<'a> {
     methods: Vec<Cow<'a, str>>,
@@ -232,7 +232,7 @@ struct Seen<'a> {
 
 impl<'a> Seen<'a> {
     /// The guarded requests among what was seen. Over-approximates on purpose: with two
-    /// `method`s (rmcp refuses those) each is paired with every name or URI.
+    /// `method`s, whatever rmcp makes of them, each is paired with every name or URI.
     fn guarded(self, out: &mut Scan) {
         for method in &self.methods {
             if method == TOOLS_LIST {
@@ -482,6 +482,7 @@ impl StepUp {
 
     /// What a request with these headers and this body asks for, by the rule
     /// [`StepUp::check`] follows.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn requested_by(&self, headers: &HeaderMap, body: &[u8]) -> Vec<Guarded> {
         if headers_are_verified(headers)
             && let Some(scan) = requested_by_headers(headers)
