@@ -4,7 +4,7 @@
 //! (the issuer advertises no Client ID Metadata Documents on this branch) → consent,
 //! auto-approved by the issuer → PKCE code exchange with `resource` → `whoami` → 403
 //! `insufficient_scope` on `get-private-metadata` → re-authorization with the wider scope →
-//! the call succeeds.
+//! the call succeeds on the same running client.
 //!
 //! The client is driven as rmcp's auth module intends (rmcp 3.11, `src/transport/auth.rs`):
 //! `OAuthState::start_authorization` with an `AuthorizationRequest` carrying the 401 challenge
@@ -202,16 +202,22 @@ async fn flow() {
         .await
         .unwrap();
 
-    // 6. The same client, now holding the wider token, runs the tool. Reconnect if the
-    //    transport gave up on the 403 (rmcp terminates a stream on an auth error).
-    let metadata = match call(&client, "get-private-metadata").await {
-        Ok(v) => v,
-        Err(rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_)) => {
-            let client = connect(&auth, qs.mcp_url()).await;
-            call(&client, "get-private-metadata").await.unwrap()
-        }
-        Err(e) => panic!("after step-up: {e}"),
-    };
+    // 6. The same running client (its transport survives a 403) now sends the wider token:
+    //    the tool runs, and the token carries both the first scopes and the new one.
+    let metadata = call(&client, "get-private-metadata")
+        .await
+        .expect("the call succeeds after the step-up");
     assert_ne!(metadata["isError"], true, "{metadata}");
+    let whoami = call(&client, "whoami").await.unwrap();
+    let granted: Vec<&str> = whoami["structuredContent"]["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for scope in first_scopes.split(' ').chain(["private_metadata"]) {
+        assert!(granted.contains(&scope), "{scope} not granted: {granted:?}");
+    }
+    assert_eq!(registrations(), 1, "the step-up reused the registration");
     qs.shutdown().await;
 }
