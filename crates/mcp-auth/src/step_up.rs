@@ -664,6 +664,8 @@ mod tests {
 
     /// A duplicated key: whatever rmcp does with it (refuse, or take one of the values), the
     /// guard sees every value, so no choice of rmcp's can run something it did not check.
+    /// (rmcp 3.11 refuses each of these bodies as a duplicate field; the guard does not rely
+    /// on that.)
     #[test]
     fn duplicate_keys_show_every_value() {
         let bodies: &[&str] = &[
