@@ -73,7 +73,9 @@ async fn connect(auth: &AuthClient<reqwest::Client>, mcp_url: &str) -> Client {
         auth.clone(),
         StreamableHttpClientTransportConfig::with_uri(mcp_url),
     );
-    ().serve(transport).await.expect("the authorized client connects")
+    ().serve(transport)
+        .await
+        .expect("the authorized client connects")
 }
 
 async fn call(client: &Client, tool: &'static str) -> Result<Value, rmcp::ServiceError> {

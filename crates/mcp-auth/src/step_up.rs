@@ -238,8 +238,7 @@ impl<'a> Seen<'a> {
             if method == TOOLS_LIST {
                 out.lists_tools = true;
             }
-            let (values, make): (&[Cow<'a, str>], fn(String) -> Guarded) = match method.as_ref()
-            {
+            let (values, make): (&[Cow<'a, str>], fn(String) -> Guarded) = match method.as_ref() {
                 TOOLS_CALL => (&self.names, Guarded::Tool),
                 PROMPTS_GET => (&self.names, Guarded::Prompt),
                 RESOURCES_READ => (&self.uris, Guarded::Resource),
@@ -538,10 +537,7 @@ fn refuse(
     if !refused {
         return None;
     }
-    tracing::debug!(
-        user = info.user_id(),
-        "request refused: insufficient scope"
-    );
+    tracing::debug!(user = info.user_id(), "request refused: insufficient scope");
     let scope = merge_scopes(info.scopes(), &operation);
     Some(
         step_up
@@ -562,7 +558,9 @@ mod tests {
 
     fn guard() -> StepUp {
         let mut scopes = RequiredScopes::default();
-        scopes.tools.insert("admin-report", vec!["admin:read".into()]);
+        scopes
+            .tools
+            .insert("admin-report", vec!["admin:read".into()]);
         scopes
             .tools
             .insert("r\u{e9}sum\u{e9}-\u{1f512}", vec!["cv:read".into()]);
@@ -601,8 +599,12 @@ mod tests {
         assert_eq!(requested(batch).items, vec![tool("ab")]);
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"admin\u002dreport"}}"#;
         assert_eq!(requested(escaped).items, vec![tool("admin-report")]);
-        let prompt = br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident"}}"#;
-        assert_eq!(requested(prompt).items, vec![Guarded::Prompt("incident".into())]);
+        let prompt =
+            br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident"}}"#;
+        assert_eq!(
+            requested(prompt).items,
+            vec![Guarded::Prompt("incident".into())]
+        );
         let read = br#"{"jsonrpc":"2.0","id":1,"params":{"uri":"file:\/\/\/secret\/k"},"method":"resources/read"}"#;
         assert_eq!(
             requested(read).items,
@@ -658,7 +660,10 @@ mod tests {
                 "{body}: {runs:?} is not scoped"
             );
             let seen = step_up.requested_in_body(body.as_bytes(), false).items;
-            assert!(seen.contains(&runs), "{body}: rmcp runs {runs:?}, guard saw {seen:?}");
+            assert!(
+                seen.contains(&runs),
+                "{body}: rmcp runs {runs:?}, guard saw {seen:?}"
+            );
         }
     }
 
@@ -678,7 +683,10 @@ mod tests {
         for body in bodies {
             let seen = step_up.requested_in_body(body.as_bytes(), false).items;
             if let Some(runs) = rmcp_runs(body.as_bytes()) {
-                assert!(seen.contains(&runs), "{body}: rmcp runs {runs:?}, guard saw {seen:?}");
+                assert!(
+                    seen.contains(&runs),
+                    "{body}: rmcp runs {runs:?}, guard saw {seen:?}"
+                );
             }
             assert!(
                 seen.iter().any(|g| !step_up.scopes.get(g).is_empty()),
@@ -717,7 +725,8 @@ mod tests {
     #[test]
     fn standard_headers_are_decoded_as_rmcp_decodes_them() {
         let step_up = guard();
-        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report"}}"#;
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report"}}"#;
         let h = headers(&[
             ("mcp-protocol-version", "2026-07-28"),
             ("mcp-method", "tools/call"),
@@ -749,7 +758,8 @@ mod tests {
     #[test]
     fn unclear_or_unverified_headers_leave_it_to_the_body() {
         let step_up = guard();
-        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report"}}"#;
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report"}}"#;
         for pairs in [
             &[
                 ("mcp-protocol-version", "2026-07-28"),

@@ -60,10 +60,7 @@ impl ServerHandler for Library {
             .lock()
             .unwrap()
             .push(format!("resource {}", request.uri));
-        Ok(
-            ReadResourceResult::new(vec![ResourceContents::text("contents", request.uri)])
-                .into(),
-        )
+        Ok(ReadResourceResult::new(vec![ResourceContents::text("contents", request.uri)]).into())
     }
 }
 
@@ -288,9 +285,13 @@ async fn standard_headers_decide_for_prompts_and_resources() {
             .send()
     };
     // `aW5jaWRlbnQ=` is base64 for `incident`.
-    let resp = send("prompts/get", "=?base64?aW5jaWRlbnQ=?=", get_prompt("incident"))
-        .await
-        .unwrap();
+    let resp = send(
+        "prompts/get",
+        "=?base64?aW5jaWRlbnQ=?=",
+        get_prompt("incident"),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 403);
     let resp = send("resources/read", "db://users/7", read("db://users/7"))
         .await
