@@ -27,8 +27,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use mcp_auth::{
-    AuthInfo, McpServer, TokenKind,
     __fuzz::{Requested, StepUpGuard},
+    AuthInfo, McpServer, TokenKind,
     rmcp::{
         ErrorData, RoleServer, ServerHandler,
         model::{
@@ -120,8 +120,9 @@ struct Headers {
 
 fn text(t: &Text) -> String {
     match t {
-        Text::Known(i) => mcp_auth_fuzz::json::KNOWN[*i as usize % mcp_auth_fuzz::json::KNOWN.len()]
-            .to_owned(),
+        Text::Known(i) => {
+            mcp_auth_fuzz::json::KNOWN[*i as usize % mcp_auth_fuzz::json::KNOWN.len()].to_owned()
+        }
         Text::Scoped(i) => PICKS[*i as usize % PICKS.len()].to_owned(),
         Text::Any(s) => s.clone(),
     }
@@ -152,7 +153,10 @@ impl ServerHandler for Recorder {
         request: CallToolRequestParams,
         _: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        RAN.with(|r| r.borrow_mut().push(Requested::Tool(request.name.into_owned())));
+        RAN.with(|r| {
+            r.borrow_mut()
+                .push(Requested::Tool(request.name.into_owned()))
+        });
         Ok(CallToolResult::success(Vec::new()).into())
     }
 
