@@ -234,18 +234,20 @@ impl<'a> Seen<'a> {
     /// The guarded requests among what was seen. Over-approximates on purpose: with two
     /// `method`s, whatever rmcp makes of them, each is paired with every name or URI.
     fn guarded(self, out: &mut Scan) {
+        let owned = |values: &[Cow<'_, str>], make: fn(String) -> Guarded| {
+            values
+                .iter()
+                .map(|v| make(v.as_ref().to_owned()))
+                .collect::<Vec<_>>()
+        };
         for method in &self.methods {
-            if method == TOOLS_LIST {
-                out.lists_tools = true;
+            match method.as_ref() {
+                TOOLS_CALL => out.items.extend(owned(&self.names, Guarded::Tool)),
+                PROMPTS_GET => out.items.extend(owned(&self.names, Guarded::Prompt)),
+                RESOURCES_READ => out.items.extend(owned(&self.uris, Guarded::Resource)),
+                TOOLS_LIST => out.lists_tools = true,
+                _ => {}
             }
-            let (values, make): (&[Cow<'a, str>], fn(String) -> Guarded) = match method.as_ref() {
-                TOOLS_CALL => (&self.names, Guarded::Tool),
-                PROMPTS_GET => (&self.names, Guarded::Prompt),
-                RESOURCES_READ => (&self.uris, Guarded::Resource),
-                _ => continue,
-            };
-            out.items
-                .extend(values.iter().map(|v| make(v.as_ref().to_owned())));
         }
     }
 }
