@@ -66,6 +66,9 @@ pub enum ParamMember {
     Uri(Text),
     Arguments(Json),
     Meta(Json),
+    /// The `_meta` a 2026-07-28 request must carry (`io.modelcontextprotocol/protocolVersion`
+    /// and `…/clientCapabilities`), so requests with that revision's headers reach a handler.
+    Meta2026,
     Other(Text, Json),
 }
 
@@ -78,6 +81,8 @@ pub enum Body {
         id: i64,
         method: Text,
         name: Text,
+        /// `params.uri` (as `resources/read` takes) instead of `params.name`.
+        by_uri: bool,
         extra: Vec<Member>,
         params_extra: Vec<ParamMember>,
         order: u8,
@@ -301,6 +306,12 @@ impl Writer<'_> {
                     self.key("_meta");
                     self.value(v, 0);
                 }
+                ParamMember::Meta2026 => {
+                    self.key("_meta");
+                    self.out.extend_from_slice(
+                        br#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#,
+                    );
+                }
                 ParamMember::Other(k, v) => {
                     self.text(k);
                     self.ws();
@@ -330,11 +341,16 @@ pub fn render(body: &Body, style: &Style, scoped: &[&str]) -> Vec<u8> {
             id,
             method,
             name,
+            by_uri,
             extra,
             params_extra,
             order,
         } => {
-            let mut params = vec![ParamMember::Name(name.clone())];
+            let mut params = vec![if *by_uri {
+                ParamMember::Uri(name.clone())
+            } else {
+                ParamMember::Name(name.clone())
+            }];
             params.extend(params_extra.iter().cloned());
             let mut members = vec![
                 Member::JsonRpc(Text::Known(1)),

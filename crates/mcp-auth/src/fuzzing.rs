@@ -4,17 +4,61 @@
 use http::HeaderMap;
 use url::Url;
 
-use crate::{ScopeHierarchy, challenge::Challenge, step_up::StepUp, tools::ToolScopes};
+use crate::{
+    ScopeHierarchy,
+    challenge::Challenge,
+    step_up::{Guarded, RequiredScopes, StepUp},
+};
 
-/// The step-up guard with one scope per named tool, as `McpServerBuilder` builds it.
+/// Something a request asks for that may need scopes, as the step-up guard sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requested {
+    /// `tools/call` of this tool.
+    Tool(String),
+    /// `prompts/get` of this prompt.
+    Prompt(String),
+    /// `resources/read` of this URI.
+    Resource(String),
+}
+
+impl From<Guarded> for Requested {
+    fn from(g: Guarded) -> Self {
+        match g {
+            Guarded::Tool(n) => Self::Tool(n),
+            Guarded::Prompt(n) => Self::Prompt(n),
+            Guarded::Resource(u) => Self::Resource(u),
+        }
+    }
+}
+
+/// The step-up guard with one scope per named tool, prompt and resource pattern, as
+/// `McpServerBuilder` builds it.
 pub struct StepUpGuard(StepUp);
 
 impl StepUpGuard {
     /// A guard for `scoped` tool names; `None` when the list is empty (no guard is built then).
     pub fn new<'a>(scoped: impl IntoIterator<Item = &'a str>) -> Option<Self> {
-        let mut scopes = ToolScopes::default();
-        for name in scoped {
-            scopes.insert(name, vec!["fuzz:scope".to_owned()]);
+        Self::with(scoped, [], [])
+    }
+
+    /// A guard for scoped tools, prompts and resource patterns (the rule of
+    /// `McpServerBuilder::resource_scopes`); `None` when all are empty.
+    pub fn with<'a>(
+        tools: impl IntoIterator<Item = &'a str>,
+        prompts: impl IntoIterator<Item = &'a str>,
+        resources: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Self> {
+        let mut scopes = RequiredScopes::default();
+        for name in tools {
+            scopes.tools.insert(name, vec!["fuzz:scope".to_owned()]);
+        }
+        for name in prompts {
+            scopes.prompts.insert(name, vec!["fuzz:scope".to_owned()]);
+        }
+        for pattern in resources {
+            scopes
+                .resources
+                .insert(pattern, vec!["fuzz:scope".to_owned()]);
         }
         StepUp::new(
             scopes,
@@ -28,7 +72,33 @@ impl StepUpGuard {
     /// The tools the guard checks for `body` (a request whose span is not recorded, so the
     /// fast path that skips parsing is taken whenever it applies).
     pub fn tools_seen(&self, body: &[u8]) -> Vec<String> {
-        self.0.tools_in_body(body, false)
+        self.seen(&HeaderMap::new(), body)
+            .into_iter()
+            .filter_map(|r| match r {
+                Requested::Tool(name) => Some(name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the guard checks for a request with these headers and this body.
+    pub fn seen(&self, headers: &HeaderMap, body: &[u8]) -> Vec<Requested> {
+        self.0
+            .requested_by(headers, body)
+            .into_iter()
+            .map(Requested::from)
+            .collect()
+    }
+
+    /// Whether the guard's scope table requires something for `item` (a resource URI is
+    /// matched against the patterns).
+    pub fn is_scoped(&self, item: &Requested) -> bool {
+        let g = match item.clone() {
+            Requested::Tool(n) => Guarded::Tool(n),
+            Requested::Prompt(n) => Guarded::Prompt(n),
+            Requested::Resource(u) => Guarded::Resource(u),
+        };
+        self.0.is_scoped(&g)
     }
 }
 

@@ -42,6 +42,7 @@ mod rate_limit;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod resource_scopes;
 mod scopes;
 mod server;
 mod session;

@@ -180,19 +180,55 @@ impl Pipeline {
             },
             None => None,
         };
-        let req = match &self.step_up {
+        let (req, lists_tools) = match &self.step_up {
             Some(step_up) => match step_up.check(req, traced).await {
-                Ok(req) => req,
+                Ok(passed) => (passed.req, passed.lists_tools),
                 Err(refusal) => return refusal,
             },
-            None => req,
+            None => (req, false),
         };
         // `handle` takes `&self`: no per-request clone of rmcp's service (and of its config).
-        let response = mcp.handle(req).await.map(Body::new);
+        let mut response = mcp.handle(req).await.map(Body::new);
+        if lists_tools {
+            response = with_top_level_security_schemes(response).await;
+        }
         if let Some((bindings, check)) = session {
             bindings.record(check, &response);
         }
         response
+    }
+}
+
+/// A `tools/list` answer with each scoped tool's `securitySchemes` also as a field of the tool
+/// object, where the Apps SDK documents it (rmcp's typed `Tool` has no such field; see
+/// [`crate::tool_list`]). rmcp's answer is our own output, so it is read whole; an answer that
+/// cannot be read or is not a tools list is passed on unchanged.
+async fn with_top_level_security_schemes(response: Response) -> Response {
+    let sse = match response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(t) if t.starts_with("application/json") => false,
+        Some(t) if t.starts_with("text/event-stream") => true,
+        _ => return response,
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = http_body_util::BodyExt::collect(body).await else {
+        tracing::warn!("the tools/list answer could not be read");
+        return plain_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the tools list could not be produced",
+        );
+    };
+    let bytes = collected.to_bytes();
+    match crate::tool_list::hoist_security_schemes(&bytes, sse) {
+        Some(new) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(new))
+        }
+        None => Response::from_parts(parts, Body::from(bytes)),
     }
 }
 

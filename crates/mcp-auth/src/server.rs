@@ -25,9 +25,10 @@ use crate::{
     metadata::{self, LegacyAsMetadata, MetadataState, ProtectedResourceMetadata},
     pipeline::{Core, Endpoint, OriginCheck, Pipeline},
     rate_limit::RateLimiter,
+    resource_scopes::ResourceScopes,
     scopes::ScopeHierarchy,
     session::SessionBindings,
-    step_up::StepUp,
+    step_up::{RequiredScopes, StepUp},
     tool_list::ScopedToolList,
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
     verify::TokenVerifier,
@@ -87,6 +88,8 @@ pub struct McpServerBuilder {
     resource_documentation: Option<String>,
     tools: ClosureToolsBuilder,
     tool_scopes: ToolScopes,
+    prompt_scopes: ToolScopes,
+    resource_scopes: ResourceScopes,
     scope_hierarchy: ScopeHierarchy,
     hide_unauthorized_tools: bool,
     info: Option<ServerConfig>,
@@ -156,6 +159,8 @@ impl McpServerBuilder {
             resource_documentation: None,
             tools: ClosureToolsBuilder::default(),
             tool_scopes: ToolScopes::default(),
+            prompt_scopes: ToolScopes::default(),
+            resource_scopes: ResourceScopes::default(),
             scope_hierarchy: ScopeHierarchy::default(),
             hide_unauthorized_tools: false,
             info: None,
@@ -310,8 +315,59 @@ impl McpServerBuilder {
         self
     }
 
-    /// Lets a broader granted scope satisfy narrower required ones in every per-tool scope
-    /// check (the step-up guard, closure tools, and the hidden-tool filter), e.g.
+    /// Requires `scopes` for `prompts/get` of the prompt `name`: a request without them is
+    /// answered with 403 `insufficient_scope` naming the scopes, before the handler's
+    /// `get_prompt` runs (the same step-up challenge as a scoped tool's).
+    ///
+    /// ```
+    /// use mcp_auth::McpServer;
+    ///
+    /// let builder = McpServer::builder("http://127.0.0.1:8787/mcp")
+    ///     .prompt_scopes("incident-review", ["ops:read"]);
+    /// ```
+    pub fn prompt_scopes<I, S>(mut self, name: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.prompt_scopes
+            .insert(name, scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Requires `scopes` for `resources/read` of the resources `pattern` matches: a request
+    /// without them is answered with 403 `insufficient_scope` naming the scopes, before the
+    /// handler's `read_resource` runs.
+    ///
+    /// `pattern` matches a URI equal to it, and the URIs below it: those that continue it with
+    /// `/`, `?` or `#`, or, when `pattern` itself ends with `/`, every URI that starts with it.
+    /// It never matches a sibling that merely shares its spelling (`file:///a` does not match
+    /// `file:///ab`). When several patterns match a URI their scopes add up. URIs are compared
+    /// exactly as the client sent them, with no normalisation: a handler that resolves `..`,
+    /// percent-escapes or case before the lookup must refuse URIs not already in that form.
+    ///
+    /// ```
+    /// use mcp_auth::McpServer;
+    ///
+    /// let builder = McpServer::builder("http://127.0.0.1:8787/mcp")
+    ///     // file:///reports/q3.pdf, file:///reports/2026/q1.pdf; not file:///reports-old/x
+    ///     .resource_scopes("file:///reports/", ["reports:read"])
+    ///     // db://users, db://users/42, db://users?active; not db://users_archive
+    ///     .resource_scopes("db://users", ["users:read"]);
+    /// ```
+    pub fn resource_scopes<I, S>(mut self, pattern: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resource_scopes
+            .insert(pattern, scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Lets a broader granted scope satisfy narrower required ones in every scope check (the
+    /// step-up guard for tools, prompts and resources, closure tools, and the hidden-tool
+    /// filter), e.g.
     /// `ScopeHierarchy::exact().implies("admin", ["admin:read"])` or
     /// `ScopeHierarchy::by_prefix(':')`. The MCP specification asks servers to account for
     /// scope hierarchies (2026-07-28, § Step-Up Authorization Flow); which scopes nest is the
@@ -608,7 +664,11 @@ impl McpServerBuilder {
                 )
             }),
             step_up: StepUp::new(
-                self.tool_scopes,
+                RequiredScopes {
+                    tools: self.tool_scopes,
+                    prompts: self.prompt_scopes,
+                    resources: self.resource_scopes,
+                },
                 self.scope_hierarchy,
                 challenge,
                 self.max_body_bytes,

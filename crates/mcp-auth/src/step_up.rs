@@ -1,41 +1,113 @@
-//! Per-tool scopes at the HTTP layer: a `tools/call` for a tool whose scopes the token lacks
-//! is answered with a 403 `insufficient_scope` challenge before the tool runs, so the client
-//! can re-authorize with the wider scope (MCP step-up authorization).
+//! Per-request scopes at the HTTP layer: a `tools/call`, `prompts/get` or `resources/read` for
+//! a tool, prompt or resource whose scopes the token lacks is answered with a 403
+//! `insufficient_scope` challenge before the handler runs, so the client can re-authorize with
+//! the wider scope (MCP step-up authorization).
 //!
 //! The challenge follows MCP 2026-07-28 (SEP-2350;
 //! `docs/specification/2026-07-28/basic/authorization/index.mdx` in
 //! `modelcontextprotocol/modelcontextprotocol`, § Scope Challenge Handling): "servers **SHOULD**
 //! include all scopes required for the current operation in a single challenge". For a batch
-//! the operation is every call in it, so one 403 names the union of the scopes of every scoped
-//! tool the batch calls (not only the ones found missing first), and a client that steps up
-//! once can run the whole batch.
+//! the operation is every request in it, so one 403 names the union of the scopes of every
+//! scoped tool, prompt and resource the batch asks for (not only the ones found missing
+//! first), and a client that steps up once can run the whole batch.
+//!
+//! # What the guard reads
+//!
+//! With a revision that makes rmcp verify the `Mcp-Method`/`Mcp-Name` headers against the body
+//! (2026-07-28 and later, SEP-2243), the headers decide and the body is not read. Otherwise the
+//! body is parsed, and the parse is built never to see less than rmcp does: every string a
+//! message gives as `method`, `params.name` or `params.uri` counts, whatever else the message
+//! holds (rmcp ignores members it does not know, so must the guard), including both values of a
+//! duplicated key and every message of a batch. Seeing too much only refuses requests rmcp
+//! would not run anyway; seeing too little would run a handler unchecked.
+
+use std::{borrow::Cow, fmt};
 
 use axum::{body::Body, extract::Request, response::Response};
-use http::Method;
+use base64::Engine;
+use http::{HeaderMap, Method};
 use http_body_util::BodyExt;
-use serde::Deserialize;
+use serde::{
+    Deserialize, Deserializer,
+    de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 
 use crate::{
     AuthInfo,
     challenge::{AuthError, Challenge, plain_error},
     layer::merge_scopes,
+    resource_scopes::ResourceScopes,
     scopes::ScopeHierarchy,
     tools::ToolScopes,
 };
 
+/// Something a request asks for that may need scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Guarded {
+    /// `tools/call` of this tool.
+    Tool(String),
+    /// `prompts/get` of this prompt.
+    Prompt(String),
+    /// `resources/read` of this URI.
+    Resource(String),
+}
+
+/// The guarded methods, with the parameter that names what they act on (the same pairs rmcp
+/// reads `Mcp-Name` from: rmcp 3.11, `src/transport/common/mcp_headers.rs`, `NAME_FROM_NAME`
+/// and `NAME_FROM_URI`).
+const TOOLS_CALL: &str = "tools/call";
+const PROMPTS_GET: &str = "prompts/get";
+const RESOURCES_READ: &str = "resources/read";
+const TOOLS_LIST: &str = "tools/list";
+
+/// The scope tables of a server, as the guard checks them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequiredScopes {
+    pub(crate) tools: ToolScopes,
+    /// Prompt name → scopes (the same name table as tools').
+    pub(crate) prompts: ToolScopes,
+    pub(crate) resources: ResourceScopes,
+}
+
+impl RequiredScopes {
+    fn is_empty(&self) -> bool {
+        self.tools.is_empty() && self.prompts.is_empty() && self.resources.is_empty()
+    }
+
+    fn get(&self, item: &Guarded) -> Cow<'_, [String]> {
+        match item {
+            Guarded::Tool(name) => Cow::Borrowed(self.tools.get(name)),
+            Guarded::Prompt(name) => Cow::Borrowed(self.prompts.get(name)),
+            Guarded::Resource(uri) => Cow::Owned(self.resources.get(uri)),
+        }
+    }
+}
+
 pub(crate) struct StepUp {
-    scopes: ToolScopes,
+    scopes: RequiredScopes,
     hierarchy: ScopeHierarchy,
-    /// One substring searcher per scoped tool name, for [`StepUp::may_call_scoped_tool`].
+    /// One substring searcher per scoped tool name, prompt name and resource pattern, for
+    /// [`StepUp::may_need_scopes`].
     scoped_names: Vec<memchr::memmem::Finder<'static>>,
     challenge: Challenge,
     max_body_bytes: usize,
+    /// Some tool has scopes: a `tools/list` answer gets its `securitySchemes` copied to the
+    /// tool objects ([`crate::tool_list::hoist_security_schemes`]), so the guard also says
+    /// whether a request lists tools.
+    marks_tools: bool,
+}
+
+/// A request the guard let through.
+pub(crate) struct Passed {
+    pub(crate) req: Request,
+    /// The request is a `tools/list` (only looked for when some tool has scopes).
+    pub(crate) lists_tools: bool,
 }
 
 impl StepUp {
-    /// `None` when no tool has scopes: then there is nothing to check.
+    /// `None` when nothing has scopes: then there is nothing to check.
     pub(crate) fn new(
-        scopes: ToolScopes,
+        scopes: RequiredScopes,
         hierarchy: ScopeHierarchy,
         challenge: Challenge,
         max_body_bytes: usize,
@@ -43,8 +115,13 @@ impl StepUp {
         if scopes.is_empty() {
             return None;
         }
+        let marks_tools = !scopes.tools.is_empty();
         let scoped_names = scopes
+            .tools
             .names()
+            .chain(scopes.prompts.names())
+            .chain(scopes.resources.patterns())
+            .chain(marks_tools.then_some(TOOLS_LIST))
             .map(|name| memchr::memmem::Finder::new(name.as_bytes()).into_owned())
             .collect();
         Some(Self {
@@ -53,79 +130,318 @@ impl StepUp {
             scoped_names,
             challenge,
             max_body_bytes,
+            marks_tools,
         })
     }
 }
 
-/// The part of a JSON-RPC message this guard needs; everything else is skipped unparsed.
-/// Strings are `Cow` so escaped JSON (`"tools\/call"`) parses exactly as rmcp parses it: a
-/// borrowed `&str` would fail on escapes and let a scoped call slip past unchecked.
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow, default)]
-    method: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    params: Option<Params<'a>>,
-}
+/// A JSON string, or `None` for any other value (skipped unparsed). rmcp ignores a member it
+/// has no field for whatever its type, so a non-string `uri` in a `tools/call` must not make
+/// the guard's parse fail where rmcp's succeeds. `Cow`: escaped strings (`"tools\/call"`) are
+/// decoded exactly as rmcp decodes them, unescaped ones borrowed.
+struct MaybeStr<'a>(Option<Cow<'a, str>>);
 
-#[derive(Deserialize)]
-struct Params<'a> {
-    #[serde(borrow, default)]
-    name: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Tools called by a JSON-RPC body (one message, or a batch from 2025-03-26 clients).
-///
-/// The first byte picks the shape, so the body is parsed once, straight into borrowed fields
-/// (an untagged enum would first buffer the whole document into serde's `Content` tree).
-fn called_tools(body: &[u8]) -> Vec<String> {
-    let tool = |m: Message<'_>| match (m.method.as_deref(), m.params) {
-        (Some("tools/call"), Some(Params { name: Some(n) })) => Some(n.into_owned()),
-        _ => None,
-    };
-    match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => serde_json::from_slice::<Vec<Message<'_>>>(body)
-            .map(|ms| ms.into_iter().filter_map(tool).collect())
-            .unwrap_or_default(),
-        // Not JSON-RPC: rmcp answers it with a parse error.
-        _ => serde_json::from_slice::<Message<'_>>(body)
-            .ok()
-            .and_then(tool)
-            .into_iter()
-            .collect(),
+impl<'de> Deserialize<'de> for MaybeStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
+/// A member name the guard cares about, compared after unescaping (`"met\u0068od"` is
+/// `method`, as rmcp reads it).
+enum Key {
+    Method,
+    Params,
+    Name,
+    Uri,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "name" => Key::Name,
+                    "uri" => Key::Uri,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// What one message names: every `method`, and every `params.name` and `params.uri`,
+/// duplicates included.
+#[derive(Default)]
+struct Seen<'a> {
+    methods: Vec<Cow<'a, str>>,
+    names: Vec<Cow<'a, str>>,
+    uris: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Seen<'a> {
+    /// The guarded requests among what was seen. Over-approximates on purpose: with two
+    /// `method`s, whatever rmcp makes of them, each is paired with every name or URI.
+    fn guarded(self, out: &mut Scan) {
+        let owned = |values: &[Cow<'_, str>], make: fn(String) -> Guarded| {
+            values
+                .iter()
+                .map(|v| make(v.as_ref().to_owned()))
+                .collect::<Vec<_>>()
+        };
+        for method in &self.methods {
+            match method.as_ref() {
+                TOOLS_CALL => out.items.extend(owned(&self.names, Guarded::Tool)),
+                PROMPTS_GET => out.items.extend(owned(&self.names, Guarded::Prompt)),
+                RESOURCES_READ => out.items.extend(owned(&self.uris, Guarded::Resource)),
+                TOOLS_LIST => out.lists_tools = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One message: an object (anything else names nothing).
+struct MessageSeen<'a>(Seen<'a>);
+
+/// `params`: an object (anything else names nothing).
+struct ParamsSeen<'a>(Seen<'a>);
+
+/// Shared by both: any value, read as a map when it is one.
+fn seen_from<'de, D, const PARAMS: bool>(d: D) -> Result<Seen<'de>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<const PARAMS: bool>;
+    impl<'de, const PARAMS: bool> Visitor<'de> for V<PARAMS> {
+        type Value = Seen<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Seen<'de>, A::Error> {
+            let mut seen = Seen::default();
+            while let Some(key) = a.next_key::<Key>()? {
+                match (PARAMS, key) {
+                    (false, Key::Method) => seen.methods.extend(a.next_value::<MaybeStr<'de>>()?.0),
+                    (false, Key::Params) => {
+                        let params = a.next_value::<ParamsSeen<'de>>()?.0;
+                        seen.names.extend(params.names);
+                        seen.uris.extend(params.uris);
+                    }
+                    (true, Key::Name) => seen.names.extend(a.next_value::<MaybeStr<'de>>()?.0),
+                    (true, Key::Uri) => seen.uris.extend(a.next_value::<MaybeStr<'de>>()?.0),
+                    _ => {
+                        a.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(seen)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Seen<'de>, A::Error> {
+            while a.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Seen::default())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Seen<'de>, E> {
+            Ok(Seen::default())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Seen<'de>, E> {
+            Ok(Seen::default())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Seen<'de>, E> {
+            Ok(Seen::default())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Seen<'de>, E> {
+            Ok(Seen::default())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Seen<'de>, E> {
+            Ok(Seen::default())
+        }
+        fn visit_unit<E>(self) -> Result<Seen<'de>, E> {
+            Ok(Seen::default())
+        }
+    }
+    d.deserialize_any(V::<PARAMS>)
+}
+
+impl<'de> Deserialize<'de> for MessageSeen<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        seen_from::<D, false>(d).map(MessageSeen)
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamsSeen<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        seen_from::<D, true>(d).map(ParamsSeen)
+    }
+}
+
+/// What a request asks for, as the guard sees it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Scan {
+    /// The guarded requests, each checked against the scope tables.
+    pub(crate) items: Vec<Guarded>,
+    /// A `tools/list` is among them.
+    pub(crate) lists_tools: bool,
+}
+
+/// What a JSON-RPC body (one message, or a batch from 2025-03-26 clients) asks for.
+///
+/// The first byte picks the shape, so the body is parsed once, straight into borrowed fields
+/// (an untagged enum would first buffer the whole document into serde's `Content` tree). A body
+/// that is not JSON names nothing: rmcp answers it with a parse error.
+fn requested(body: &[u8]) -> Scan {
+    let mut out = Scan::default();
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'[') => {
+            if let Ok(messages) = serde_json::from_slice::<Vec<MessageSeen<'_>>>(body) {
+                for m in messages {
+                    m.0.guarded(&mut out);
+                }
+            }
+        }
+        _ => {
+            if let Ok(m) = serde_json::from_slice::<MessageSeen<'_>>(body) {
+                m.0.guarded(&mut out);
+            }
+        }
+    }
+    out
+}
+
 /// Whether the request negotiated a revision (2026-07-28 and later) for which rmcp verifies that
-/// the `Mcp-Method`/`Mcp-Name` headers match the body; only then are the headers trusted.
-fn headers_are_verified(req: &Request) -> bool {
-    req.headers()
+/// the `Mcp-Method`/`Mcp-Name` headers match the body; only then are the headers trusted. The
+/// same test as rmcp's (3.11, `src/transport/streamable_http_server/tower.rs`,
+/// `validate_standard_headers`: the first `MCP-Protocol-Version` value compared as a string
+/// with `ProtocolVersion::STANDARD_HEADERS`).
+fn headers_are_verified(headers: &HeaderMap) -> bool {
+    headers
         .get("mcp-protocol-version")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v >= "2026-07-28")
 }
 
-impl StepUp {
-    /// Refuses (403 `insufficient_scope`) a `tools/call` for a tool whose scopes the caller's
-    /// token lacks. Otherwise hands the request back, its body re-assembled from the bytes read.
-    /// `traced`: the request's span is recorded, so the called tool is always looked up for it.
-    pub(crate) async fn check(&self, req: Request, traced: bool) -> Result<Request, Response> {
-        if req.method() != Method::POST {
-            return Ok(req);
+/// What the standard headers say a request asks for, read the way rmcp validates them (3.11,
+/// `src/transport/common/mcp_headers.rs`, `validate_request_headers`, `header_str` and
+/// `decode_header_value`): one value each, visible ASCII, `Mcp-Name` possibly wrapped as
+/// `=?base64?…?=`. `None` when the headers do not settle it (absent, repeated, undecodable):
+/// then the body decides. rmcp refuses such a request anyway, but the guard does not rely on it.
+fn requested_by_headers(headers: &HeaderMap) -> Option<Scan> {
+    let single = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        let value = values.next()?;
+        if values.next().is_some() {
+            return None;
         }
-        let Some(info) = req.extensions().get::<AuthInfo>() else {
-            return Ok(req);
-        };
-        if headers_are_verified(&req) {
-            let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-            if let Some(method) = header("mcp-method") {
-                if let ("tools/call", Some(tool)) = (method, header("mcp-name"))
-                    && let Some(refusal) = refuse(self, info, req.headers(), [tool])
-                {
-                    return Err(refusal);
-                }
-                return Ok(req);
+        value.to_str().ok()
+    };
+    let method = single("mcp-method")?;
+    let make: fn(String) -> Guarded = match method {
+        TOOLS_CALL => Guarded::Tool,
+        PROMPTS_GET => Guarded::Prompt,
+        RESOURCES_READ => Guarded::Resource,
+        // rmcp checks that the body's method is this one: nothing guarded is asked for.
+        _ => {
+            return Some(Scan {
+                items: Vec::new(),
+                lists_tools: method == TOOLS_LIST,
+            });
+        }
+    };
+    let raw = single("mcp-name")?;
+    let name = match raw
+        .strip_prefix("=?base64?")
+        .and_then(|inner| inner.strip_suffix("?="))
+    {
+        Some(inner) => String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(inner)
+                .ok()?,
+        )
+        .ok()?,
+        None => raw.to_owned(),
+    };
+    Some(Scan {
+        items: vec![make(name)],
+        lists_tools: false,
+    })
+}
+
+impl StepUp {
+    /// Refuses (403 `insufficient_scope`) a request for a tool, prompt or resource whose
+    /// scopes the caller's token lacks. Otherwise hands the request back, its body re-assembled
+    /// from the bytes read, and says whether it lists tools. `traced`: the request's span is
+    /// recorded, so the called tool is always looked up for it.
+    pub(crate) async fn check(&self, req: Request, traced: bool) -> Result<Passed, Response> {
+        let authenticated = req.extensions().get::<AuthInfo>().is_some();
+        if req.method() != Method::POST || !(authenticated || self.marks_tools) {
+            return Ok(Passed {
+                req,
+                lists_tools: false,
+            });
+        }
+        if headers_are_verified(req.headers())
+            && let Some(scan) = requested_by_headers(req.headers())
+        {
+            if let Some(info) = req.extensions().get::<AuthInfo>()
+                && let Some(refusal) = refuse(self, info, req.headers(), &scan.items)
+            {
+                return Err(refusal);
             }
+            return Ok(Passed {
+                req,
+                lists_tools: scan.lists_tools && self.marks_tools,
+            });
         }
         // Read the body once (bounded), look, and hand the same bytes on.
         let (parts, body) = req.into_parts();
@@ -142,31 +458,53 @@ impl StepUp {
                 ));
             }
         };
-        let tools = self.tools_in_body(&bytes, traced);
+        let scan = self.requested_in_body(&bytes, traced);
         if let Some(info) = parts.extensions.get::<AuthInfo>()
-            && let Some(refusal) =
-                refuse(self, info, &parts.headers, tools.iter().map(String::as_str))
+            && let Some(refusal) = refuse(self, info, &parts.headers, &scan.items)
         {
             return Err(refusal);
         }
-        Ok(Request::from_parts(parts, Body::from(bytes)))
+        Ok(Passed {
+            req: Request::from_parts(parts, Body::from(bytes)),
+            lists_tools: scan.lists_tools && self.marks_tools,
+        })
     }
 
-    /// The tools a body calls, as far as the guard needs to know: parsing is skipped when it
-    /// cannot change the outcome (no scoped tool can be named in the body and nobody listens
+    /// What a body asks for, as far as the guard needs to know: parsing is skipped when it
+    /// cannot change the outcome (nothing scoped can be named in the body and nobody listens
     /// for the span's `tool` field).
-    pub(crate) fn tools_in_body(&self, body: &[u8], traced: bool) -> Vec<String> {
-        if traced || self.may_call_scoped_tool(body) {
-            called_tools(body)
+    pub(crate) fn requested_in_body(&self, body: &[u8], traced: bool) -> Scan {
+        if traced || self.may_need_scopes(body) {
+            requested(body)
         } else {
-            Vec::new()
+            Scan::default()
         }
     }
 
-    /// Whether `body` can possibly call a scoped tool. JSON spells a string's characters
+    /// What a request with these headers and this body asks for, by the rule
+    /// [`StepUp::check`] follows.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn requested_by(&self, headers: &HeaderMap, body: &[u8]) -> Vec<Guarded> {
+        if headers_are_verified(headers)
+            && let Some(scan) = requested_by_headers(headers)
+        {
+            return scan.items;
+        }
+        self.requested_in_body(body, false).items
+    }
+
+    /// Whether `item` needs any scope.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn is_scoped(&self, item: &Guarded) -> bool {
+        !self.scopes.get(item).is_empty()
+    }
+
+    /// Whether `body` can possibly name something scoped. JSON spells a string's characters
     /// either literally or with a `\` escape, so a body that has no backslash and does not
-    /// contain a scoped tool's name verbatim cannot name that tool anywhere.
-    fn may_call_scoped_tool(&self, body: &[u8]) -> bool {
+    /// contain a scoped tool's or prompt's name, or a resource pattern, verbatim cannot name
+    /// any of them (a URI a pattern matches starts with the pattern); nor can it be a
+    /// `tools/list` without containing that verbatim.
+    fn may_need_scopes(&self, body: &[u8]) -> bool {
         memchr::memchr(b'\\', body).is_some()
             || self
                 .scoped_names
@@ -175,34 +513,33 @@ impl StepUp {
     }
 }
 
-/// The 403 for a request calling `tools`, if the token lacks a scope one of them needs. The
-/// challenge names the scopes of every scoped tool called (SEP-2350: all scopes of the
+/// The 403 for a request asking for `items`, if the token lacks a scope one of them needs. The
+/// challenge names the scopes of every scoped item asked for (SEP-2350: all scopes of the
 /// operation in one challenge), after those already granted, so a client that replaces its
 /// scope set with the challenge's (rather than adding to it) keeps what it had.
-fn refuse<'a>(
+fn refuse(
     step_up: &StepUp,
     info: &AuthInfo,
     headers: &http::HeaderMap,
-    tools: impl IntoIterator<Item = &'a str>,
+    items: &[Guarded],
 ) -> Option<Response> {
     let mut operation: Vec<String> = Vec::new();
     let mut refused = false;
-    for tool in tools {
-        tracing::Span::current().record("tool", tool);
-        let required = step_up.scopes.get(tool);
+    for item in items {
+        if let Guarded::Tool(tool) = item {
+            tracing::Span::current().record("tool", tool.as_str());
+        }
+        let required = step_up.scopes.get(item);
         if required.is_empty() {
             continue;
         }
-        refused |= !step_up.hierarchy.satisfies(info.scopes(), required);
-        operation = merge_scopes(&operation, required);
+        refused |= !step_up.hierarchy.satisfies(info.scopes(), &required);
+        operation = merge_scopes(&operation, &required);
     }
     if !refused {
         return None;
     }
-    tracing::debug!(
-        user = info.user_id(),
-        "tool call refused: insufficient scope"
-    );
+    tracing::debug!(user = info.user_id(), "request refused: insufficient scope");
     let scope = merge_scopes(info.scopes(), &operation);
     Some(
         step_up
@@ -213,18 +550,74 @@ fn refuse<'a>(
 
 #[cfg(test)]
 mod tests {
+    use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage};
+
     use super::*;
 
+    fn tool(name: &str) -> Guarded {
+        Guarded::Tool(name.to_owned())
+    }
+
+    fn guard() -> StepUp {
+        let mut scopes = RequiredScopes::default();
+        scopes
+            .tools
+            .insert("admin-report", vec!["admin:read".into()]);
+        scopes
+            .tools
+            .insert("r\u{e9}sum\u{e9}-\u{1f512}", vec!["cv:read".into()]);
+        scopes.prompts.insert("incident", vec!["ops:read".into()]);
+        scopes
+            .resources
+            .insert("file:///secret/", vec!["secret:read".into()]);
+        scopes
+            .resources
+            .insert("db://users", vec!["users:read".into()]);
+        StepUp::new(scopes, ScopeHierarchy::exact(), Challenge::bare(), 1 << 20).unwrap()
+    }
+
+    /// What rmcp runs for `body`: its Streamable HTTP server parses a POST body with
+    /// `serde_json::from_slice::<ClientJsonRpcMessage>` (3.11,
+    /// `src/transport/common/server_side_http.rs`, `expect_json`) and dispatches a request.
+    fn rmcp_runs(body: &[u8]) -> Option<Guarded> {
+        let Ok(JsonRpcMessage::Request(request)) =
+            serde_json::from_slice::<ClientJsonRpcMessage>(body)
+        else {
+            return None;
+        };
+        match request.request {
+            ClientRequest::CallToolRequest(r) => Some(Guarded::Tool(r.params.name.into_owned())),
+            ClientRequest::GetPromptRequest(r) => Some(Guarded::Prompt(r.params.name)),
+            ClientRequest::ReadResourceRequest(r) => Some(Guarded::Resource(r.params.uri)),
+            _ => None,
+        }
+    }
+
     #[test]
-    fn finds_tool_names_in_single_and_batch_messages() {
+    fn finds_what_single_and_batch_messages_ask_for() {
         let one = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report","arguments":{}}}"#;
-        assert_eq!(called_tools(one), vec!["admin-report"]);
+        assert_eq!(requested(one).items, vec![tool("admin-report")]);
         let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a\u0062"}}]"#;
-        assert_eq!(called_tools(batch), vec!["ab"]);
+        assert_eq!(requested(batch).items, vec![tool("ab")]);
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"admin\u002dreport"}}"#;
-        assert_eq!(called_tools(escaped), vec!["admin-report"]);
-        assert!(called_tools(b"not json").is_empty());
-        assert!(called_tools(br#"{"method":"tools/list"}"#).is_empty());
+        assert_eq!(requested(escaped).items, vec![tool("admin-report")]);
+        let prompt =
+            br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident"}}"#;
+        assert_eq!(
+            requested(prompt).items,
+            vec![Guarded::Prompt("incident".into())]
+        );
+        let read = br#"{"jsonrpc":"2.0","id":1,"params":{"uri":"file:\/\/\/secret\/k"},"method":"resources/read"}"#;
+        assert_eq!(
+            requested(read).items,
+            vec![Guarded::Resource("file:///secret/k".into())]
+        );
+        assert!(requested(b"not json").items.is_empty());
+        let list = requested(br#"{"method":"tools/list"}"#);
+        assert!(list.items.is_empty());
+        assert!(list.lists_tools);
+        assert!(requested(br#"{"method":"tools\/list","id":1}"#).lists_tools);
+        assert!(!requested(one).lists_tools);
     }
 
     /// The input `fuzz/` target `step_up_differential` found against the guard as it was before
@@ -232,37 +625,197 @@ mod tests {
     /// the tool; the guard must see the call too, through the same path a request takes.
     #[test]
     fn sees_the_call_the_fuzzer_found_behind_an_escaped_method() {
-        let name = "résumé-🔒";
-        let mut scopes = ToolScopes::default();
-        scopes.insert(name, vec!["admin:read".into()]);
-        let step_up =
-            StepUp::new(scopes, ScopeHierarchy::exact(), Challenge::bare(), 1024).unwrap();
         let body = r#"{"method":"tools\/call","params":{"name":"résumé-🔒"},"jsonrpc":"2.0","id":5136151966242003967}"#;
-        assert_eq!(step_up.tools_in_body(body.as_bytes(), false), vec![name]);
+        assert_eq!(
+            guard().requested_in_body(body.as_bytes(), false).items,
+            vec![tool("r\u{e9}sum\u{e9}-\u{1f512}")]
+        );
+    }
+
+    /// Bodies built to make a parser see less than rmcp does: every one rmcp would run for
+    /// something scoped, the guard must see it too, through the path a request takes (fast
+    /// path included). Each is checked against rmcp's own parse, so the table cannot drift
+    /// from what rmcp actually runs.
+    #[test]
+    fn sees_everything_rmcp_runs_however_the_body_is_spelled() {
+        let bodies: &[&str] = &[
+            // Escapes in values and in member names.
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts\/get","params":{"name":"inci\u0064ent"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"resources/read","p\u0061rams":{"\u0075ri":"db://users"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"db:\/\/users\/42"}}"#,
+            // Members rmcp ignores, of any type, next to the ones it reads.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report","uri":7,"arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///secret/a","name":{"x":[1]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident","uri":null,"uri":false}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","name":5,"params":{"name":"incident"}}"#,
+            // Members in any order, whitespace anywhere.
+            " \r\n{ \"params\" : { \"uri\" : \"file:///secret/x\" } , \"id\" : 1 , \"method\" : \"resources/read\" , \"jsonrpc\" : \"2.0\" }\n",
+            // Non-ASCII names, escaped as surrogate pairs.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r\u00e9sum\u00e9-\ud83d\udd12"}}"#,
+        ];
+        let step_up = guard();
+        for body in bodies {
+            let runs = rmcp_runs(body.as_bytes())
+                .unwrap_or_else(|| panic!("rmcp does not run {body}: fix the table"));
+            assert!(
+                !step_up.scopes.get(&runs).is_empty(),
+                "{body}: {runs:?} is not scoped"
+            );
+            let seen = step_up.requested_in_body(body.as_bytes(), false).items;
+            assert!(
+                seen.contains(&runs),
+                "{body}: rmcp runs {runs:?}, guard saw {seen:?}"
+            );
+        }
+    }
+
+    /// A duplicated key: whatever rmcp does with it (refuse, or take one of the values), the
+    /// guard sees every value, so no choice of rmcp's can run something it did not check.
+    /// (rmcp 3.11 refuses each of these bodies as a duplicate field; the guard does not rely
+    /// on that.)
+    #[test]
+    fn duplicate_keys_show_every_value() {
+        let bodies: &[&str] = &[
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"admin-report"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"resources/read","params":{"uri":"db://users"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"db://other"},"params":{"uri":"db://users"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident","arguments":{},"name":"other"}}"#,
+        ];
+        let step_up = guard();
+        for body in bodies {
+            let seen = step_up.requested_in_body(body.as_bytes(), false).items;
+            if let Some(runs) = rmcp_runs(body.as_bytes()) {
+                assert!(
+                    seen.contains(&runs),
+                    "{body}: rmcp runs {runs:?}, guard saw {seen:?}"
+                );
+            }
+            assert!(
+                seen.iter().any(|g| !step_up.scopes.get(g).is_empty()),
+                "{body}: the scoped value must be seen, saw {seen:?}"
+            );
+        }
+    }
+
+    /// rmcp 3.11 refuses batches, but the guard checks every message of one anyway (a later
+    /// rmcp, or a proxy in front, may split them).
+    #[test]
+    fn a_batch_shows_every_message() {
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident"}},{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"db://users?id=1"}},{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"admin-report"}}]"#;
+        assert_eq!(
+            guard().requested_in_body(batch, false).items,
+            vec![
+                Guarded::Prompt("incident".into()),
+                Guarded::Resource("db://users?id=1".into()),
+                tool("admin-report"),
+            ]
+        );
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    /// With a verified revision the headers decide, `Mcp-Name` decoded as rmcp decodes it
+    /// (`=?base64?…?=`): read raw, `=?base64?YWRtaW4tcmVwb3J0?=` would be an unknown tool and
+    /// the call to `admin-report` would run unchecked (rmcp accepts the header: it decodes it
+    /// to the body's name).
+    #[test]
+    fn standard_headers_are_decoded_as_rmcp_decodes_them() {
+        let step_up = guard();
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report"}}"#;
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?YWRtaW4tcmVwb3J0?="),
+        ]);
+        assert_eq!(step_up.requested_by(&h, body), vec![tool("admin-report")]);
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "resources/read"),
+            ("mcp-name", "db://users/1"),
+        ]);
+        assert_eq!(
+            step_up.requested_by(&h, b"{}"),
+            vec![Guarded::Resource("db://users/1".into())]
+        );
+        let h = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "prompts/get"),
+            ("mcp-name", "incident"),
+        ]);
+        assert_eq!(
+            step_up.requested_by(&h, b"{}"),
+            vec![Guarded::Prompt("incident".into())]
+        );
+    }
+
+    /// Headers that do not settle the question (repeated, undecodable, missing `Mcp-Name`) and
+    /// headers of a revision rmcp does not verify leave the decision to the body.
+    #[test]
+    fn unclear_or_unverified_headers_leave_it_to_the_body() {
+        let step_up = guard();
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin-report"}}"#;
+        for pairs in [
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "whoami"),
+                ("mcp-name", "whoami"),
+            ][..],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "=?base64?not base64?="),
+            ],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/call"),
+            ],
+            &[
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "tools/list"),
+                ("mcp-method", "tools/list"),
+            ],
+            &[
+                ("mcp-protocol-version", "2025-11-25"),
+                ("mcp-method", "tools/list"),
+            ],
+        ] {
+            assert_eq!(
+                step_up.requested_by(&headers(pairs), body),
+                vec![tool("admin-report")],
+                "{pairs:?}"
+            );
+        }
     }
 
     #[test]
-    fn skips_parsing_only_when_no_scoped_tool_can_be_named() {
-        let mut scopes = ToolScopes::default();
-        scopes.insert("admin-report", vec!["admin:read".into()]);
-        let step_up = StepUp::new(
-            scopes,
-            ScopeHierarchy::default(),
-            Challenge::new("http://x/m"),
-            1024,
-        )
-        .unwrap();
+    fn skips_parsing_only_when_nothing_scoped_can_be_named() {
+        let step_up = guard();
         let whoami =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"}}"#;
-        assert!(!step_up.may_call_scoped_tool(whoami));
+        assert!(!step_up.may_need_scopes(whoami));
         let literal = br#"{"method":"tools/call","params":{"name":"admin-report"}}"#;
-        assert!(step_up.may_call_scoped_tool(literal));
+        assert!(step_up.may_need_scopes(literal));
+        let prompt = br#"{"method":"prompts/get","params":{"name":"incident"}}"#;
+        assert!(step_up.may_need_scopes(prompt));
+        let under = br#"{"method":"resources/read","params":{"uri":"file:///secret/deep/x"}}"#;
+        assert!(step_up.may_need_scopes(under));
+        let public = br#"{"method":"resources/read","params":{"uri":"file:///public/x"}}"#;
+        assert!(!step_up.may_need_scopes(public));
         // Any escape forces the parse: `\u002d` is the `-` of `admin-report`.
         let escaped = br#"{"method":"tools/call","params":{"name":"admin\u002dreport"}}"#;
-        assert!(step_up.may_call_scoped_tool(escaped));
+        assert!(step_up.may_need_scopes(escaped));
         assert!(
             StepUp::new(
-                ToolScopes::default(),
+                RequiredScopes::default(),
                 ScopeHierarchy::default(),
                 Challenge::new("http://x/m"),
                 1

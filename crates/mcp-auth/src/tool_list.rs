@@ -47,8 +47,11 @@ impl<H> ScopedToolList<H> {
     /// (`openai/openai-apps-sdk-examples`, `examples/authenticated/server_python/main.py`,
     /// `_list_tools` and `_tool_meta`): each tool carries
     /// `securitySchemes: [{"type": "oauth2", "scopes": [...]}]` both as a field of the tool
-    /// object and in its `_meta`. rmcp's `Tool` (3.11) has no field for the former and rmcp
-    /// calls this handler through typed results, so only `_meta.securitySchemes` is sent.
+    /// object (what the Apps SDK documentation calls the first-class field) and in its `_meta`
+    /// (the mirror for clients that read only `_meta`). rmcp's `Tool` (3.11) has no field for
+    /// the former and calls this handler through typed results, so `_meta.securitySchemes` is
+    /// set here and the pipeline copies it to the tool object in the serialized answer
+    /// ([`hoist_security_schemes`]).
     fn mark(
         &self,
         mut list: ListToolsResult,
@@ -79,6 +82,66 @@ impl<H> ScopedToolList<H> {
         }
         list
     }
+}
+
+/// Copies each listed tool's `_meta.securitySchemes` to a top-level `securitySchemes` field in a
+/// serialized `tools/list` answer: a JSON-RPC response (`application/json`) or the SSE events
+/// carrying it (`text/event-stream`, session mode). `None` when there is nothing to change (not
+/// a tools list, no scoped tool, or not JSON), so the caller sends the original bytes.
+pub(crate) fn hoist_security_schemes(body: &[u8], sse: bool) -> Option<Vec<u8>> {
+    if !sse {
+        return hoist_in_message(body);
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        if let Some(data) = line.strip_prefix("data:") {
+            let (json, end) = match data.strip_suffix("\r\n") {
+                Some(json) => (json, "\r\n"),
+                None => data
+                    .strip_suffix('\n')
+                    .map_or((data, ""), |json| (json, "\n")),
+            };
+            if let Some(new) = hoist_in_message(json.trim_start().as_bytes()) {
+                out.push_str("data: ");
+                out.push_str(std::str::from_utf8(&new).ok()?);
+                out.push_str(end);
+                changed = true;
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    changed.then(|| out.into_bytes())
+}
+
+fn hoist_in_message(json: &[u8]) -> Option<Vec<u8>> {
+    let mut message: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let tools = message
+        .get_mut("result")?
+        .get_mut("tools")?
+        .as_array_mut()?;
+    let mut changed = false;
+    for tool in tools {
+        let Some(schemes) = tool
+            .get("_meta")
+            .and_then(|meta| meta.get("securitySchemes"))
+            .cloned()
+        else {
+            continue;
+        };
+        if let Some(tool) = tool.as_object_mut()
+            && !tool.contains_key("securitySchemes")
+        {
+            tool.insert("securitySchemes".into(), schemes);
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    serde_json::to_vec(&message).ok()
 }
 
 /// `[{"type": "oauth2", "scopes": [...]}]` for a tool needing `required`.

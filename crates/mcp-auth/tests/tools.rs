@@ -202,20 +202,56 @@ fn tool<'a>(tools: &'a [Value], name: &str) -> Option<&'a Value> {
 }
 
 /// By default every tool is listed, and each scoped one carries its scopes the way ChatGPT's
-/// Apps SDK reads them (`_meta.securitySchemes`), unscoped ones nothing.
+/// Apps SDK reads them: `securitySchemes` on the tool object (the Apps SDK's first-class
+/// field; OpenAI's authenticated example, `examples/authenticated/server_python/main.py`,
+/// `_list_tools`) and the same in `_meta.securitySchemes` (its mirror for clients that read
+/// only `_meta`). Unscoped tools carry neither. Checked on the raw HTTP answer, in stateless
+/// (JSON) and session (SSE) mode.
 #[tokio::test]
 async fn tools_list_announces_scopes() {
-    let s = start_server(Options::default()).await;
-    let tools = listed_tools(&s, "openid").await;
-    assert_eq!(tools.len(), 3, "{tools:?}");
-    let report = tool(&tools, "admin-report").unwrap();
-    assert_eq!(
-        report["_meta"]["securitySchemes"],
-        json!([{"type": "oauth2", "scopes": ["admin:read"]}]),
-        "{report}"
-    );
-    let whoami = tool(&tools, "whoami").unwrap();
-    assert!(whoami.get("_meta").is_none(), "{whoami}");
+    for sessions in [false, true] {
+        let s = start_server(Options {
+            sessions,
+            ..Options::default()
+        })
+        .await;
+        let token = s.token("user_alice", "openid");
+        let mut extra = Vec::new();
+        if sessions {
+            let resp = post(&s.mcp, Some(&token), &initialize(), &[]).await;
+            extra.push((
+                "mcp-session-id",
+                resp.headers()["mcp-session-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            ));
+            let _ = resp.text().await;
+        }
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let list = json!({"jsonrpc":"2.0","id":5,"method":"tools/list","params":{}});
+        let resp = post(&s.mcp, Some(&token), &list, &extra).await;
+        assert_eq!(resp.status(), 200);
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(
+            content_type.starts_with(if sessions {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+            "{content_type}"
+        );
+        let r = rpc_result(resp).await;
+        let tools = r["result"]["tools"].as_array().unwrap().clone();
+        assert_eq!(tools.len(), 3, "{tools:?}");
+        let report = tool(&tools, "admin-report").unwrap();
+        let expected = json!([{"type": "oauth2", "scopes": ["admin:read"]}]);
+        assert_eq!(report["securitySchemes"], expected, "{report}");
+        assert_eq!(report["_meta"]["securitySchemes"], expected, "{report}");
+        let whoami = tool(&tools, "whoami").unwrap();
+        assert!(whoami.get("_meta").is_none(), "{whoami}");
+        assert!(whoami.get("securitySchemes").is_none(), "{whoami}");
+    }
 }
 
 /// With `hide_unauthorized_tools`, a caller without a tool's scope does not see it, one with

@@ -94,6 +94,7 @@ impl Args {
             rate_limit: self
                 .rate_limit_per_user
                 .map(|n| (n, std::time::Duration::from_secs(self.rate_limit_window))),
+            auto_approve_user: None,
         }
     }
 }

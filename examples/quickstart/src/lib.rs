@@ -54,6 +54,10 @@ pub struct Options {
     /// Per-user rate limit on MCP requests, `(requests, window)` (`--rate-limit-per-user`,
     /// `--rate-limit-window`). `None`: no limit.
     pub rate_limit: Option<(u32, Duration)>,
+    /// The embedded issuer approves every authorization request as this user, without showing
+    /// the consent page (its `auto_approve_user`, loopback only). For automated tests driving
+    /// a client that cannot fill in a form; `None` (the binary): the consent page is shown.
+    pub auto_approve_user: Option<String>,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             state_dir: None,
             redis_url: None,
             rate_limit: None,
+            auto_approve_user: None,
         }
     }
 }
@@ -195,6 +200,7 @@ impl Quickstart {
                     // this server as audience, so the strict audience check still holds.
                     default_audience: Some(mcp_url.clone()),
                     state_dir: options.state_dir.clone(),
+                    auto_approve_user: options.auto_approve_user.clone(),
                     ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)

@@ -1,0 +1,302 @@
+//! Scopes beyond tools: `prompts/get` per prompt name and `resources/read` per URI or URI
+//! prefix, refused with the step-up challenge before the handler runs, over real HTTP.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use mcp_auth::{McpServer, ScopeHierarchy};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, PromptMessage,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
+        Role, ServerCapabilities, ServerConfig,
+    },
+    service::RequestContext,
+};
+use serde_json::{Value, json};
+
+/// Serves any prompt and any resource, and records what it served: a refused request must
+/// never reach it.
+#[derive(Clone, Default)]
+struct Library {
+    served: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerHandler for Library {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("prompt {}", request.name));
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("prompt {}", request.name),
+        )])
+        .into())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("resource {}", request.uri));
+        Ok(ReadResourceResult::new(vec![ResourceContents::text("contents", request.uri)]).into())
+    }
+}
+
+struct Server {
+    mcp: String,
+    resource: String,
+    key: TestKey,
+    served: Arc<Mutex<Vec<String>>>,
+    _jwks: JwksServer,
+}
+
+impl Server {
+    fn token(&self, scope: &str) -> String {
+        self.key.sign(
+            &claims(ISSUER, &self.resource, "user_alice", scope),
+            Some("at+jwt"),
+        )
+    }
+
+    fn served(&self) -> Vec<String> {
+        self.served.lock().unwrap().clone()
+    }
+}
+
+async fn start(hierarchy: ScopeHierarchy) -> Server {
+    let key = TestKey::rsa("k1");
+    let jwks = JwksServer::start(vec![key.jwk.clone()]).await;
+    let library = Library::default();
+    let served = library.served.clone();
+    let mut resource = String::new();
+    let addr = spawn_with(|addr| {
+        resource = format!("http://{addr}/mcp");
+        let verifier = mcp_auth::JwtVerifier::builder(
+            ISSUER,
+            mcp_auth::Jwks::from_url(jwks.url.parse().unwrap()),
+        )
+        .resource(&resource)
+        .build()
+        .unwrap();
+        McpServer::builder(&resource)
+            .authorization_server(ISSUER)
+            .legacy_authorization_server_metadata(false)
+            .verifier(verifier)
+            .scope_hierarchy(hierarchy)
+            .prompt_scopes("incident", ["ops:read"])
+            .resource_scopes("file:///secret/", ["secret:read"])
+            .resource_scopes("file:///secret/hr/", ["hr:read"])
+            .resource_scopes("db://users", ["users:read"])
+            .build_with(move || Ok(library.clone()))
+            .unwrap()
+    })
+    .await;
+    Server {
+        mcp: format!("http://{addr}/mcp"),
+        resource,
+        key,
+        served,
+        _jwks: jwks,
+    }
+}
+
+fn get_prompt(name: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name": name}})
+}
+
+fn read(uri: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri": uri}})
+}
+
+fn challenge(resp: &reqwest::Response) -> String {
+    resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A scoped prompt without its scope: 403 naming the scopes to request, the handler never
+/// runs; other prompts are served; with the scope the prompt is served.
+#[tokio::test]
+async fn scoped_prompt_steps_up() {
+    let s = start(ScopeHierarchy::exact()).await;
+    let narrow = s.token("openid");
+    let resp = post(&s.mcp, Some(&narrow), &get_prompt("incident"), &[]).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        challenge(&resp).contains("scope=\"openid ops:read\", error=\"insufficient_scope\""),
+        "{}",
+        challenge(&resp)
+    );
+    assert!(s.served().is_empty(), "{:?}", s.served());
+
+    let resp = post(&s.mcp, Some(&narrow), &get_prompt("greeting"), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("openid ops:read")),
+        &get_prompt("incident"),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let r = rpc_result(resp).await;
+    assert_eq!(
+        r["result"]["messages"][0]["content"]["text"], "prompt incident",
+        "{r}"
+    );
+    assert_eq!(s.served(), ["prompt greeting", "prompt incident"]);
+}
+
+/// Resource patterns: a prefix ending in `/` covers what is below it, a pattern without one
+/// covers itself and what continues it with `/`, `?` or `#`, never a sibling (`db://users`
+/// does not cover `db://users_archive`); nested patterns add their scopes, and the challenge
+/// names all of them.
+#[tokio::test]
+async fn resource_patterns_step_up() {
+    let s = start(ScopeHierarchy::exact()).await;
+    let narrow = s.token("openid");
+    for (uri, scope) in [
+        ("file:///secret/plan.txt", "openid secret:read"),
+        ("file:///secret/hr/pay.csv", "openid secret:read hr:read"),
+        ("db://users", "openid users:read"),
+        ("db://users/42", "openid users:read"),
+        ("db://users?active=true", "openid users:read"),
+    ] {
+        let resp = post(&s.mcp, Some(&narrow), &read(uri), &[]).await;
+        assert_eq!(resp.status(), 403, "{uri}");
+        assert!(
+            challenge(&resp).contains(&format!("scope=\"{scope}\", error=\"insufficient_scope\"")),
+            "{uri}: {}",
+            challenge(&resp)
+        );
+    }
+    assert!(s.served().is_empty(), "{:?}", s.served());
+    for uri in ["db://users_archive", "file:///secret", "file:///public/a"] {
+        let resp = post(&s.mcp, Some(&narrow), &read(uri), &[]).await;
+        assert_eq!(resp.status(), 200, "{uri}");
+    }
+    // `secret:read` alone is not enough below `hr/`.
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("secret:read")),
+        &read("file:///secret/hr/pay.csv"),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("secret:read hr:read")),
+        &read("file:///secret/hr/pay.csv"),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let r = rpc_result(resp).await;
+    assert_eq!(
+        r["result"]["contents"][0]["uri"],
+        "file:///secret/hr/pay.csv"
+    );
+}
+
+/// The scope hierarchy applies to prompts and resources as to tools.
+#[tokio::test]
+async fn hierarchy_covers_prompts_and_resources() {
+    let s = start(ScopeHierarchy::by_prefix(':').implies("root", ["ops", "users"])).await;
+    let root = s.token("root");
+    for body in [get_prompt("incident"), read("db://users/1")] {
+        let resp = post(&s.mcp, Some(&root), &body, &[]).await;
+        assert_eq!(resp.status(), 200, "{body}");
+    }
+    let resp = post(&s.mcp, Some(&root), &read("file:///secret/a"), &[]).await;
+    assert_eq!(resp.status(), 403);
+}
+
+/// Escapes, duplicate keys and batches do not hide a scoped prompt or resource from the
+/// guard (rmcp decodes escapes and would serve them).
+#[tokio::test]
+async fn spelling_does_not_hide_prompts_or_resources() {
+    let s = start(ScopeHierarchy::exact()).await;
+    let narrow = s.token("openid");
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"prompts\/get","params":{"name":"inci\u0064ent"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:\/\/\/secret\/a"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"resources/read","params":{"\u0075ri":"db://users"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"incident","uri":7}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"db://x","uri":"db://users"}}"#,
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"incident"}}]"#,
+    ] {
+        let resp = reqwest::Client::new()
+            .post(&s.mcp)
+            .bearer_auth(&narrow)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", PROTOCOL)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{body}");
+    }
+    assert!(s.served().is_empty(), "{:?}", s.served());
+}
+
+/// 2026-07-28: the `Mcp-Method`/`Mcp-Name` headers decide, `Mcp-Name` decoded from its
+/// `=?base64?…?=` form as rmcp decodes it. Read raw, the encoded name would be an unknown
+/// prompt and rmcp (which decodes it and finds it equal to the body's) would serve the
+/// scoped prompt unchecked.
+#[tokio::test]
+async fn standard_headers_decide_for_prompts_and_resources() {
+    let s = start(ScopeHierarchy::exact()).await;
+    let narrow = s.token("openid");
+    let send = |method: &'static str, name: &'static str, body: Value| {
+        reqwest::Client::new()
+            .post(&s.mcp)
+            .bearer_auth(&narrow)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .header("mcp-name", name)
+            .json(&body)
+            .send()
+    };
+    // `aW5jaWRlbnQ=` is base64 for `incident`.
+    let resp = send(
+        "prompts/get",
+        "=?base64?aW5jaWRlbnQ=?=",
+        get_prompt("incident"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = send("resources/read", "db://users/7", read("db://users/7"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(challenge(&resp).contains("users:read"));
+    assert!(s.served().is_empty(), "{:?}", s.served());
+}
