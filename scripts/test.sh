@@ -5,9 +5,10 @@
 # test in the workspace:
 #   - npm packages for the JavaScript clients (tests/js/package-lock.json, `npm ci`);
 #   - Chromium for the consent-page test (Debian package `chromium`, when missing and root);
-# and checks formatting and lints on the way. Ends with a short smoke run of every fuzz target
-# (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned version when missing);
-# FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
+# and checks formatting and lints on the way. Then a two-minute soak with injected faults
+# (scripts/soak.sh; SOAK_SECONDS sets its length, 0 skips it), and last a short smoke run of
+# every fuzz target (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned
+# version when missing); FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+
+SOAK_SECONDS="${SOAK_SECONDS:-120}"
+if [ "$SOAK_SECONDS" != "0" ]; then
+  echo "==> soak (${SOAK_SECONDS}s)"
+  scripts/soak.sh "$SOAK_SECONDS"
+fi
 
 FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-5}"
 if [ "$FUZZ_SMOKE_SECONDS" != "0" ]; then

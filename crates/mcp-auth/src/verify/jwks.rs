@@ -144,6 +144,19 @@ struct FetchState {
     /// Whether the last attempt failed: then the cached set may be stale and an unknown `kid`
     /// may be a new key, so it is answered "unavailable" until a fetch succeeds.
     last_failed: bool,
+    /// When the cached set was last fetched successfully (Unix seconds).
+    fetched_at_unix: Option<u64>,
+}
+
+/// A token issued more than this long before the cached set was fetched names a key that set
+/// would hold if it were real (the slack covers clock skew between issuer and server).
+const ISSUED_BEFORE_FETCH_SLACK: u64 = 60;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 #[derive(Default)]
@@ -295,6 +308,20 @@ impl Jwks {
     /// (with a retry delay) when the set could not be fetched at all, or when `kid` is unknown
     /// and the last fetch failed (the key may be a new one the endpoint could not tell us about).
     pub async fn key(&self, kid: Option<&str>) -> Result<Arc<JwksKey>, VerifyError> {
+        self.key_for_token(kid, None).await
+    }
+
+    /// [`Jwks::key`] for a token that says it was issued at `issued_at` (Unix seconds, its
+    /// unverified `iat`). That only decides how an unknown `kid` is refused when no fetch is
+    /// due: `invalid_token` when the token is older than the cached set (by more than a minute
+    /// of clock slack), since its key would be in that set; otherwise `unavailable` until the
+    /// next fetch may run, since the key may have been published after the set was fetched (a
+    /// rotation that signs with the new key at once).
+    pub(crate) async fn key_for_token(
+        &self,
+        kid: Option<&str>,
+        issued_at: Option<u64>,
+    ) -> Result<Arc<JwksKey>, VerifyError> {
         let keys = self.snapshot();
         if keys.loaded
             && let Some(key) = keys.find(kid)
@@ -322,7 +349,8 @@ impl Jwks {
         }
         let interval = self.inner.config.min_refetch_interval;
         let since_last = state.last_attempt.map(|t| t.elapsed());
-        if since_last.is_none_or(|e| e >= interval) {
+        let fetched_now = since_last.is_none_or(|e| e >= interval);
+        if fetched_now {
             if let Err(error) = self.fetch_locked(&mut state).await {
                 tracing::warn!(%error, "JWKS fetch failed");
             }
@@ -330,18 +358,25 @@ impl Jwks {
                 return Ok(key);
             }
         }
-        if state.last_failed {
-            // The set could not be refreshed: a valid token signed with a key published since
-            // must not be refused for good (its client would have to sign in again).
-            let next = state
-                .last_attempt
-                .map(|t| interval.saturating_sub(t.elapsed()))
-                .unwrap_or_default();
-            return Err(VerifyError::unavailable(
-                next.max(self.inner.config.retry_after),
-            ));
+        // A set fetched just now without the key settles it; so does a token older than the
+        // cached set. Otherwise the key may be newer than what we hold (or the set could not
+        // be refreshed): a valid token must not be refused for good, which would send its
+        // client back through sign-in. It is "unavailable" until the next fetch may run.
+        let older_than_set = issued_at
+            .zip(state.fetched_at_unix)
+            .is_some_and(|(iat, at)| iat.saturating_add(ISSUED_BEFORE_FETCH_SLACK) < at);
+        if !state.last_failed && (fetched_now || older_than_set) {
+            return Err(VerifyError::invalid_token("unknown signing key"));
         }
-        Err(VerifyError::invalid_token("unknown signing key"))
+        let next = state
+            .last_attempt
+            .map(|t| interval.saturating_sub(t.elapsed()))
+            .unwrap_or_default();
+        // Whole seconds, rounded up: `Retry-After` must not invite a retry before the fetch.
+        let next = Duration::from_secs(next.as_secs() + u64::from(next.subsec_nanos() > 0));
+        Err(VerifyError::unavailable(
+            next.max(self.inner.config.retry_after),
+        ))
     }
 
     /// Nothing loaded yet: starts a background fetch when one is due (at most one start per
@@ -413,6 +448,7 @@ impl Jwks {
                     {
                         state.last_attempt = Some(now);
                         state.last_failed = false;
+                        state.fetched_at_unix = Some(unix_now());
                     }
                 }
                 Err(error) => tracing::warn!(%error, "JWKS fetch failed"),
@@ -453,6 +489,9 @@ impl Jwks {
         state.last_attempt = Some(Instant::now());
         let result = self.fetch_and_install().await;
         state.last_failed = result.is_err();
+        if result.is_ok() {
+            state.fetched_at_unix = Some(unix_now());
+        }
         result
     }
 
