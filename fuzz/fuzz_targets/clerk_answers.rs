@@ -65,7 +65,7 @@ fn schema_accepts(kind: TokenKind, v: &Value, allow_missing_audience: bool) -> O
         TokenKind::OAuthAccessToken => ("clerk_idp_oauth_access_token", "oat_", &[""]),
         TokenKind::ApiKey => ("api_key", "ak_", &["user_", "org_", "mch_"]),
         TokenKind::MachineToken => ("machine_to_machine_token", "mt_", &["mch_"]),
-        TokenKind::SessionToken => return None,
+        _ => return None,
     };
     if m.get("object")?.as_str()? != object || !m.get("id")?.as_str()?.starts_with(id_prefix) {
         return None;

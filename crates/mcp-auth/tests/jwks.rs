@@ -126,6 +126,34 @@ async fn new_key_during_an_outage_is_unavailable_not_invalid() {
     ));
 }
 
+/// Found by the soak (RELIABILITY.md): an issuer that publishes a new key and signs with it at
+/// once, shortly after the server fetched its keys (within `min_refetch_interval`, so no fetch
+/// is due). Its tokens used to be refused 401 "unknown signing key" until the interval passed;
+/// now they are 503 + `Retry-After` (the key may be newer than the cached set: the tokens say
+/// they were issued after it was fetched), and verify once the next fetch may run.
+#[tokio::test]
+async fn key_used_at_once_after_a_recent_fetch_is_unavailable_not_invalid() {
+    let k1 = TestKey::rsa("k1");
+    let k2 = TestKey::rsa("k2");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let interval = Duration::from_millis(300);
+    let v = verifier(
+        &server,
+        JwksConfig::default().min_refetch_interval(interval),
+    );
+    v.verify(&token(&k1, "a")).await.unwrap();
+    server.set_keys(vec![k1.jwk.clone(), k2.jwk.clone()]);
+    match v.verify(&token(&k2, "b")).await {
+        Err(VerifyError::Unavailable { retry_after }) => {
+            assert!(retry_after >= Duration::from_secs(1), "{retry_after:?}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // Waiting out the interval, as the Retry-After says.
+    tokio::time::sleep(interval).await;
+    assert_eq!(v.verify(&token(&k2, "b")).await.unwrap().user_id(), "b");
+}
+
 /// Hundreds of tokens with random `kid`s cause no fetch beyond the first within the refetch
 /// interval: an attacker cannot turn us into a load generator against the issuer. None is
 /// accepted.
