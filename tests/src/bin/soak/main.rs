@@ -175,10 +175,13 @@ impl Pool {
     }
 }
 
-/// Outcome counts per (server, token kind, how it was sent, status).
+/// Server, token kind, how the request was sent, and the status (or "no answer").
+type Outcome = (Target, Kind, &'static str, String);
+
+/// Outcome counts, and the violations seen (each with a count and one example).
 #[derive(Default)]
 struct Tally {
-    counts: Mutex<BTreeMap<(Target, Kind, &'static str, String), u64>>,
+    counts: Mutex<BTreeMap<Outcome, u64>>,
     violations: Mutex<BTreeMap<String, (u64, String)>>,
 }
 
@@ -516,7 +519,7 @@ async fn bad_clients(ctx: Arc<Ctx>) {
     while !ctx.stop.load(Ordering::Relaxed) {
         ticker.tick().await;
         turn += 1;
-        let target = if turn % 2 == 0 {
+        let target = if turn.is_multiple_of(2) {
             Target::Oidc
         } else {
             Target::Quickstart
