@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 CARGO_FUZZ_VERSION=0.13.2
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
-ALL_TARGETS=(bearer jwt step_up_differential metadata_urls clerk_keys issuer_forms)
+ALL_TARGETS=(bearer jwt step_up_differential metadata_urls clerk_keys clerk_answers issuer_forms)
 if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 SANITIZER="${FUZZ_SANITIZER:-address}"
 

@@ -7,9 +7,10 @@
 #   - Chromium for the consent-page test (Debian package `chromium`, when missing and root);
 #   - haproxy and redis-server for the fleet tests and the shared-cache tests of mcp-auth
 #     (Debian packages, when missing and root);
-# and checks formatting and lints on the way. Ends with a short smoke run of every fuzz target
-# (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned version when missing);
-# FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
+# and checks formatting and lints on the way. Then a two-minute soak with injected faults
+# (scripts/soak.sh; SOAK_SECONDS sets its length, 0 skips it), and last a short smoke run of
+# every fuzz target (scripts/fuzz.sh; nightly toolchain, cargo-fuzz installed at a pinned
+# version when missing); FUZZ_SMOKE_SECONDS sets its length per target (default 5, 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,12 @@ done
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"
+
+SOAK_SECONDS="${SOAK_SECONDS:-120}"
+if [ "$SOAK_SECONDS" != "0" ]; then
+  echo "==> soak (${SOAK_SECONDS}s)"
+  scripts/soak.sh "$SOAK_SECONDS"
+fi
 
 FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-5}"
 if [ "$FUZZ_SMOKE_SECONDS" != "0" ]; then

@@ -5,9 +5,11 @@ use http::HeaderMap;
 use url::Url;
 
 use crate::{
-    ScopeHierarchy,
+    AuthInfo, ScopeHierarchy, TokenKind, VerifyError,
     challenge::Challenge,
+    clerk::{BackendError, ClerkUser},
     step_up::{Guarded, RequiredScopes, StepUp},
+    tools::ToolScopes,
 };
 
 /// Something a request asks for that may need scopes, as the step-up guard sees it.
@@ -110,4 +112,30 @@ pub fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
 /// `scheme://host[:port]` of a URL.
 pub fn origin(url: &Url) -> String {
     crate::metadata::origin(url)
+}
+
+/// The Clerk preset's reading of a Backend API token-verify answer: the 2xx `body` of
+/// `POST /oauth_applications/access_tokens/verify` (`kind` [`TokenKind::OAuthAccessToken`]),
+/// `/api_keys/verify` ([`TokenKind::ApiKey`]) or `/m2m_tokens/verify`
+/// ([`TokenKind::MachineToken`]), parsed as the client parses it, then turned into an identity
+/// for the resource `resource` (audience required unless `allow_missing_audience`), at `now`
+/// (Unix seconds). `Ok` is the identity the MCP server would hand to its tools.
+pub fn clerk_verify_answer(
+    kind: TokenKind,
+    body: &[u8],
+    issuer: &str,
+    resource: &str,
+    allow_missing_audience: bool,
+    now: u64,
+) -> Result<AuthInfo, VerifyError> {
+    let answer =
+        crate::clerk::parse_answer(body).map_err(|_| VerifyError::invalid_token("not JSON"))?;
+    crate::clerk::verify_answer(kind, answer, issuer, resource, allow_missing_audience, now)
+}
+
+/// The Clerk preset's reading of the 2xx `body` of `GET /v1/users/{user_id}`, as
+/// `users().get(user_id)` returns it.
+pub fn clerk_user_answer(user_id: &str, body: &[u8]) -> Result<ClerkUser, BackendError> {
+    let answer = crate::clerk::parse_answer(body)?;
+    crate::clerk::user_from_answer(user_id, answer)
 }

@@ -78,8 +78,85 @@ async fn endpoint_down_with_nothing_cached_is_unavailable() {
     }
 }
 
+/// A key rotated in while the key endpoint is down: tokens signed with the new key are
+/// answered "unavailable" (503 + `Retry-After`), never "invalid" (a 401 would send the client
+/// back through sign-in for a token that is fine), also when the next fetch is not due yet;
+/// they verify once the endpoint answers again. A `kid` the answering endpoint does not know
+/// is still invalid.
+#[tokio::test]
+async fn new_key_during_an_outage_is_unavailable_not_invalid() {
+    let k1 = TestKey::rsa("k1");
+    let k2 = TestKey::rsa("k2");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let eager = verifier(
+        &server,
+        JwksConfig::default().min_refetch_interval(Duration::ZERO),
+    );
+    let interval = Duration::from_millis(300);
+    let patient = verifier(
+        &server,
+        JwksConfig::default().min_refetch_interval(interval),
+    );
+    eager.verify(&token(&k1, "a")).await.unwrap();
+    patient.verify(&token(&k1, "a")).await.unwrap();
+    server.set_keys(vec![k1.jwk.clone(), k2.jwk.clone()]);
+    server.set_down(true);
+    // The patient verifier's next fetch is due once its interval has passed since its load.
+    tokio::time::sleep(interval).await;
+    let before = server.fetches();
+    for v in [&eager, &patient, &patient] {
+        match v.verify(&token(&k2, "b")).await {
+            Err(VerifyError::Unavailable { retry_after }) => {
+                assert!(retry_after >= Duration::from_secs(1), "{retry_after:?}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+    // The patient verifier fetched once: its second call came within the interval after a
+    // failed fetch, and is still "unavailable", not "invalid".
+    assert_eq!(server.fetches(), before + 2);
+    // Cached keys keep working meanwhile.
+    eager.verify(&token(&k1, "c")).await.unwrap();
+
+    server.set_down(false);
+    assert_eq!(eager.verify(&token(&k2, "b")).await.unwrap().user_id(), "b");
+    assert!(matches!(
+        eager.verify(&token(&TestKey::rsa("k3"), "d")).await,
+        Err(VerifyError::InvalidToken(_))
+    ));
+}
+
+/// Found by the soak (RELIABILITY.md): an issuer that publishes a new key and signs with it at
+/// once, shortly after the server fetched its keys (within `min_refetch_interval`, so no fetch
+/// is due). Its tokens used to be refused 401 "unknown signing key" until the interval passed;
+/// now they are 503 + `Retry-After` (the key may be newer than the cached set: the tokens say
+/// they were issued after it was fetched), and verify once the next fetch may run.
+#[tokio::test]
+async fn key_used_at_once_after_a_recent_fetch_is_unavailable_not_invalid() {
+    let k1 = TestKey::rsa("k1");
+    let k2 = TestKey::rsa("k2");
+    let server = JwksServer::start(vec![k1.jwk.clone()]).await;
+    let interval = Duration::from_millis(300);
+    let v = verifier(
+        &server,
+        JwksConfig::default().min_refetch_interval(interval),
+    );
+    v.verify(&token(&k1, "a")).await.unwrap();
+    server.set_keys(vec![k1.jwk.clone(), k2.jwk.clone()]);
+    match v.verify(&token(&k2, "b")).await {
+        Err(VerifyError::Unavailable { retry_after }) => {
+            assert!(retry_after >= Duration::from_secs(1), "{retry_after:?}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // Waiting out the interval, as the Retry-After says.
+    tokio::time::sleep(interval).await;
+    assert_eq!(v.verify(&token(&k2, "b")).await.unwrap().user_id(), "b");
+}
+
 /// Hundreds of tokens with random `kid`s cause no fetch beyond the first within the refetch
-/// interval: an attacker cannot turn us into a load generator against the issuer.
+/// interval: an attacker cannot turn us into a load generator against the issuer. None is
+/// accepted.
 #[tokio::test]
 async fn random_kid_flood_is_bounded() {
     let k1 = TestKey::rsa("k1");
@@ -103,13 +180,26 @@ async fn random_kid_flood_is_bounded() {
             tokio::spawn(async move { v.verify(&t).await })
         })
         .collect();
+    // Refused, every one: the tokens say they were issued now, after the set was fetched, so
+    // their unknown keys could be newer than it; they are "unavailable" until the next fetch
+    // is allowed (a valid token after a rotation must not be refused for good).
     for t in tasks {
         assert!(matches!(
             t.await.unwrap(),
-            Err(VerifyError::InvalidToken(_))
+            Err(VerifyError::Unavailable { .. } | VerifyError::InvalidToken(_))
         ));
     }
     assert_eq!(server.fetches(), 1, "one initial load, then nothing");
+    // A forged token that says it is older than the cached set is invalid at once.
+    let mut old_claims = claims(ISSUER, RESOURCE, "mallory", "openid");
+    old_claims["iat"] = serde_json::json!(now() - 600);
+    let mut k = attacker.clone();
+    k.kid = "random-old".into();
+    assert!(matches!(
+        v.verify(&k.sign(&old_claims, Some("at+jwt"))).await,
+        Err(VerifyError::InvalidToken(_))
+    ));
+    assert_eq!(server.fetches(), 1);
     // Legitimate tokens keep working.
     v.verify(&token(&k1, "alice")).await.unwrap();
     assert_eq!(server.fetches(), 1);
@@ -184,6 +274,60 @@ async fn down_at_start_recovers_soon_after_the_endpoint_returns() {
         let second = post(&s.mcp, Some(&token), &initialize(), &[]).await;
         assert_eq!(second.status(), 200, "not recovered on the second try");
     }
+}
+
+/// A server whose key endpoint hangs when it starts (accepts connections, never answers)
+/// answers 503 + `Retry-After` meanwhile without holding requests for the whole fetch timeout,
+/// starts at most one fetch per `cold_refetch_interval` (no refetch storm, although every fetch
+/// it starts hangs), and serves within a second of the endpoint answering again, although the
+/// fetches it started earlier are still hanging then.
+#[tokio::test]
+async fn hang_at_start_recovers_within_a_second_of_answering() {
+    let s = start_server(Options::default()).await;
+    s.jwks.set_hanging(true);
+    let config = JwksConfig::default();
+    let cold = config.cold_refetch_interval;
+
+    let tokens: Vec<String> = (0..10)
+        .map(|i| s.token(&format!("user_{i}"), "openid"))
+        .collect();
+    let body = initialize();
+    let started = std::time::Instant::now();
+    let burst = tokens.iter().map(|t| post(&s.mcp, Some(t), &body, &[]));
+    for resp in futures::future::join_all(burst).await {
+        assert_eq!(resp.status(), 503);
+        let retry_after: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(Duration::from_secs(retry_after) >= cold, "{retry_after}");
+        assert!(resp.headers().get("www-authenticate").is_none());
+    }
+    // Answered without waiting for the hung fetch to time out.
+    assert!(
+        started.elapsed() < config.fetch_timeout,
+        "requests were held {:?} by a hung key endpoint",
+        started.elapsed()
+    );
+
+    s.jwks.set_hanging(false);
+    let answering = std::time::Instant::now();
+    let token = s.token("user_a", "openid");
+    let resp = post(&s.mcp, Some(&token), &initialize(), &[]).await;
+    let recovered = answering.elapsed();
+    assert_eq!(resp.status(), 200, "not served after the endpoint answered");
+    assert!(
+        recovered < Duration::from_secs(1),
+        "served {recovered:?} after the endpoint answered"
+    );
+    // One fetch at the first request, then at most one per interval, for the whole run.
+    let bound = 1 + (started.elapsed().as_millis() / cold.as_millis()) as usize;
+    let fetches = s.jwks.fetches();
+    assert!(
+        (1..=bound).contains(&fetches),
+        "{fetches} fetches (bound {bound})"
+    );
 }
 
 /// Keys named by the token itself (`jku`, `jwk` headers) are never fetched or used: a token

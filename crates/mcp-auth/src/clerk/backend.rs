@@ -390,8 +390,7 @@ impl BackendApi {
                     Ok(Ok((status, headers, bytes))) => {
                         crate::metrics::backend_api_call(Some(status.as_u16()));
                         if status.is_success() {
-                            return serde_json::from_slice(&bytes)
-                                .map_err(|_| BackendError::InvalidResponse("not JSON".into()));
+                            return parse_answer(&bytes);
                         }
                         if status == StatusCode::TOO_MANY_REQUESTS {
                             let wait = retry_after(&headers).unwrap_or(s.default_retry_after);
@@ -465,6 +464,11 @@ impl BackendApi {
             retry_after: self.inner.settings.unavailable_retry_after,
         }
     }
+}
+
+/// A 2xx answer's body as JSON.
+pub(crate) fn parse_answer(bytes: &[u8]) -> Result<Value, BackendError> {
+    serde_json::from_slice(bytes).map_err(|_| BackendError::InvalidResponse("not JSON".into()))
 }
 
 async fn read_limited(mut response: reqwest::Response, max: usize) -> reqwest::Result<Vec<u8>> {

@@ -153,7 +153,7 @@ impl M2mJwtVerifier {
             return Err(VerifyError::invalid_token("invalid M2M JWT category"));
         }
         let header = jwt::checked_header(token, DEFAULT_ALGORITHMS)?;
-        let key = jwt::key_for(&self.jwks, &header).await?;
+        let key = jwt::key_for(&self.jwks, &header, token).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;

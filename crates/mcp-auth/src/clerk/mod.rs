@@ -123,6 +123,8 @@ pub use backend::{BackendApi, BackendError, BackendSettings, CLERK_API_VERSION};
 pub use keys::{PublishableKey, SecretKey};
 pub use users::{ClerkUser, EmailAddress, Users};
 pub use verifier::{ClerkVerifier, ClerkVerifierBuilder, JwksSource};
+#[cfg(feature = "fuzzing")]
+pub(crate) use {backend::parse_answer, users::user_from_answer, verifier::verify_answer};
 
 use crate::verify::JwtConfigError;
 

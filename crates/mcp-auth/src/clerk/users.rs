@@ -37,9 +37,28 @@ impl<'a> Users<'a> {
             return Err(BackendError::NotFound);
         }
         let json = self.api.get_json(&["users", user_id]).await?;
-        serde_json::from_value(json)
-            .map_err(|e| BackendError::InvalidResponse(format!("not a Clerk user: {e}")))
+        user_from_answer(user_id, json)
     }
+}
+
+/// The user in the answer to `GET /v1/users/{user_id}`: a Clerk `User` object (`"object":
+/// "user"`, Backend API spec `bapi/2026-05-12.yml`) for the user asked for, never another one
+/// (a proxy or cache in front of the Backend API answering for the wrong path must not hand a
+/// tool someone else's profile).
+pub(crate) fn user_from_answer(user_id: &str, json: Value) -> Result<ClerkUser, BackendError> {
+    if json.get("object").and_then(Value::as_str) != Some("user") {
+        return Err(BackendError::InvalidResponse(
+            "not a Clerk user object".into(),
+        ));
+    }
+    let user: ClerkUser = serde_json::from_value(json)
+        .map_err(|e| BackendError::InvalidResponse(format!("not a Clerk user: {e}")))?;
+    if user.id != user_id {
+        return Err(BackendError::InvalidResponse(
+            "the answer is another user than the one asked for".into(),
+        ));
+    }
+    Ok(user)
 }
 
 /// A Clerk user as the Backend API returns it. Timestamps are milliseconds since the Unix
@@ -139,6 +158,30 @@ impl EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer without `"object": "user"`, or for another user than the one asked for, used
+    /// to be returned as the user (a disagreement with the `clerk_answers` fuzz target's
+    /// reference).
+    #[test]
+    fn only_the_user_asked_for_is_accepted() {
+        let ada = serde_json::json!({"object": "user", "id": "user_1", "email_addresses": []});
+        assert_eq!(
+            user_from_answer("user_1", ada.clone()).unwrap().id,
+            "user_1"
+        );
+        assert!(matches!(
+            user_from_answer("user_2", ada.clone()),
+            Err(BackendError::InvalidResponse(_))
+        ));
+        let mut not_a_user = ada;
+        not_a_user["object"] = "api_key".into();
+        assert!(matches!(
+            user_from_answer("user_1", not_a_user.clone()),
+            Err(BackendError::InvalidResponse(_))
+        ));
+        not_a_user.as_object_mut().unwrap().remove("object");
+        assert!(user_from_answer("user_1", not_a_user).is_err());
+    }
 
     #[test]
     fn unknown_fields_are_kept_and_round_trip() {

@@ -584,7 +584,7 @@ impl Dispatch {
                     .get_or_fetch(
                         &scope,
                         &hash,
-                        |answer| answer.get("expiration").and_then(to_unix_secs),
+                        |answer| expiration(answer.get("expiration")).ok().flatten(),
                         || self.fetch_answer(kind, token),
                     )
                     .await?
@@ -690,12 +690,6 @@ fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// Clerk timestamps are milliseconds; accept seconds too, in case.
-fn to_unix_secs(v: &Value) -> Option<u64> {
-    let n = v.as_u64().or_else(|| v.as_f64().map(|f| f as u64))?;
-    Some(if n > 100_000_000_000 { n / 1000 } else { n })
-}
-
 /// The audience rule for OAuth access tokens, shared by the JWT and the opaque path.
 #[derive(Clone, Copy)]
 struct AudiencePolicy<'a> {
@@ -745,7 +739,80 @@ fn clerk_oauth_identity(info: AuthInfo) -> AuthInfo {
     builder.claims(claims.clone()).build()
 }
 
-/// Turns a Backend API verify answer into an identity.
+/// [`identity_from_answer`] for the fuzz targets: the answer of the verify endpoint for `kind`,
+/// under the audience policy `(resource, allow_missing)`, at `now` (Unix seconds).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn verify_answer(
+    kind: TokenKind,
+    answer: Value,
+    issuer: &str,
+    resource: &str,
+    allow_missing_audience: bool,
+    now: u64,
+) -> Result<AuthInfo, VerifyError> {
+    let policy = AudiencePolicy {
+        resource,
+        allow_missing: allow_missing_audience,
+    };
+    identity_from_answer(kind, answer, issuer, policy, now)
+}
+
+/// What Clerk's schema says each verify endpoint answers (Backend API spec
+/// `bapi/2026-05-12.yml`; `@clerk/backend` 3.25.0 `api/resources/JSON.ts`): the `object`
+/// naming the answer's type, the prefix of its `id`, and the prefixes its `subject` may have
+/// (`None`: any user id).
+fn answer_schema(
+    kind: TokenKind,
+) -> Option<(&'static str, &'static str, Option<&'static [&'static str]>)> {
+    match kind {
+        TokenKind::OAuthAccessToken => Some(("clerk_idp_oauth_access_token", "oat_", None)),
+        TokenKind::ApiKey => Some(("api_key", "ak_", Some(&["user_", "org_", "mch_"]))),
+        TokenKind::MachineToken => Some(("machine_to_machine_token", "mt_", Some(&["mch_"]))),
+        TokenKind::SessionToken => None,
+    }
+}
+
+/// Clerk timestamps are milliseconds (`null` when there is none); values below 10^11 are read
+/// as seconds, as the spec's examples look (a millisecond time that small is before 1973).
+/// Anything else (a string, a fraction, a negative number) is not a Clerk timestamp.
+fn expiration(value: Option<&Value>) -> Result<Option<u64>, VerifyError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            let n = v
+                .as_u64()
+                .ok_or_else(|| unexpected_answer("expiration is not a timestamp"))?;
+            Ok(Some(if n > 100_000_000_000 { n / 1000 } else { n }))
+        }
+    }
+}
+
+/// An array of strings, or `None` when the value is anything else.
+fn string_array(value: &Value) -> Option<Vec<String>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// An answer that does not follow Clerk's schema. Refused like an unknown token: no identity is
+/// ever built from an answer Clerk would not send (the reason is logged, never the token).
+fn unexpected_answer(why: &'static str) -> VerifyError {
+    tracing::warn!(
+        why,
+        "unexpected answer from the Clerk Backend API; token refused"
+    );
+    VerifyError::invalid_token("token not recognised by Clerk")
+}
+
+/// Turns a Backend API verify answer into an identity, or refuses it. An identity comes only
+/// from an answer that follows Clerk's schema for the endpoint called (`answer_schema`):
+/// its `object` and `id` prefix, a `subject` of the right kind, `scopes` an array of strings,
+/// `revoked` and `expired` present and false, `expiration` absent, `null` or a timestamp in
+/// the future; for OAuth tokens a `client_id` and an `aud` (an array) that passes the audience
+/// policy. The fuzz target `fuzz/fuzz_targets/clerk_answers.rs` checks this against a
+/// reference written from the schema.
 fn identity_from_answer(
     kind: TokenKind,
     answer: Value,
@@ -756,25 +823,62 @@ fn identity_from_answer(
     let Value::Object(map) = answer else {
         return Err(VerifyError::invalid_token("token not recognised by Clerk"));
     };
-    let flag = |name: &str| map.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let (object, id_prefix, subject_prefixes) =
+        answer_schema(kind).ok_or_else(|| unexpected_answer("no verify endpoint for this kind"))?;
+    // `{"active": false}` (an expired JWT sent to the OAuth endpoint) and Clerk's error
+    // envelope land here too: neither is the object asked for.
+    if map.get("object").and_then(Value::as_str) != Some(object) {
+        return Err(unexpected_answer(
+            "not the object type the endpoint answers",
+        ));
+    }
+    if !map
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id.starts_with(id_prefix))
+    {
+        return Err(unexpected_answer("id missing or of another kind"));
+    }
+    let flag = |name: &str| {
+        map.get(name)
+            .and_then(Value::as_bool)
+            .ok_or_else(|| unexpected_answer("revoked/expired flag missing"))
+    };
     // Clerk's SDK never reads these two flags (`tokens/authObjects.ts`); Clerk's docs say a
     // revoked or expired token fails verification, so they are refused here whatever the
     // status code.
-    if flag("revoked") {
+    if flag("revoked")? {
         return Err(VerifyError::invalid_token("token revoked"));
     }
-    let expires_at = map.get("expiration").and_then(to_unix_secs);
-    if flag("expired") || expires_at.is_some_and(|exp| exp <= now) {
+    let expires_at = expiration(map.get("expiration"))?;
+    if flag("expired")? || expires_at.is_some_and(|exp| exp <= now) {
         return Err(VerifyError::invalid_token("token expired"));
     }
-    let subject = map
-        .get("subject")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| VerifyError::invalid_token("missing subject"))?
-        .to_owned();
-    let auds = string_list(map.get("aud"));
+    let subject = match map.get("subject").and_then(Value::as_str) {
+        Some("") | None => return Err(VerifyError::invalid_token("missing subject")),
+        Some(s) => s.to_owned(),
+    };
+    if subject_prefixes.is_some_and(|prefixes| !prefixes.iter().any(|p| subject.starts_with(p))) {
+        return Err(unexpected_answer("subject of another kind"));
+    }
+    let scopes = map
+        .get("scopes")
+        .and_then(string_array)
+        .ok_or_else(|| unexpected_answer("scopes is not an array of strings"))?;
+    let mut builder = AuthInfo::builder(subject.as_str(), kind)
+        .scopes(scopes)
+        .issuer(issuer);
     if kind == TokenKind::OAuthAccessToken {
+        let client = map
+            .get("client_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| unexpected_answer("client_id missing"))?;
+        let auds = match map.get("aud") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(aud) => {
+                string_array(aud).ok_or_else(|| unexpected_answer("aud is not an array"))?
+            }
+        };
         // The same policy as for JWTs (`aud` is an array in Clerk's answer, read by
         // `api/resources/IdPOAuthAccessToken.ts:65`): strict by default, missing refused too.
         if auds.is_empty() {
@@ -786,33 +890,16 @@ fn identity_from_answer(
         } else if !auds.iter().any(|a| a == audience.resource) {
             return Err(VerifyError::invalid_token("audience mismatch"));
         }
+        builder = builder.client_id(client).audience(auds);
     }
-    let scopes: Vec<String> = match map.get("scopes").or_else(|| map.get("scope")) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => split_scopes(s),
-        _ => Vec::new(),
-    };
-    let mut builder = AuthInfo::builder(subject.as_str(), kind)
-        .scopes(scopes)
-        .audience(auds)
-        .issuer(issuer);
     // Clerk's auth objects (`tokens/authObjects.ts:283-312`): an API key has a user only for a
     // `user_…` subject and an organization only for `org_…`; an M2M token is a machine.
     builder = match kind {
         TokenKind::MachineToken => builder.subject_is_machine(),
-        TokenKind::ApiKey if subject.starts_with("user_") => builder,
         TokenKind::ApiKey if subject.starts_with("org_") => builder.subject_is_organization(),
         TokenKind::ApiKey if subject.starts_with("mch_") => builder.subject_is_machine(),
-        TokenKind::ApiKey => builder.subject_is_not_a_user(),
         _ => builder,
     };
-    if let Some(client) = map.get("client_id").and_then(Value::as_str) {
-        builder = builder.client_id(client);
-    }
     if let Some(exp) = expires_at {
         builder = builder.expires_at_unix(exp);
     }
@@ -927,8 +1014,8 @@ mod tests {
             allow_missing: true,
         };
         identity_from_answer(TokenKind::OAuthAccessToken, answer, ISS, relaxed, now).unwrap();
-        let mut wrong = json!({"subject": "user_1", "aud": ["https://other.example/mcp"]});
-        wrong["scopes"] = json!([]);
+        let mut wrong = answer_of(TokenKind::OAuthAccessToken, "user_1");
+        wrong["aud"] = json!(["https://other.example/mcp"]);
         let err = identity_from_answer(TokenKind::OAuthAccessToken, wrong, ISS, relaxed, now)
             .unwrap_err();
         assert_eq!(err, VerifyError::invalid_token("audience mismatch"));
@@ -939,11 +1026,12 @@ mod tests {
             ("org_1", "", Some("org_1"), None),
             ("mch_1", "", None, Some("mch_1")),
         ] {
-            let answer = json!({"subject": subject, "scopes": []});
+            let answer = answer_of(TokenKind::ApiKey, subject);
             let info = identity_from_answer(TokenKind::ApiKey, answer, ISS, strict, now).unwrap();
             assert_eq!(info.user_id(), user, "{subject}");
             assert_eq!(info.organization_id(), org, "{subject}");
             assert_eq!(info.machine_id(), machine, "{subject}");
+            assert_eq!(info.client_id(), None, "{subject}");
         }
 
         for (field, value, why) in [
@@ -952,11 +1040,143 @@ mod tests {
             ("expiration", json!((now - 1) * 1000), "token expired"),
             ("subject", json!(""), "missing subject"),
         ] {
-            let mut answer = json!({"subject": "user_1", "scopes": []});
+            let mut answer = answer_of(TokenKind::ApiKey, "user_1");
             answer[field] = value;
             let err =
                 identity_from_answer(TokenKind::ApiKey, answer, ISS, strict, now).unwrap_err();
             assert_eq!(err, VerifyError::invalid_token(why), "{field}");
         }
+    }
+
+    /// A valid answer of each verify endpoint, as Clerk's schema describes it.
+    fn answer_of(kind: TokenKind, subject: &str) -> Value {
+        let (object, id) = match kind {
+            TokenKind::OAuthAccessToken => ("clerk_idp_oauth_access_token", "oat_1"),
+            TokenKind::ApiKey => ("api_key", "ak_1"),
+            _ => ("machine_to_machine_token", "mt_1"),
+        };
+        let mut answer = json!({
+            "object": object, "id": id, "subject": subject, "scopes": ["a"],
+            "revoked": false, "expired": false, "expiration": null,
+        });
+        if kind == TokenKind::OAuthAccessToken {
+            answer["client_id"] = json!("client_1");
+        }
+        answer
+    }
+
+    /// Answers Clerk's schema refuses that the parser used to turn into identities: each is a
+    /// disagreement with the reference of the `clerk_answers` fuzz target
+    /// (`fuzz/fuzz_targets/clerk_answers.rs`). Every one is refused now.
+    #[test]
+    fn answers_clerks_schema_refuses_yield_no_identity() {
+        let now = 1_700_000_000;
+        let relaxed = AudiencePolicy {
+            resource: RES,
+            allow_missing: true,
+        };
+        let accepts =
+            |kind, answer: Value| identity_from_answer(kind, answer, ISS, relaxed, now).is_ok();
+        use TokenKind::{ApiKey, MachineToken, OAuthAccessToken};
+        for kind in [OAuthAccessToken, ApiKey, MachineToken] {
+            let subject = if kind == MachineToken {
+                "mch_1"
+            } else {
+                "user_1"
+            };
+            let valid = answer_of(kind, subject);
+            assert!(accepts(kind, valid.clone()), "{kind:?}: the valid answer");
+            let mutate = |f: &dyn Fn(&mut Value)| {
+                let mut a = valid.clone();
+                f(&mut a);
+                a
+            };
+            let refused: Vec<(&str, Value)> = vec![
+                // Another endpoint's answer (an API key's answer on the OAuth endpoint, …),
+                // or no type at all.
+                (
+                    "object of another kind",
+                    mutate(&|a| a["object"] = json!("api_key_x")),
+                ),
+                (
+                    "no object",
+                    mutate(&|a| {
+                        a.as_object_mut().unwrap().remove("object");
+                    }),
+                ),
+                ("id of another kind", mutate(&|a| a["id"] = json!("xx_1"))),
+                (
+                    "no id",
+                    mutate(&|a| {
+                        a.as_object_mut().unwrap().remove("id");
+                    }),
+                ),
+                // A string timestamp used to read as "never expires".
+                (
+                    "expiration as a string",
+                    mutate(&|a| a["expiration"] = json!("1")),
+                ),
+                (
+                    "expiration as a fraction",
+                    mutate(&|a| a["expiration"] = json!(1.7e12)),
+                ),
+                // The flags are booleans; `"true"` used to read as false.
+                (
+                    "revoked as a string",
+                    mutate(&|a| a["revoked"] = json!("true")),
+                ),
+                (
+                    "expired as a string",
+                    mutate(&|a| a["expired"] = json!("true")),
+                ),
+                (
+                    "no revoked flag",
+                    mutate(&|a| {
+                        a.as_object_mut().unwrap().remove("revoked");
+                    }),
+                ),
+                (
+                    "no expired flag",
+                    mutate(&|a| {
+                        a.as_object_mut().unwrap().remove("expired");
+                    }),
+                ),
+                // `scopes` is an array of strings (a `scope` string is not Clerk's answer).
+                (
+                    "scope string instead",
+                    mutate(&|a| {
+                        let m = a.as_object_mut().unwrap();
+                        m.remove("scopes");
+                        m.insert("scope".into(), json!("a b"));
+                    }),
+                ),
+                (
+                    "a scope that is not a string",
+                    mutate(&|a| a["scopes"] = json!(["a", 1])),
+                ),
+            ];
+            for (what, answer) in refused {
+                assert!(!accepts(kind, answer.clone()), "{kind:?}, {what}: {answer}");
+            }
+        }
+        // Subjects of another kind: an M2M token is a machine's, an API key a user's, an
+        // organization's or a machine's.
+        assert!(!accepts(MachineToken, answer_of(MachineToken, "user_1")));
+        assert!(!accepts(ApiKey, answer_of(ApiKey, "sess_1")));
+        // OAuth answers name their client, and `aud` is an array of strings.
+        let mut no_client = answer_of(OAuthAccessToken, "user_1");
+        no_client.as_object_mut().unwrap().remove("client_id");
+        assert!(!accepts(OAuthAccessToken, no_client));
+        let mut odd_aud = answer_of(OAuthAccessToken, "user_1");
+        odd_aud["aud"] = json!([RES, 7]);
+        assert!(!accepts(OAuthAccessToken, odd_aud));
+        // `client_id` and `aud` mean something only in OAuth answers: an API key's answer
+        // carrying them does not give the key a client or an audience.
+        let mut key = answer_of(ApiKey, "user_1");
+        key["client_id"] = json!("client_x");
+        key["aud"] = json!([RES]);
+        let info = identity_from_answer(ApiKey, key, ISS, relaxed, now).unwrap();
+        assert_eq!(info.client_id(), None);
+        assert!(info.audience().is_empty());
     }
 }

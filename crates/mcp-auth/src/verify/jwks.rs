@@ -3,11 +3,15 @@
 //! The request path never waits on the network once keys are cached: a stale set keeps
 //! serving while one background task refreshes it, a failing endpoint leaves the last good
 //! keys in place, and an unknown `kid` (key rotation, or an attacker sending random ones)
-//! causes at most one fetch per [`JwksConfig::min_refetch_interval`]. While no set has been
-//! loaded yet (the endpoint was down when the server started), requests are answered
-//! "unavailable" and the set is fetched again at most once per
-//! [`JwksConfig::cold_refetch_interval`], so the server recovers soon after the endpoint does.
-//! Every fetch is single flight: callers that need one while it runs wait for its result.
+//! causes at most one fetch per [`JwksConfig::min_refetch_interval`]; when that fetch fails
+//! (or the last one failed and the next is not due yet) the token is answered "unavailable",
+//! not "invalid": the cached set cannot say whether its key is real. While no set has been
+//! loaded yet (the endpoint was down or hanging when the server started), requests are
+//! answered "unavailable" and a fetch is started at most once per
+//! [`JwksConfig::cold_refetch_interval`], each in the background: one that hangs never holds
+//! requests or later fetches, so the server recovers within that interval of the endpoint
+//! answering again. Refetches of a loaded set are single flight: callers that need one while
+//! it runs wait for its result.
 
 use std::{
     collections::HashMap,
@@ -120,8 +124,13 @@ struct Inner {
     remote: Option<Remote>,
     config: JwksConfig,
     keys: RwLock<Arc<KeySet>>,
-    /// Serialises fetches and remembers when the last one started.
+    /// Serialises fetches of a loaded set and remembers when the last one started.
     fetch: tokio::sync::Mutex<FetchState>,
+    /// When the last cold fetch (nothing loaded yet) started. Cold fetches run in the
+    /// background, several at once if earlier ones hang; this spaces their starts.
+    cold_last_start: std::sync::Mutex<Option<Instant>>,
+    /// Bumped each time a fetch ends, whatever its outcome: what cold callers wait on.
+    fetch_done: tokio::sync::watch::Sender<u64>,
 }
 
 struct Remote {
@@ -132,6 +141,22 @@ struct Remote {
 #[derive(Default)]
 struct FetchState {
     last_attempt: Option<Instant>,
+    /// Whether the last attempt failed: then the cached set may be stale and an unknown `kid`
+    /// may be a new key, so it is answered "unavailable" until a fetch succeeds.
+    last_failed: bool,
+    /// When the cached set was last fetched successfully (Unix seconds).
+    fetched_at_unix: Option<u64>,
+}
+
+/// A token issued more than this long before the cached set was fetched names a key that set
+/// would hold if it were real (the slack covers clock skew between issuer and server).
+const ISSUED_BEFORE_FETCH_SLACK: u64 = 60;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 #[derive(Default)]
@@ -235,6 +260,8 @@ impl Jwks {
                 config,
                 keys: RwLock::new(Arc::new(keys)),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
+                cold_last_start: std::sync::Mutex::new(None),
+                fetch_done: tokio::sync::watch::channel(0).0,
             }),
         }
     }
@@ -304,9 +331,24 @@ impl Jwks {
     /// [`JwksConfig::min_refetch_interval`], shared by every caller waiting for it.
     ///
     /// # Errors
-    /// `invalid_token` when no key matches `kid`; `unavailable` (with a retry delay) when the
-    /// set could not be fetched at all.
+    /// `invalid_token` when no key matches `kid` in a set fetched successfully; `unavailable`
+    /// (with a retry delay) when the set could not be fetched at all, or when `kid` is unknown
+    /// and the last fetch failed (the key may be a new one the endpoint could not tell us about).
     pub async fn key(&self, kid: Option<&str>) -> Result<Arc<JwksKey>, VerifyError> {
+        self.key_for_token(kid, None).await
+    }
+
+    /// [`Jwks::key`] for a token that says it was issued at `issued_at` (Unix seconds, its
+    /// unverified `iat`). That only decides how an unknown `kid` is refused when no fetch is
+    /// due: `invalid_token` when the token is older than the cached set (by more than a minute
+    /// of clock slack), since its key would be in that set; otherwise `unavailable` until the
+    /// next fetch may run, since the key may have been published after the set was fetched (a
+    /// rotation that signs with the new key at once).
+    pub(crate) async fn key_for_token(
+        &self,
+        kid: Option<&str>,
+        issued_at: Option<u64>,
+    ) -> Result<Arc<JwksKey>, VerifyError> {
         let keys = self.snapshot();
         if keys.loaded
             && let Some(key) = keys.find(kid)
@@ -319,38 +361,130 @@ impl Jwks {
         if self.inner.remote.is_none() {
             return Err(VerifyError::invalid_token("unknown signing key"));
         }
-        // Unknown kid or nothing loaded yet: at most one fetch per interval, shared by everyone
-        // waiting here.
-        let mut state = self.inner.fetch.lock().await;
-        let keys = self.snapshot();
-        if let Some(key) = keys.find(kid) {
-            return Ok(key);
-        }
-        // With nothing loaded every request fails until a fetch succeeds, so retry soon; with
-        // a set loaded only unknown `kid`s are at stake, which an attacker can make up at will.
-        let interval = if keys.loaded {
-            self.inner.config.min_refetch_interval
-        } else {
-            self.inner.config.cold_refetch_interval
-        };
-        let may_fetch = state.last_attempt.is_none_or(|t| t.elapsed() >= interval);
-        if may_fetch {
-            match self.fetch_locked(&mut state).await {
-                Ok(()) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "JWKS fetch failed");
-                }
+        if !keys.loaded {
+            self.cold_load().await?;
+            let keys = self.snapshot();
+            if let Some(key) = keys.find(kid) {
+                return Ok(key);
             }
         }
-        let keys = self.snapshot();
-        if let Some(key) = keys.find(kid) {
+        // Unknown kid: at most one fetch per interval (an attacker can make up `kid`s at will),
+        // shared by everyone waiting here.
+        let mut state = self.inner.fetch.lock().await;
+        if let Some(key) = self.snapshot().find(kid) {
             return Ok(key);
         }
-        if keys.loaded {
-            Err(VerifyError::invalid_token("unknown signing key"))
-        } else {
-            Err(VerifyError::unavailable(self.inner.config.retry_after))
+        let interval = self.inner.config.min_refetch_interval;
+        let since_last = state.last_attempt.map(|t| t.elapsed());
+        let fetched_now = since_last.is_none_or(|e| e >= interval);
+        if fetched_now {
+            if let Err(error) = self.fetch_locked(&mut state).await {
+                tracing::warn!(%error, "JWKS fetch failed");
+            }
+            if let Some(key) = self.snapshot().find(kid) {
+                return Ok(key);
+            }
         }
+        // A set fetched just now without the key settles it; so does a token older than the
+        // cached set. Otherwise the key may be newer than what we hold (or the set could not
+        // be refreshed): a valid token must not be refused for good, which would send its
+        // client back through sign-in. It is "unavailable" until the next fetch may run.
+        let older_than_set = issued_at
+            .zip(state.fetched_at_unix)
+            .is_some_and(|(iat, at)| iat.saturating_add(ISSUED_BEFORE_FETCH_SLACK) < at);
+        if !state.last_failed && (fetched_now || older_than_set) {
+            return Err(VerifyError::invalid_token("unknown signing key"));
+        }
+        let next = state
+            .last_attempt
+            .map(|t| interval.saturating_sub(t.elapsed()))
+            .unwrap_or_default();
+        // Whole seconds, rounded up: `Retry-After` must not invite a retry before the fetch.
+        let next = Duration::from_secs(next.as_secs() + u64::from(next.subsec_nanos() > 0));
+        Err(VerifyError::unavailable(
+            next.max(self.inner.config.retry_after),
+        ))
+    }
+
+    /// Nothing loaded yet: starts a background fetch when one is due (at most one start per
+    /// `cold_refetch_interval`, whatever earlier ones are doing), and waits for a fetch to end
+    /// for at most `retry_after`, starting another when the interval passes meanwhile (a hung
+    /// endpoint). `Ok` once a set is loaded; `unavailable` when the fetch waited for failed or
+    /// the wait is over.
+    async fn cold_load(&self) -> Result<(), VerifyError> {
+        let config = &self.inner.config;
+        let unavailable = || VerifyError::unavailable(config.retry_after);
+        let mut done = self.inner.fetch_done.subscribe();
+        let give_up = Instant::now() + config.retry_after.max(config.cold_refetch_interval);
+        loop {
+            if self.snapshot().loaded {
+                return Ok(());
+            }
+            let next_start = self.start_cold_fetch_if_due();
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(unavailable());
+            }
+            let wake = next_start.min(give_up).max(now + Duration::from_millis(1));
+            match tokio::time::timeout_at(wake.into(), done.changed()).await {
+                // A fetch ended: loaded, or that fetch failed (the endpoint answers, wrongly).
+                Ok(Ok(())) => {
+                    return if self.snapshot().loaded {
+                        Ok(())
+                    } else {
+                        Err(unavailable())
+                    };
+                }
+                Ok(Err(_)) => return Err(unavailable()),
+                // Still waiting (a hung fetch): loop, maybe starting the next one.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Starts a cold fetch in the background if none started within `cold_refetch_interval`;
+    /// returns when the next one may start.
+    fn start_cold_fetch_if_due(&self) -> Instant {
+        let interval = self
+            .inner
+            .config
+            .cold_refetch_interval
+            .max(Duration::from_millis(1));
+        let mut last = self
+            .inner
+            .cold_last_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if let Some(t) = *last
+            && now < t + interval
+        {
+            return t + interval;
+        }
+        *last = Some(now);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.fetch_and_install_inner().await;
+            match &result {
+                // Counts as the last fetch for unknown `kid`s too, so a burst of them right
+                // after the first load does not fetch again. Skipped when a refresh holds the
+                // state: at worst one fetch more.
+                Ok(()) => {
+                    if let Ok(mut state) = this.inner.fetch.try_lock()
+                        && state.last_attempt.is_none_or(|t| t < now)
+                    {
+                        state.last_attempt = Some(now);
+                        state.last_failed = false;
+                        state.fetched_at_unix = Some(unix_now());
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "JWKS fetch failed"),
+            }
+            this.inner
+                .fetch_done
+                .send_modify(|n| *n = n.wrapping_add(1));
+        });
+        now + interval
     }
 
     fn refresh_in_background(&self) {
@@ -376,10 +510,31 @@ impl Jwks {
     }
 
     async fn fetch_locked(&self, state: &mut FetchState) -> Result<(), JwksError> {
+        if self.inner.remote.is_none() {
+            return Ok(());
+        }
+        state.last_attempt = Some(Instant::now());
+        let result = self.fetch_and_install().await;
+        state.last_failed = result.is_err();
+        if result.is_ok() {
+            state.fetched_at_unix = Some(unix_now());
+        }
+        result
+    }
+
+    /// One fetch; on success the set replaces the cached one. Wakes cold waiters either way.
+    async fn fetch_and_install(&self) -> Result<(), JwksError> {
+        let result = self.fetch_and_install_inner().await;
+        self.inner
+            .fetch_done
+            .send_modify(|n| *n = n.wrapping_add(1));
+        result
+    }
+
+    async fn fetch_and_install_inner(&self) -> Result<(), JwksError> {
         let Some(remote) = &self.inner.remote else {
             return Ok(());
         };
-        state.last_attempt = Some(Instant::now());
         let config = &self.inner.config;
         let (body, max_age) = fetch(remote, config).await?;
         let jwks = parse_set(&body)?;

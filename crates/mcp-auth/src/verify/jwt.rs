@@ -136,7 +136,7 @@ impl JwtVerifier {
                 return Err(VerifyError::invalid_token("unexpected token type"));
             }
         }
-        let key = key_for(&self.jwks, &header).await?;
+        let key = key_for(&self.jwks, &header, token).await?;
 
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
@@ -420,14 +420,32 @@ pub(crate) fn checked_header(
 pub(crate) async fn key_for(
     jwks: &Jwks,
     header: &jsonwebtoken::Header,
+    token: &str,
 ) -> Result<std::sync::Arc<JwksKey>, VerifyError> {
-    let key = jwks.key(header.kid.as_deref()).await?;
+    let key = jwks
+        .key_for_token(header.kid.as_deref(), unverified_iat(token))
+        .await?;
     if !key.algorithms.contains(&header.alg) {
         return Err(VerifyError::invalid_token(
             "signing algorithm does not fit the key",
         ));
     }
     Ok(key)
+}
+
+/// The token's `iat`, read without any check: only used to choose between two refusals of a
+/// token whose key is unknown (see `Jwks::key_for_token`), never to accept anything.
+fn unverified_iat(token: &str) -> Option<u64> {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Iat {
+        iat: Option<u64>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Iat>(&bytes).ok()?.iat
 }
 
 #[cfg(test)]

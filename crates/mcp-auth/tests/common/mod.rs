@@ -107,6 +107,8 @@ pub struct JwksServer {
 struct JwksState {
     keys: Mutex<Vec<Jwk>>,
     down: AtomicBool,
+    /// Accept requests and never answer them (a hung key endpoint).
+    hanging: AtomicBool,
     fetches: AtomicUsize,
 }
 
@@ -115,10 +117,16 @@ impl JwksServer {
         let state = Arc::new(JwksState {
             keys: Mutex::new(keys),
             down: AtomicBool::new(false),
+            hanging: AtomicBool::new(false),
             fetches: AtomicUsize::new(0),
         });
         async fn serve(State(s): State<Arc<JwksState>>) -> axum::response::Response {
             s.fetches.fetch_add(1, Ordering::SeqCst);
+            if s.hanging.load(Ordering::SeqCst) {
+                // Held until the client gives up: no answer ever comes on this request, even
+                // after the endpoint recovers (only new requests are answered).
+                std::future::pending::<()>().await;
+            }
             if s.down.load(Ordering::SeqCst) {
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
@@ -141,6 +149,12 @@ impl JwksServer {
 
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// While set, requests are accepted and never answered.
+    #[allow(dead_code)]
+    pub fn set_hanging(&self, hanging: bool) {
+        self.state.hanging.store(hanging, Ordering::SeqCst);
     }
 
     pub fn fetches(&self) -> usize {
