@@ -97,7 +97,8 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
     }
 }
 
-/// Wraps a verifier with a bounded cache of results. See the [module docs](self).
+/// Wraps a verifier with a bounded cache of results, keyed by a hash of the token, with
+/// single-flight for concurrent first requests (see [`verify`](crate::verify)).
 pub struct CachedVerifier<V> {
     inner: Arc<V>,
     cache: Cache<TokenHash, Entry>,
