@@ -316,3 +316,28 @@ async fn sessions_beyond_the_per_user_limit_get_429_until_one_is_deleted() {
     let public_metrics = fleet.url().replace("/mcp", "/metrics");
     assert_eq!(http.get(public_metrics).send().await.unwrap().status(), 404);
 }
+
+/// The harness's Redis handles (for the fleet cache tests): Redis answers at the fleet's URL,
+/// is gone after `kill_redis`, and answers again on the same port after `restart_redis`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_kills_and_restarts_redis() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn ping(url: &str) -> bool {
+        let addr = url.trim_start_matches("redis://");
+        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+            return false;
+        };
+        let mut buf = [0u8; 7];
+        stream.write_all(b"PING\r\n").await.is_ok()
+            && stream.read_exact(&mut buf).await.is_ok()
+            && &buf == b"+PONG\r\n"
+    }
+    let mut fleet = e2e::fleet!().replicas(1).redis(true).start().await;
+    let url = fleet.redis_url().expect("a Redis URL");
+    assert!(ping(&url).await);
+    fleet.kill_redis().await;
+    assert!(!ping(&url).await, "Redis is gone after kill_redis");
+    fleet.restart_redis().await;
+    assert_eq!(fleet.redis_url().as_deref(), Some(url.as_str()));
+    assert!(ping(&url).await, "Redis answers again after restart_redis");
+}
