@@ -32,6 +32,17 @@ pub struct Options {
     /// so connected clients keep working across restarts. `None`: in memory, lost at exit
     /// (the binary's `--ephemeral`; its default is `.mcp-auth` in the working directory).
     pub state_dir: Option<PathBuf>,
+    /// Let the embedded issuer fetch Client ID Metadata Documents from loopback addresses (a
+    /// client served on this machine): [`IssuerConfig::cimd_allow_loopback`], the binary's
+    /// `--cimd-allow-loopback`. Development and tests only; the issuer refuses it on a
+    /// non-loopback listen address, and the quickstart listens on 127.0.0.1 only. Unused with
+    /// real Clerk keys.
+    pub cimd_allow_loopback: bool,
+    /// PEM root certificates the embedded issuer trusts for Client ID Metadata Document
+    /// fetches, besides the system's: [`IssuerConfig::cimd_root_certificates_pem`], the
+    /// binary's `--cimd-root-ca FILE`. Empty: the system's roots only. Unused with real Clerk
+    /// keys.
+    pub cimd_root_certificates_pem: Vec<u8>,
 }
 
 /// Why the quickstart could not start.
@@ -142,6 +153,8 @@ impl Quickstart {
                     // this server as audience, so the strict audience check still holds.
                     default_audience: Some(mcp_url.clone()),
                     state_dir: options.state_dir.clone(),
+                    cimd_allow_loopback: options.cimd_allow_loopback,
+                    cimd_root_certificates_pem: options.cimd_root_certificates_pem.clone(),
                     ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)

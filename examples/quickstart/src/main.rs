@@ -50,6 +50,17 @@ struct Args {
     /// Keep the embedded issuer's state in memory: every restart forgets clients and tokens.
     #[arg(long, conflicts_with = "state_dir")]
     ephemeral: bool,
+    /// Let the embedded issuer fetch Client ID Metadata Documents from loopback addresses (a
+    /// client served on this machine). For development and tests only: refused on a
+    /// non-loopback address, and the quickstart listens on 127.0.0.1 only. Private, link-local
+    /// and other special-purpose addresses stay refused. Ignored when Clerk keys are set.
+    #[arg(long)]
+    cimd_allow_loopback: bool,
+    /// PEM file of root certificates the embedded issuer trusts for Client ID Metadata Document
+    /// fetches, besides the system's (a local CA for documents served over HTTPS on loopback).
+    /// Ignored when Clerk keys are set.
+    #[arg(long, value_name = "FILE")]
+    cimd_root_ca: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -76,6 +87,18 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Read here, as `mcp-auth-issuer --cimd-root-ca` does, so a wrong path fails at start with
+    // the flag's name rather than at the first document fetch.
+    let cimd_root_certificates_pem = match &args.cimd_root_ca {
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => pem,
+            Err(error) => {
+                eprintln!("quickstart: cannot read --cimd-root-ca {}: {error}", path.display());
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => Vec::new(),
+    };
     let running = Quickstart::start(Options {
         port: args.port,
         issuer_port: args.issuer_port,
@@ -85,6 +108,8 @@ async fn main() -> std::process::ExitCode {
         // Absolute, so the banner and any error say exactly which directory.
         state_dir: (!args.ephemeral)
             .then(|| std::path::absolute(&args.state_dir).unwrap_or(args.state_dir)),
+        cimd_allow_loopback: args.cimd_allow_loopback,
+        cimd_root_certificates_pem,
     })
     .await;
     let running = match running {
