@@ -101,30 +101,53 @@ async function authorize(authUrl) {
   return back.searchParams;
 }
 
-// Runs `operation`; when it stops for an authorization (the transport throws UnauthorizedError
-// after handing the URL to `redirectToAuthorization`), completes it and runs it once more.
-async function withAuthorization(transport, what, operation) {
-  try {
-    return await operation();
-  } catch (e) {
-    if (!(e instanceof UnauthorizedError) || !provider.pendingAuthorization) throw e;
-    const url = provider.pendingAuthorization;
-    provider.pendingAuthorization = undefined;
-    log("authorization_needed", { for: what });
-    await transport.finishAuth(await authorize(url));
-    return await operation();
+// Completes the authorization the transport stopped for (it throws UnauthorizedError after
+// handing the URL to `redirectToAuthorization`): the code goes to `finishAuth`, as a client's
+// redirect handler does.
+async function completeAuthorization(error, transport, what) {
+  if (!(error instanceof UnauthorizedError) || !provider.pendingAuthorization) throw error;
+  const url = provider.pendingAuthorization;
+  provider.pendingAuthorization = undefined;
+  log("authorization_needed", { for: what });
+  await transport.finishAuth(await authorize(url));
+}
+
+// A transport starts once, so the attempt after the first authorization gets a new one (the
+// provider keeps the registration and tokens).
+async function connect() {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+    const client = new Client({ name: "mcp-auth-e2e-v2", version: "0.0.0" });
+    try {
+      await client.connect(transport);
+      log("connected");
+      return { client, transport };
+    } catch (e) {
+      await completeAuthorization(e, transport, "connect");
+    }
   }
+  throw new Error("could not connect after authorizing");
+}
+
+// The step-up happens on the connected transport, inside the call: after the authorization
+// the same client calls again.
+async function callTool(client, transport, name) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return await client.callTool({ name, arguments: {} });
+    } catch (e) {
+      await completeAuthorization(e, transport, name);
+    }
+  }
+  throw new Error(`${name}: still unauthorized after authorizing`);
 }
 
 const provider = new RefreshingProvider();
 let ok = true;
 try {
-  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
-  const client = new Client({ name: "mcp-auth-e2e-v2", version: "0.0.0" });
-  await withAuthorization(transport, "connect", () => client.connect(transport));
-  log("connected");
+  const { client, transport } = await connect();
   for (const name of tools) {
-    const result = await withAuthorization(transport, name, () => client.callTool({ name, arguments: {} }));
+    const result = await callTool(client, transport, name);
     log("tool", { name, isError: Boolean(result.isError), text: result.content?.[0]?.text ?? null, structured: result.structuredContent ?? null });
     ok = ok && !result.isError;
   }
