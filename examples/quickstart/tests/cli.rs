@@ -93,19 +93,19 @@ async fn authorize(issuer: &str, client_id: &str) -> (u16, String) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let response = http
-        .get(format!("{issuer}/oauth/authorize"))
-        .query(&[
+    let url = reqwest::Url::parse_with_params(
+        &format!("{issuer}/oauth/authorize"),
+        [
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", REDIRECT),
             ("state", "st4te"),
             ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
             ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .unwrap();
+    let response = http.get(url).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
