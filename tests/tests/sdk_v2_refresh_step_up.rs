@@ -92,7 +92,10 @@ async fn sdk_v2_client_with_a_refresh_token_re_authorizes_with_the_wider_scope()
     assert_eq!(needed, ["connect", "get-private-metadata"], "{report}");
     let tokens = find("tokens");
     assert_eq!(tokens.len(), 2, "{report}");
-    assert_eq!(tokens[0]["refresh_token"], true, "a refresh token is held\n{report}");
+    assert_eq!(
+        tokens[0]["refresh_token"], true,
+        "a refresh token is held\n{report}"
+    );
     let first = scopes(&tokens[0]["scope"]);
     assert!(!first.contains("private_metadata"), "{report}");
 
@@ -106,14 +109,21 @@ async fn sdk_v2_client_with_a_refresh_token_re_authorizes_with_the_wider_scope()
     assert_eq!(authorize[1]["resource"], qs.mcp_url(), "{report}");
     assert_eq!(authorize[1]["code_challenge_method"], "S256", "{report}");
     let second = scopes(&tokens[1]["scope"]);
-    assert!(second.is_superset(&asked), "granted what was asked\n{report}");
+    assert!(
+        second.is_superset(&asked),
+        "granted what was asked\n{report}"
+    );
     assert_eq!(tokens[1]["refresh_token"], true, "{report}");
 
     // The calls: whoami, the scoped tool after the step-up, and whoami again, whose token the
     // MCP server verified: the same client, now with private_metadata.
     let calls = find("tool");
     let names: Vec<&str> = calls.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["whoami", "get-private-metadata", "whoami"], "{report}");
+    assert_eq!(
+        names,
+        ["whoami", "get-private-metadata", "whoami"],
+        "{report}"
+    );
     assert!(calls.iter().all(|c| c["isError"] == false), "{report}");
     assert_eq!(calls[1]["structured"]["user_id"], user.as_str(), "{report}");
     assert_eq!(
@@ -159,6 +169,8 @@ async fn sdk_v2_client_with_a_refresh_token_re_authorizes_with_the_wider_scope()
         1,
         "{report}"
     );
+    // The whole exchange, for `--nocapture`.
+    println!("{report}");
     qs.shutdown().await;
     issuer.shutdown().await.unwrap();
 }

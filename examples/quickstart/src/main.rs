@@ -93,7 +93,10 @@ async fn main() -> std::process::ExitCode {
         Some(path) => match std::fs::read(path) {
             Ok(pem) => pem,
             Err(error) => {
-                eprintln!("quickstart: cannot read --cimd-root-ca {}: {error}", path.display());
+                eprintln!(
+                    "quickstart: cannot read --cimd-root-ca {}: {error}",
+                    path.display()
+                );
                 return std::process::ExitCode::FAILURE;
             }
         },

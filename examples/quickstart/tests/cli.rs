@@ -100,7 +100,10 @@ async fn authorize(issuer: &str, client_id: &str) -> (u16, String) {
             ("client_id", client_id),
             ("redirect_uri", REDIRECT),
             ("state", "st4te"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
             ("code_challenge_method", "S256"),
         ],
     )
@@ -176,6 +179,8 @@ async fn a_bad_cimd_root_ca_stops_the_start() {
             .env_remove("CLERK_SECRET_KEY")
             .env_remove("CLERK_PUBLISHABLE_KEY")
             .stdin(Stdio::null())
+            // A quickstart that starts instead of failing must not outlive the test.
+            .kill_on_drop(true)
             .output();
         let out = tokio::time::timeout(Duration::from_secs(60), out)
             .await
@@ -190,7 +195,10 @@ async fn a_bad_cimd_root_ca_stops_the_start() {
 /// `--help` documents both flags and their development-only rule.
 #[test]
 fn help_documents_the_cimd_flags() {
-    let out = std::process::Command::new(BIN).arg("--help").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(help.contains("--cimd-allow-loopback"), "{help}");
