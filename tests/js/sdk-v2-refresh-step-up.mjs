@@ -16,7 +16,7 @@
 //   lines 1403-1407);
 // - `_stepUpAuthorizeInner` (lines 1392-1421) computes the union of the scope it asked for
 //   before (`this._scope`, from the 401 challenge), the held token's `scope` and the challenged
-//   scope (`computeScopeUnion`, dist/public-CvV4ZHkX.mjs lines 371-378), and passes
+//   scope (`computeScopeUnion`, dist/public-CvV4ZHkX.mjs lines 372-378), and passes
 //   `forceReauthorization = isStrictScopeSuperset(union, tokens.scope)` (same file, lines
 //   397-402) to `auth()`;
 // - `authInternal` skips the refresh when `forceReauthorization` is set (`if
@@ -24,7 +24,8 @@
 //   starts an authorization request whose `scope` is the union (the `startAuthorization` call,
 //   line 823, with `resolvedScope` from `determineScope`, lines 662-667 and 725, which appends
 //   `offline_access` when the issuer's metadata lists it and the client registered the
-//   `refresh_token` grant);
+//   `refresh_token` grant; with `offline_access` in it, `startAuthorization` adds
+//   `prompt=consent`, line 1222, and `resource`, line 1223);
 // - the refresh path, when it is taken (the union is already covered), sends `scope` only if
 //   the provider implements `scopeForRefresh` (line 796); this provider does not.
 // So the token response's `scope` matters: without it the SDK treats the held scope as empty
