@@ -44,7 +44,8 @@ class HeadlessProvider {
       // refreshing when it holds a refresh token, and a refresh cannot widen the grant (RFC 6749
       // §6), so step-up would never reach the consent page. Without one it re-authorizes with
       // the wider scope. SDK_CLIENT_GRANT_TYPES=authorization_code,refresh_token registers the
-      // refresh grant too (tests/tests/sdk_refresh_step_up.rs pins what the SDK then does).
+      // refresh grant too (tests/tests/sdk_refresh_step_up.rs pins what the SDK then does; the
+      // v2 SDK steps up while holding a refresh token: sdk-v2-refresh-step-up.mjs).
       grant_types: (process.env.SDK_CLIENT_GRANT_TYPES ?? "authorization_code").split(","),
       response_types: ["code"],
       token_endpoint_auth_method: "none",

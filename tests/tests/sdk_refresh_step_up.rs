@@ -14,8 +14,12 @@
 //! the same 403 and the transport gives up with "Server returned 403 after trying upscoping";
 //! the step-up never reaches the consent page.
 //!
-//! The test fails as soon as an SDK version re-authorizes instead (then make it the full
-//! step-up test the issue asks for).
+//! The SDK's v2 line (`@modelcontextprotocol/client`, from 2.0.0) fixed this: on the 403 it
+//! skips the refresh when the challenge asks for more than the held token's `scope` and
+//! re-authorizes with the union. The full step-up with a refresh-token-holding client is
+//! `sdk_v2_refresh_step_up.rs`; this test stays to document the 1.x limitation (the README's
+//! step-up table says which line works), and fails as soon as a 1.x version re-authorizes
+//! instead (then make it a copy of the v2 test).
 
 use std::time::Duration;
 
@@ -66,7 +70,7 @@ async fn sdk_client_with_a_refresh_token_refreshes_instead_of_stepping_up() {
     assert_eq!(
         e2e::requests_total(&metrics, "/oauth/authorize", "GET"),
         1,
-        "the SDK now re-authorizes on step-up: turn this into the full step-up test\n{report}"
+        "the SDK now re-authorizes on step-up: make this test a copy of sdk_v2_refresh_step_up.rs\n{report}"
     );
     assert!(
         metrics.contains(

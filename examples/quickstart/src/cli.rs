@@ -72,11 +72,23 @@ pub struct Args {
     /// Length of the rate-limit window, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate_limit_window: u64,
+    /// Let the embedded issuer fetch Client ID Metadata Documents from loopback addresses (a
+    /// client served on this machine). For development and tests only: refused on a
+    /// non-loopback address, and the embedded issuer listens on 127.0.0.1 only. Private,
+    /// link-local and other special-purpose addresses stay refused. Ignored when Clerk keys are
+    /// set.
+    #[arg(long)]
+    pub cimd_allow_loopback: bool,
+    /// PEM file of root certificates the embedded issuer trusts for Client ID Metadata Document
+    /// fetches, besides the system's (a local CA for documents served over HTTPS on loopback).
+    /// Ignored when Clerk keys are set.
+    #[arg(long, value_name = "FILE")]
+    pub cimd_root_ca: Option<std::path::PathBuf>,
 }
 
 impl Args {
     /// The [`Options`] these arguments ask for, with Clerk keys from the environment.
-    fn options(self, clerk: Option<ClerkKeys>) -> Options {
+    fn options(self, clerk: Option<ClerkKeys>, cimd_root_certificates_pem: Vec<u8>) -> Options {
         Options {
             host: self.host,
             port: self.port,
@@ -95,6 +107,8 @@ impl Args {
                 .rate_limit_per_user
                 .map(|n| (n, std::time::Duration::from_secs(self.rate_limit_window))),
             auto_approve_user: None,
+            cimd_allow_loopback: self.cimd_allow_loopback,
+            cimd_root_certificates_pem,
         }
     }
 }
@@ -124,7 +138,22 @@ pub async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let running = match Quickstart::start(args.options(clerk)).await {
+    // Read here, as `mcp-auth-issuer --cimd-root-ca` does, so a wrong path fails at start with
+    // the flag's name rather than at the first document fetch.
+    let cimd_root_certificates_pem = match &args.cimd_root_ca {
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => pem,
+            Err(error) => {
+                eprintln!(
+                    "quickstart: cannot read --cimd-root-ca {}: {error}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Vec::new(),
+    };
+    let running = match Quickstart::start(args.options(clerk, cimd_root_certificates_pem)).await {
         Ok(running) => running,
         Err(error) => {
             eprintln!("quickstart: {error}");

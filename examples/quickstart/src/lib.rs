@@ -58,6 +58,17 @@ pub struct Options {
     /// the consent page (its `auto_approve_user`, loopback only). For automated tests driving
     /// a client that cannot fill in a form; `None` (the binary): the consent page is shown.
     pub auto_approve_user: Option<String>,
+    /// Let the embedded issuer fetch Client ID Metadata Documents from loopback addresses (a
+    /// client served on this machine): [`IssuerConfig::cimd_allow_loopback`], the binary's
+    /// `--cimd-allow-loopback`. Development and tests only; the issuer refuses it on a
+    /// non-loopback listen address, and the embedded issuer listens on 127.0.0.1 only. Unused with
+    /// real Clerk keys.
+    pub cimd_allow_loopback: bool,
+    /// PEM root certificates the embedded issuer trusts for Client ID Metadata Document
+    /// fetches, besides the system's: [`IssuerConfig::cimd_root_certificates_pem`], the
+    /// binary's `--cimd-root-ca FILE`. Empty: the system's roots only. Unused with real Clerk
+    /// keys.
+    pub cimd_root_certificates_pem: Vec<u8>,
 }
 
 impl Default for Options {
@@ -76,6 +87,8 @@ impl Default for Options {
             redis_url: None,
             rate_limit: None,
             auto_approve_user: None,
+            cimd_allow_loopback: false,
+            cimd_root_certificates_pem: Vec::new(),
         }
     }
 }
@@ -201,6 +214,8 @@ impl Quickstart {
                     default_audience: Some(mcp_url.clone()),
                     state_dir: options.state_dir.clone(),
                     auto_approve_user: options.auto_approve_user.clone(),
+                    cimd_allow_loopback: options.cimd_allow_loopback,
+                    cimd_root_certificates_pem: options.cimd_root_certificates_pem.clone(),
                     ..defaults
                 };
                 let handle = Issuer::serve(issuer_listener, config)
