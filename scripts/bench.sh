@@ -54,7 +54,9 @@ if want logging; then
   cargo build --release --locked -q -p oidc-resource-server
   cargo build --release --locked -q -p mcp-auth --example rmcp-floor
 fi
-BIN=target/production
+# CARGO_TARGET_DIR is honoured, so a measurement can build beside a running test suite.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN=$TARGET_DIR/production
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -71,8 +73,8 @@ FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792 OIDC_SESSIONS_PORT=8793 FLOO
 LOG_FLOOR_PORT=8795 LOG_OIDC_PORT=8796 LOG_OIDC_WARN_PORT=8797
 SHARED_REDIS_PORT=8780 SHARED_QS_PORT=8781 LOCAL_QS_PORT=8782
 
-target/release/mcp-auth-issuer --ephemeral --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
-target/release/mcp-auth-issuer --ephemeral --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
+$TARGET_DIR/release/mcp-auth-issuer --ephemeral --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
+$TARGET_DIR/release/mcp-auth-issuer --ephemeral --port $OPAQUE_ISSUER_PORT --secret-key $SECRET --token-format opaque --rate-limit 1000 >/dev/null 2>&1 & PIDS+=($!)
 wait_http http://127.0.0.1:$JWT_ISSUER_PORT/.well-known/jwks.json
 wait_http http://127.0.0.1:$OPAQUE_ISSUER_PORT/.well-known/jwks.json
 
@@ -217,7 +219,7 @@ redis-server --port $SHARED_REDIS_PORT --bind 127.0.0.1 --save '' --appendonly n
 for _ in $(seq 1 200); do redis-cli -p $SHARED_REDIS_PORT ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
 PK="pk_test_$(printf '127.0.0.1:%s$' $OPAQUE_ISSUER_PORT | base64 -w0)"
 clerk_env=(CLERK_SECRET_KEY=$SECRET CLERK_PUBLISHABLE_KEY="$PK" CLERK_API_URL=http://127.0.0.1:$OPAQUE_ISSUER_PORT
-  CLERK_FRONTEND_API_URL=http://127.0.0.1:$OPAQUE_ISSUER_PORT RUST_LOG=warn)
+  CLERK_FRONTEND_API_URL=http://127.0.0.1:$OPAQUE_ISSUER_PORT)
 start_timed qs-local $LOCAL_QS_PORT env "${clerk_env[@]}" $BIN/quickstart --port $LOCAL_QS_PORT; LOCAL_PID=$LAST_PID
 start_timed qs-redis $SHARED_QS_PORT env "${clerk_env[@]}" $BIN/quickstart --port $SHARED_QS_PORT \
   --redis-url redis://127.0.0.1:$SHARED_REDIS_PORT; SHARED_PID=$LAST_PID
@@ -245,7 +247,7 @@ if want logging; then
 # The logging defaults as a user meets them: the release profile, the oidc example with no
 # RUST_LOG (its default filter) and its output going to a file, beside the same binary at
 # RUST_LOG=warn and the floor, all fresh, measured with a one-thread wrk in interleaved rounds.
-REL=target/release
+REL=$TARGET_DIR/release
 LOGDIR=$(mktemp -d)
 start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
 OUT=$LOGDIR/as-shipped.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \

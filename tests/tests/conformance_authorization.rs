@@ -105,11 +105,21 @@ async fn run_suite(auth_method: &str) -> Outcome {
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let authorize_prefix = format!("{}/oauth/authorize?", issuer.base_url());
     let mut printed = Vec::new();
+    // The suite prints the authorization URL as soon as it has built it, possibly before its
+    // callback listener is up (`listen` answers asynchronously; it then prints "Callback server
+    // started"): wait for both, or a fast browser finds the port closed.
+    let listening = format!("Callback server started: http://127.0.0.1:{port}");
     let authorization_url = tokio::time::timeout(Duration::from_secs(60), async {
+        let (mut url, mut started) = (None, false);
         while let Some(line) = stdout.next_line().await.unwrap() {
             printed.push(line.clone());
             if line.starts_with(&authorize_prefix) {
-                return Some(line);
+                url = Some(line);
+            } else if line.contains(&listening) {
+                started = true;
+            }
+            if started && url.is_some() {
+                return url;
             }
         }
         None
