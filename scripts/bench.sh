@@ -15,8 +15,9 @@
 # Then the cache bound: TOKENS distinct valid tokens through each verification cache
 # (examples/token-churn.rs), with RSS as it goes.
 # Then the shared cache: the quickstart on opaque tokens (c) with `--redis-url` against a local
-# redis-server beside the same binary without it, in interleaved rounds; target >= 0.9x (hits are
-# served from the local cache first; Redis is asked only on a local miss).
+# redis-server beside the same binary without it, in interleaved rounds, both at their default log
+# level (as a user runs them); target >= 0.9x (hits are served from the local cache first; Redis is
+# asked only on a local miss).
 # Last, the logging defaults, in the release profile with a one-thread wrk: the rmcp floor, the
 # oidc example as shipped (no RUST_LOG: its default filter, logs to a file) and at RUST_LOG=warn,
 # in interleaved rounds; prints each one's ratio to the floor and the log lines per request.

@@ -2,7 +2,9 @@
 //! tokens, N quickstart replicas in Clerk mode pointed at it (separate processes, so one can be
 //! killed with SIGKILL), and `haproxy` in front of them running `deploy/haproxy.cfg`.
 //!
-//! ```no_run
+//! ```ignore
+//! // In this crate's integration tests only: `fleet!` names the replica binary through
+//! // `CARGO_BIN_EXE_quickstart-replica`, which Cargo defines for those and not for doctests.
 //! # async fn run() {
 //! let fleet = e2e::fleet!().replicas(3).start().await;
 //! let url = fleet.url(); // through haproxy
