@@ -9,7 +9,6 @@ use crate::{
     challenge::Challenge,
     clerk::{BackendError, ClerkUser},
     step_up::{Guarded, RequiredScopes, StepUp},
-    tools::ToolScopes,
 };
 
 /// Something a request asks for that may need scopes, as the step-up guard sees it.

@@ -14,8 +14,9 @@
 //! the moment is refused or delayed into a 503 (every one of them gets 200 with its own user
 //! id); no valid token is ever answered 401; no invalid token is ever answered 200; every 503
 //! carries `Retry-After`; no other status and no request left unanswered for 30 s; resident
-//! memory and open descriptors flat (within 10 % of their level once the first hang window
-//! has passed, compared at quiet moments); descriptors and established connections back to
+//! memory and open descriptors other than client connections flat (within 10 % of their level
+//! once the first hang window has passed, at least 4 descriptors of slack, compared at quiet
+//! moments); descriptors and established connections back to
 //! that level at the end (no task or connection leak).
 //!
 //! ```sh
@@ -957,10 +958,20 @@ fn report(
                 format!("{:.1} -> {:.1} MiB", rss0 / 1024.0, rss_max as f64 / 1024.0),
             );
         }
-        if fd_max as f64 > fd0 * 1.10 {
+        // Descriptors other than established connections: how many clients happen to be
+        // connected at a quiet moment depends on the load generator and the machine, not on the
+        // server, so counting them made the check fail on a busy machine with nothing leaked.
+        // What a leak looks like stays in: listeners, files, sockets stuck half-closed. Within
+        // 10 %, and at least 4 descriptors of slack, since the count is small (about a dozen).
+        let held = |u: &Usage| u.fds.saturating_sub(u.established);
+        let held0 = mean(&base, held);
+        let held_max = max(&later, held);
+        if held_max as f64 > held0 + (held0 * 0.10).max(4.0) {
             ctx.tally.violation(
-                format!("{name}: open descriptors grew more than 10 % over the baseline"),
-                format!("{fd0:.0} -> {fd_max}"),
+                format!(
+                    "{name}: descriptors other than client connections grew more than 10 % over the baseline"
+                ),
+                format!("{held0:.0} -> {held_max} (all descriptors: {fd0:.0} -> {fd_max})"),
             );
         }
         if end.fds as f64 > fd0 * 1.10 || end.established as f64 > est0 * 1.10 {
