@@ -10,7 +10,7 @@
 #   scripts/soak.sh [SECONDS]        # default 600 (ten minutes); SOAK_SECONDS works too
 #
 # Prints the answers per server, token kind and status, the resource figures, and every
-# violation; exits non-zero on any violation. Logs and the report go to target/soak/.
+# violation; exits non-zero on any violation. Logs and the report go to target/soak/ (under $CARGO_TARGET_DIR when set).
 # PROFILE=release builds and runs optimised binaries (default: the debug build the tests use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,5 @@ echo "==> building the servers, the issuer and the soak driver ($PROFILE)"
 cargo build --locked -q "${profile_flag[@]}" --workspace --bins --tests
 
 echo "==> soak for ${SECONDS_TOTAL}s"
-exec "target/$PROFILE/soak" --seconds "$SECONDS_TOTAL" --bin-dir "target/$PROFILE" --out target/soak
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+exec "$TARGET_DIR/$PROFILE/soak" --seconds "$SECONDS_TOTAL" --bin-dir "$TARGET_DIR/$PROFILE" --out "$TARGET_DIR/soak"
