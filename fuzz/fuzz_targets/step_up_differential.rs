@@ -91,6 +91,8 @@ fn rmcp_view(body: &[u8]) -> Vec<Requested> {
         ClientRequest::CallToolRequest(r) => vec![Requested::Tool(r.params.name.into_owned())],
         ClientRequest::GetPromptRequest(r) => vec![Requested::Prompt(r.params.name)],
         ClientRequest::ReadResourceRequest(r) => vec![Requested::Resource(r.params.uri)],
+        ClientRequest::SubscribeRequest(r) => vec![Requested::Resource(r.params.uri)],
+        ClientRequest::UnsubscribeRequest(r) => vec![Requested::Resource(r.params.uri)],
         _ => Vec::new(),
     }
 }

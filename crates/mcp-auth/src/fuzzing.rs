@@ -18,7 +18,7 @@ pub enum Requested {
     Tool(String),
     /// `prompts/get` of this prompt.
     Prompt(String),
-    /// `resources/read` of this URI.
+    /// `resources/read`, `resources/subscribe` or `resources/unsubscribe` of this URI.
     Resource(String),
 }
 

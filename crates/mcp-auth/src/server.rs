@@ -335,9 +335,10 @@ impl McpServerBuilder {
         self
     }
 
-    /// Requires `scopes` for `resources/read` of the resources `pattern` matches: a request
-    /// without them is answered with 403 `insufficient_scope` naming the scopes, before the
-    /// handler's `read_resource` runs.
+    /// Requires `scopes` for `resources/read`, `resources/subscribe` and
+    /// `resources/unsubscribe` of the resources `pattern` matches: a request without them is
+    /// answered with 403 `insufficient_scope` naming the scopes, before the handler's
+    /// `read_resource` (or `subscribe`, `unsubscribe`) runs.
     ///
     /// `pattern` matches a URI equal to it, and the URIs below it: those that continue it with
     /// `/`, `?` or `#`, or, when `pattern` itself ends with `/`, every URI that starts with it.

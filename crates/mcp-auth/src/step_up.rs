@@ -1,5 +1,6 @@
-//! Per-request scopes at the HTTP layer: a `tools/call`, `prompts/get` or `resources/read` for
-//! a tool, prompt or resource whose scopes the token lacks is answered with a 403
+//! Per-request scopes at the HTTP layer: a `tools/call`, `prompts/get` or `resources/read`
+//! (`resources/subscribe`, `resources/unsubscribe`) for a tool, prompt or resource whose scopes
+//! the token lacks is answered with a 403
 //! `insufficient_scope` challenge before the handler runs, so the client can re-authorize with
 //! the wider scope (MCP step-up authorization).
 //!
@@ -48,7 +49,9 @@ pub(crate) enum Guarded {
     Tool(String),
     /// `prompts/get` of this prompt.
     Prompt(String),
-    /// `resources/read` of this URI.
+    /// `resources/read`, `resources/subscribe` or `resources/unsubscribe` of this URI: one
+    /// rule for the three, so a client without the scope can neither read a resource nor
+    /// follow its updates.
     Resource(String),
 }
 
@@ -58,6 +61,8 @@ pub(crate) enum Guarded {
 const TOOLS_CALL: &str = "tools/call";
 const PROMPTS_GET: &str = "prompts/get";
 const RESOURCES_READ: &str = "resources/read";
+const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
+const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
 const TOOLS_LIST: &str = "tools/list";
 
 /// The scope tables of a server, as the guard checks them.
@@ -244,7 +249,9 @@ impl<'a> Seen<'a> {
             match method.as_ref() {
                 TOOLS_CALL => out.items.extend(owned(&self.names, Guarded::Tool)),
                 PROMPTS_GET => out.items.extend(owned(&self.names, Guarded::Prompt)),
-                RESOURCES_READ => out.items.extend(owned(&self.uris, Guarded::Resource)),
+                RESOURCES_READ | RESOURCES_SUBSCRIBE | RESOURCES_UNSUBSCRIBE => {
+                    out.items.extend(owned(&self.uris, Guarded::Resource));
+                }
                 TOOLS_LIST => out.lists_tools = true,
                 _ => {}
             }
@@ -389,7 +396,7 @@ fn requested_by_headers(headers: &HeaderMap) -> Option<Scan> {
     let make: fn(String) -> Guarded = match method {
         TOOLS_CALL => Guarded::Tool,
         PROMPTS_GET => Guarded::Prompt,
-        RESOURCES_READ => Guarded::Resource,
+        RESOURCES_READ | RESOURCES_SUBSCRIBE | RESOURCES_UNSUBSCRIBE => Guarded::Resource,
         // rmcp checks that the body's method is this one: nothing guarded is asked for.
         _ => {
             return Some(Scan {
@@ -589,6 +596,8 @@ mod tests {
             ClientRequest::CallToolRequest(r) => Some(Guarded::Tool(r.params.name.into_owned())),
             ClientRequest::GetPromptRequest(r) => Some(Guarded::Prompt(r.params.name)),
             ClientRequest::ReadResourceRequest(r) => Some(Guarded::Resource(r.params.uri)),
+            ClientRequest::SubscribeRequest(r) => Some(Guarded::Resource(r.params.uri)),
+            ClientRequest::UnsubscribeRequest(r) => Some(Guarded::Resource(r.params.uri)),
             _ => None,
         }
     }
@@ -612,6 +621,15 @@ mod tests {
             requested(read).items,
             vec![Guarded::Resource("file:///secret/k".into())]
         );
+        for method in ["resources\\/subscribe", "resources/unsubscribe"] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"db://users/1"}}}}"#);
+            assert_eq!(
+                requested(body.as_bytes()).items,
+                vec![Guarded::Resource("db://users/1".into())],
+                "{body}"
+            );
+            assert_eq!(rmcp_runs(body.as_bytes()), Some(Guarded::Resource("db://users/1".into())));
+        }
         assert!(requested(b"not json").items.is_empty());
         let list = requested(br#"{"method":"tools/list"}"#);
         assert!(list.items.is_empty());

@@ -1,5 +1,5 @@
-//! Scopes beyond tools: `prompts/get` per prompt name and `resources/read` per URI or URI
-//! prefix, refused with the step-up challenge before the handler runs, over real HTTP.
+//! Scopes beyond tools: `prompts/get` per prompt name and `resources/read` (and
+//! `resources/subscribe`, `resources/unsubscribe`) per URI or URI prefix, refused with the step-up challenge before the handler runs, over real HTTP.
 
 mod common;
 
@@ -12,7 +12,7 @@ use rmcp::{
     model::{
         GetPromptRequestParams, GetPromptResponse, GetPromptResult, PromptMessage,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
-        Role, ServerCapabilities, ServerConfig,
+        Role, ServerCapabilities, ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
@@ -31,6 +31,7 @@ impl ServerHandler for Library {
             ServerCapabilities::builder()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .build(),
         )
     }
@@ -61,6 +62,34 @@ impl ServerHandler for Library {
             .unwrap()
             .push(format!("resource {}", request.uri));
         Ok(ReadResourceResult::new(vec![ResourceContents::text("contents", request.uri)]).into())
+    }
+
+    // Legacy-only in rmcp 3.11 (2026-07-28 clients use `subscriptions/listen`), still served
+    // to the revisions before it.
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("subscribe {}", request.uri));
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("unsubscribe {}", request.uri));
+        Ok(())
     }
 }
 
@@ -128,6 +157,11 @@ fn get_prompt(name: &str) -> Value {
 
 fn read(uri: &str) -> Value {
     json!({"jsonrpc":"2.0","id":4,"method":"resources/read","params":{"uri": uri}})
+}
+
+/// `resources/subscribe` or `resources/unsubscribe` of `uri`.
+fn subscription(method: &str, uri: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":5,"method": method,"params":{"uri": uri}})
 }
 
 fn challenge(resp: &reqwest::Response) -> String {
@@ -299,4 +333,92 @@ async fn standard_headers_decide_for_prompts_and_resources() {
     assert_eq!(resp.status(), 403);
     assert!(challenge(&resp).contains("users:read"));
     assert!(s.served().is_empty(), "{:?}", s.served());
+}
+
+/// `resources/subscribe` and `resources/unsubscribe` follow the rule of `resources/read`: a
+/// URI a pattern covers needs the pattern's scopes (nested patterns add up), whether the body
+/// names it or, for 2026-07-28, the `Mcp-Method`/`Mcp-Name` headers do; the handler never
+/// runs for a refused one. Uncovered URIs, and covered ones with the scope, are served.
+#[tokio::test]
+async fn subscriptions_step_up_like_reads() {
+    let s = start(ScopeHierarchy::exact()).await;
+    let narrow = s.token("openid");
+    for method in ["resources/subscribe", "resources/unsubscribe"] {
+        for (uri, scope) in [
+            ("file:///secret/plan.txt", "openid secret:read"),
+            ("file:///secret/hr/pay.csv", "openid secret:read hr:read"),
+            ("db://users/42", "openid users:read"),
+        ] {
+            let resp = post(&s.mcp, Some(&narrow), &subscription(method, uri), &[]).await;
+            assert_eq!(resp.status(), 403, "{method} {uri}");
+            assert!(
+                challenge(&resp)
+                    .contains(&format!("scope=\"{scope}\", error=\"insufficient_scope\"")),
+                "{method} {uri}: {}",
+                challenge(&resp)
+            );
+        }
+        // Escaped in the body, as rmcp would decode it.
+        let escaped = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{}","params":{{"uri":"file:\/\/\/secret\/a"}}}}"#,
+            method.replace('/', "\\/")
+        );
+        let resp = reqwest::Client::new()
+            .post(&s.mcp)
+            .bearer_auth(&narrow)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", PROTOCOL)
+            .body(escaped.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{escaped}");
+        // 2026-07-28: the standard headers decide (rmcp checks them against the body).
+        let resp = reqwest::Client::new()
+            .post(&s.mcp)
+            .bearer_auth(&narrow)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", method)
+            .header("mcp-name", "db://users/7")
+            .json(&subscription(method, "db://users/7"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{method} by headers");
+        assert!(challenge(&resp).contains("users:read"));
+    }
+    assert!(s.served().is_empty(), "{:?}", s.served());
+
+    let resp = post(
+        &s.mcp,
+        Some(&narrow),
+        &subscription("resources/subscribe", "file:///public/a"),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let wide = s.token("secret:read hr:read");
+    for method in ["resources/subscribe", "resources/unsubscribe"] {
+        let resp = post(
+            &s.mcp,
+            Some(&wide),
+            &subscription(method, "file:///secret/hr/pay.csv"),
+            &[],
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{method}");
+        let r = rpc_result(resp).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+    assert_eq!(
+        s.served(),
+        [
+            "subscribe file:///public/a",
+            "subscribe file:///secret/hr/pay.csv",
+            "unsubscribe file:///secret/hr/pay.csv"
+        ]
+    );
 }
