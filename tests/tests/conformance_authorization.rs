@@ -6,8 +6,10 @@
 //! authorization URL for a browser and waits on a loopback callback. The issuer runs with
 //! `auto_approve_user`, so following the printed URL (one GET, then the redirect to the
 //! suite's callback) stands in for the person. Run for a public client and for a confidential
-//! one, both made with `POST /admin/clients` (the confidential one hits a known bug of the
-//! suite, pinned in its test).
+//! one, both made with `POST /admin/clients`. The confidential one hits a known bug of the
+//! suite against an issuer that also admits public clients (pinned in its test), and passes
+//! against one configured for confidential clients only (`public_clients: false`,
+//! `--no-public-clients`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -61,7 +63,9 @@ async fn create_client(issuer: &IssuerHandle, body: Value) -> Value {
     response.json().await.unwrap()
 }
 
-async fn run_suite(auth_method: &str) -> Outcome {
+/// Runs both scenarios for a client made with `auth_method`, against an issuer that admits
+/// public clients or not.
+async fn run_suite(auth_method: &str, public_clients: bool) -> Outcome {
     let js = e2e::js_dir("conformance-0.2");
     let node = node22(&js);
     let user = mcp_auth_issuer::default_users()[0].id.clone();
@@ -70,6 +74,7 @@ async fn run_suite(auth_method: &str) -> Outcome {
         listener,
         IssuerConfig {
             auto_approve_user: Some(user),
+            public_clients,
             ..IssuerConfig::default()
         },
     )
@@ -212,7 +217,7 @@ impl Outcome {
 /// A public client (`token_endpoint_auth_method: none`, PKCE only): both scenarios pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_authorization_scenarios_public_client() {
-    let outcome = run_suite("none").await;
+    let outcome = run_suite("none", true).await;
     outcome.assert_metadata_passes();
     let failed: Vec<&Value> = outcome
         .checks
@@ -234,12 +239,18 @@ async fn conformance_authorization_scenarios_public_client() {
 /// (`selectTokenAuthMethod` in its `dist/index.js`), so against an issuer that also serves
 /// public clients it sends the confidential client's `client_id` without its secret, and the
 /// issuer refuses it (401 `invalid_client`, RFC 6749 §3.2.1: a confidential client must
-/// authenticate). This test pins that: the metadata scenario passes, the code grant fails only
-/// on that 401, and the test fails as soon as a suite version sends the secret, so it can then
-/// become a plain pass.
+/// authenticate). The line, in the package's single bundled file `dist/index.js` (line 2199, the
+/// `authorization-code-grant` scenario): `selectTokenAuthMethod(e,t){let
+/// n=e.token_endpoint_auth_methods_supported??["client_secret_basic"];return!t.clientSecret||
+/// n.includes("none")?"none":…}`. The suite has no option to choose the method (its CLI and
+/// `--file` settings take only url, scenario, client id and secret, resource and port). This
+/// test pins the bug: the metadata scenario passes, the code grant fails only on that 401, and
+/// the test fails as soon as a suite version sends the secret, so it can then become a plain
+/// pass. [`conformance_authorization_scenarios_confidential_client_only_issuer`] runs the same
+/// client to a pass against an issuer that does not advertise `none`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_authorization_scenarios_confidential_client() {
-    let outcome = run_suite("client_secret_post").await;
+    let outcome = run_suite("client_secret_post", true).await;
     outcome.assert_metadata_passes();
     let grant = outcome.check("authorization-code-grant");
     assert_eq!(
@@ -252,4 +263,32 @@ async fn conformance_authorization_scenarios_confidential_client() {
         outcome.token_401s, 1,
         "the one token request, refused without its secret"
     );
+}
+
+/// A confidential client (`client_secret_post`) against an issuer that admits confidential
+/// clients only (`public_clients: false`): `none` is not in the metadata, so the suite picks
+/// `client_secret_post`, sends the secret, and the code grant passes with no token request
+/// refused. The metadata scenario passes; its CIMD check warns, as it must for an issuer that
+/// does not advertise Client ID Metadata Documents (whose clients are public here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_authorization_scenarios_confidential_client_only_issuer() {
+    let outcome = run_suite("client_secret_post", false).await;
+    assert_eq!(
+        outcome.check("authorization-server-metadata")["status"],
+        "SUCCESS",
+        "{}",
+        outcome.transcript
+    );
+    let cimd = outcome.check("authorization-server-metadata-cimd");
+    assert_eq!(cimd["status"], "WARNING", "{cimd}");
+    assert_eq!(cimd["details"]["client_id_metadata_document_supported"], false);
+    let grant = outcome.check("authorization-code-grant");
+    assert_eq!(grant["status"], "SUCCESS", "{grant}\n{}", outcome.transcript);
+    let failed: Vec<&Value> = outcome
+        .checks
+        .iter()
+        .filter(|c| c["status"] == "FAILURE")
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{}", outcome.transcript);
+    assert_eq!(outcome.token_401s, 0, "the secret was sent and accepted");
 }

@@ -119,6 +119,15 @@ pub(crate) async fn authenticate(
 /// cannot be fetched or is invalid is `invalid_client` with the reason.
 async fn lookup(shared: &Shared, client_id: &str, basic: bool) -> Result<Client, OAuthError> {
     match crate::cimd::lookup(shared, client_id).await? {
+        // Registered while public clients were admitted, before a restart without them.
+        Lookup::Found(client)
+            if !client.auth_method.is_confidential() && !shared.config.public_clients =>
+        {
+            Err(OAuthError::invalid_client(
+                "this authorization server accepts confidential clients only",
+                basic,
+            ))
+        }
         Lookup::Found(client) => Ok(client),
         Lookup::Unknown => Err(OAuthError::invalid_client("unknown client", basic)),
         Lookup::BadDocument(message) => Err(OAuthError::invalid_client(message, basic)),

@@ -121,6 +121,16 @@ pub struct IssuerConfig {
     /// 2026-07-28 prefer it to dynamic registration). `false`: such a `client_id` is refused
     /// without any network access (the fuzz targets, which must stay offline).
     pub client_id_metadata_documents: bool,
+    /// Accept public clients (`token_endpoint_auth_method: none`, PKCE only), as Clerk does.
+    /// Default `true`. `false` admits confidential clients only, as an authorization server
+    /// that requires every client to authenticate at the token endpoint (RFC 6749 §2.1 leaves
+    /// the choice of client types to it): `none` is left out of
+    /// `token_endpoint_auth_methods_supported`; registering a client with `none` (dynamic
+    /// registration or `POST /admin/clients`) is refused with `invalid_client_metadata`; a
+    /// public client already in the state is refused at the token endpoint with
+    /// `invalid_client`; and Client ID Metadata Documents are not accepted (nor advertised),
+    /// since the clients they describe here are public.
+    pub public_clients: bool,
     /// Fetch Client ID Metadata Documents from loopback addresses (`127.0.0.0/8`, `::1`).
     /// For development and tests only; refused unless the listener is on a loopback address.
     /// Private, link-local, unique-local and other special-purpose addresses stay refused
@@ -135,6 +145,14 @@ pub struct IssuerConfig {
     /// Largest metadata document accepted, in bytes; the fetch stops as soon as the body
     /// passes it. Default 5 KiB.
     pub cimd_max_document_bytes: usize,
+}
+
+impl IssuerConfig {
+    /// Whether Client ID Metadata Documents are accepted: they must be enabled, and the
+    /// clients they describe (public ones) admitted.
+    pub(crate) fn accepts_metadata_documents(&self) -> bool {
+        self.client_id_metadata_documents && self.public_clients
+    }
 }
 
 impl Default for IssuerConfig {
@@ -167,6 +185,7 @@ impl Default for IssuerConfig {
             public_url: None,
             default_audience: None,
             client_id_metadata_documents: true,
+            public_clients: true,
             cimd_allow_loopback: false,
             cimd_root_certificates_pem: Vec::new(),
             cimd_fetch_timeout: Duration::from_secs(5),

@@ -83,6 +83,11 @@ struct Args {
     /// public_metadata private_metadata (repeat or comma-separate).
     #[arg(long = "scope", value_delimiter = ',')]
     extra_scopes: Vec<String>,
+    /// Admit confidential clients only: `none` is not advertised, registering a public client
+    /// is refused, a public client is refused at the token endpoint, and Client ID Metadata
+    /// Documents (public clients here) are not accepted.
+    #[arg(long)]
+    no_public_clients: bool,
     /// Fetch Client ID Metadata Documents from loopback addresses too (a client served on
     /// this machine). For development and tests only; refused on a non-loopback address.
     /// Private, link-local and other special-purpose addresses stay refused.
@@ -138,6 +143,7 @@ async fn run(args: Args) -> Result<(), String> {
         public_url: args.public_url,
         default_audience: args.default_audience,
         cimd_allow_loopback: args.cimd_allow_loopback,
+        public_clients: !args.no_public_clients,
         ..IssuerConfig::default()
     };
     if let Some(path) = &args.cimd_root_ca {

@@ -31,13 +31,13 @@ pub(crate) fn document(shared: &Shared) -> Value {
         "registration_endpoint": shared.url("/oauth/register"),
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": auth_methods(shared),
         "scopes_supported": shared.config.scopes_supported,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": CLAIMS,
         "code_challenge_methods_supported": ["S256"],
-        "client_id_metadata_document_supported": shared.config.client_id_metadata_documents,
+        "client_id_metadata_document_supported": shared.config.accepts_metadata_documents(),
         "authorization_response_iss_parameter_supported": true,
     })
 }
@@ -60,17 +60,26 @@ pub(crate) fn openid_document(shared: &Shared) -> Value {
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": auth_methods(shared),
         "claims_supported": CLAIMS,
         "code_challenge_methods_supported": ["S256"],
         "backchannel_logout_supported": false,
         "frontchannel_logout_supported": false,
-        "client_id_metadata_document_supported": shared.config.client_id_metadata_documents,
+        "client_id_metadata_document_supported": shared.config.accepts_metadata_documents(),
         "authorization_response_iss_parameter_supported": true,
     })
 }
 
-const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+/// The token endpoint's client authentication methods: `none` (public clients) only when
+/// they are admitted ([`IssuerConfig::public_clients`](crate::IssuerConfig::public_clients)).
+fn auth_methods(shared: &Shared) -> &'static [&'static str] {
+    const ALL: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+    if shared.config.public_clients {
+        &ALL
+    } else {
+        &ALL[1..]
+    }
+}
 
 const CLAIMS: [&str; 14] = [
     "sub",

@@ -41,6 +41,12 @@ fn register_client(shared: &Shared, body: &[u8]) -> Result<Value, OAuthError> {
 /// secret, shown once, for a confidential client). Shared with `POST /admin/clients`.
 pub(crate) fn create_client(shared: &Shared, metadata: &Value) -> Result<Value, OAuthError> {
     let reg = validate_registration(metadata, &shared.config.scopes_supported)?;
+    if !reg.auth_method.is_confidential() && !shared.config.public_clients {
+        return Err(OAuthError::invalid_client_metadata(
+            "this authorization server accepts confidential clients only: register with \
+             token_endpoint_auth_method client_secret_basic or client_secret_post",
+        ));
+    }
     let client_id = ids::random_alnum(24);
     let secret = reg.auth_method.is_confidential().then(|| ids::secret(""));
     let mut response = reg.metadata;

@@ -1102,3 +1102,96 @@ async fn admin_clients_are_pre_registered() {
     let wrong = create(Some("sk_test_wrong".into()), ok).await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `public_clients: false` (`--no-public-clients`): both discovery documents leave `none` out
+/// of `token_endpoint_auth_methods_supported` and do not advertise Client ID Metadata
+/// Documents; registering a public client, dynamically or with `POST /admin/clients`, is
+/// refused with `invalid_client_metadata`; a metadata-document `client_id` is refused at the
+/// token endpoint; a confidential client still registers and gets its tokens.
+#[tokio::test]
+async fn confidential_clients_only() {
+    let issuer = start(IssuerConfig {
+        public_clients: false,
+        ..IssuerConfig::default()
+    })
+    .await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let metadata: Value = issuer
+            .http
+            .get(issuer.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            metadata["token_endpoint_auth_methods_supported"],
+            json!(["client_secret_basic", "client_secret_post"]),
+            "{path}"
+        );
+        assert_eq!(
+            metadata["client_id_metadata_document_supported"], false,
+            "{path}"
+        );
+    }
+
+    let public = json!({"client_name": "Public", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+    let (status, error) = issuer.try_register(public.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["error"], "invalid_client_metadata");
+    assert!(
+        error["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("confidential clients only"),
+        "{error}"
+    );
+    let response = issuer
+        .http
+        .post(issuer.url("/admin/clients"))
+        .bearer_auth(issuer.handle.secret_key())
+        .json(&public)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_client_metadata", "{error}");
+
+    let (status, error, _) = issuer
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "https://client.example/metadata.json"),
+            ("code", "x"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", "x"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+    assert_eq!(error["error"], "invalid_client");
+
+    let confidential = issuer
+        .register(json!({"client_name": "Confidential", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post"}))
+        .await;
+    let (id, secret) = (
+        confidential["client_id"].as_str().unwrap(),
+        confidential["client_secret"].as_str().unwrap(),
+    );
+    let (verifier, challenge) = pkce();
+    let code = issuer.code_for(id, &challenge).await;
+    let (status, tokens, _) = issuer
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+}

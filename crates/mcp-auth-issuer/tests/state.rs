@@ -54,6 +54,44 @@ async fn restart(issuer: TestIssuer, config: IssuerConfig) -> TestIssuer {
     start_on(listener, config).await
 }
 
+/// A public client registered while public clients were admitted is refused at the token
+/// endpoint (`invalid_client`) once the issuer restarts with `public_clients: false`: the
+/// setting holds for every client, not only new registrations.
+#[tokio::test]
+async fn a_stored_public_client_is_refused_without_public_clients() {
+    let dir = TempDir::new("public-off");
+    let issuer = start(persistent(&dir.0)).await;
+    let client_id = issuer.public_client().await;
+    let issuer = restart(
+        issuer,
+        IssuerConfig {
+            public_clients: false,
+            ..persistent(&dir.0)
+        },
+    )
+    .await;
+    let (verifier, challenge) = pkce();
+    let code = issuer.code_for(&client_id, &challenge).await;
+    let (status, error, _) = issuer
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{error}");
+    assert_eq!(error["error"], "invalid_client");
+    assert!(
+        error["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("confidential clients only"),
+        "{error}"
+    );
+}
+
 /// Everything a client holds keeps working after a restart: its registration (client
 /// authentication with its secret), its JWT access token (same keys), its refresh token, its
 /// opaque token; revocations stay revoked; the secret key is the same, and so are the users the

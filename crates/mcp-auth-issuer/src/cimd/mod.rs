@@ -80,7 +80,7 @@ pub(crate) async fn lookup(shared: &Shared, client_id: &str) -> Result<Lookup, S
             None => Lookup::Unknown,
         });
     }
-    if !shared.config.client_id_metadata_documents {
+    if !shared.config.accepts_metadata_documents() {
         return Ok(Lookup::BadDocument(
             "this authorization server does not accept Client ID Metadata Documents; register the client instead".into(),
         ));
