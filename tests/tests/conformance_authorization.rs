@@ -281,9 +281,16 @@ async fn conformance_authorization_scenarios_confidential_client_only_issuer() {
     );
     let cimd = outcome.check("authorization-server-metadata-cimd");
     assert_eq!(cimd["status"], "WARNING", "{cimd}");
-    assert_eq!(cimd["details"]["client_id_metadata_document_supported"], false);
+    assert_eq!(
+        cimd["details"]["client_id_metadata_document_supported"],
+        false
+    );
     let grant = outcome.check("authorization-code-grant");
-    assert_eq!(grant["status"], "SUCCESS", "{grant}\n{}", outcome.transcript);
+    assert_eq!(
+        grant["status"], "SUCCESS",
+        "{grant}\n{}",
+        outcome.transcript
+    );
     let failed: Vec<&Value> = outcome
         .checks
         .iter()

@@ -622,13 +622,18 @@ mod tests {
             vec![Guarded::Resource("file:///secret/k".into())]
         );
         for method in ["resources\\/subscribe", "resources/unsubscribe"] {
-            let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"db://users/1"}}}}"#);
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"db://users/1"}}}}"#
+            );
             assert_eq!(
                 requested(body.as_bytes()).items,
                 vec![Guarded::Resource("db://users/1".into())],
                 "{body}"
             );
-            assert_eq!(rmcp_runs(body.as_bytes()), Some(Guarded::Resource("db://users/1".into())));
+            assert_eq!(
+                rmcp_runs(body.as_bytes()),
+                Some(Guarded::Resource("db://users/1".into()))
+            );
         }
         assert!(requested(b"not json").items.is_empty());
         let list = requested(br#"{"method":"tools/list"}"#);
