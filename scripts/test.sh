@@ -54,13 +54,22 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Every feature combination of the library builds (the workspace build above has them all on:
-# the examples enable `metrics` and `redis`). Type-checking only; each adds one `cargo check` of
-# mcp-auth.
-echo "==> cargo check: mcp-auth feature combinations"
-for features in "" "metrics" "redis"; do
-  cargo check -p mcp-auth --lib --locked --no-default-features --features "$features"
-done
+# Every feature combination of the library builds and is tested. The workspace run below has
+# every feature on (the examples enable `metrics` and `redis`); here mcp-auth alone, once with
+# no feature (what a default user builds: every test that needs no feature, doctests included)
+# and once with each feature by itself (the unit tests and that feature's own integration
+# test, marked `required-features` in crates/mcp-auth/Cargo.toml, so none is skipped
+# silently).
+echo "==> cargo test: mcp-auth feature combinations"
+cargo test -p mcp-auth --locked --no-default-features
+cargo test -p mcp-auth --locked --no-default-features --features metrics --lib --test metrics
+cargo test -p mcp-auth --locked --no-default-features --features redis --lib --test redis_fleet
+
+# The API docs of both published crates build without a warning (broken links, bad code
+# blocks), and both crates package as `cargo publish` would (metadata, included files).
+echo "==> cargo doc (warnings denied) and cargo package"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p mcp-auth -p mcp-auth-issuer --all-features
+cargo package --locked --no-verify -p mcp-auth -p mcp-auth-issuer
 
 echo "==> cargo test"
 cargo test --workspace --locked "$@"

@@ -144,6 +144,7 @@ pub(crate) fn request(response: &http::Response<axum::body::Body>, started: std:
 /// # Errors
 /// When another global recorder was installed first.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn install_recorder() -> Result<PrometheusHandle, InstallError> {
     static INSTALLED: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
     let mut installed = INSTALLED
@@ -186,11 +187,13 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the recorder could not be installed.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 #[derive(Debug, thiserror::Error)]
 #[error("cannot install the Prometheus recorder: {0}")]
 pub struct InstallError(String);
 
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 /// The `# HELP` lines.

@@ -534,6 +534,7 @@ impl McpServerBuilder {
     /// in `deploy/haproxy.cfg` refuses it) and let Prometheus scrape each replica directly.
     /// Default: off.
     #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn metrics(mut self, handle: crate::metrics::PrometheusHandle) -> Self {
         self.metrics = Some(handle);
         self

@@ -4,7 +4,8 @@
 //! cache's hits and misses, the Backend API calls by status, and request durations.
 //!
 //! The recorder is global to the process: every figure is a difference between two scrapes.
-#![cfg(feature = "metrics")]
+//! Needs the feature (`required-features` in Cargo.toml): `cargo test -p mcp-auth --features
+//! metrics --test metrics`.
 
 #[path = "common/clerk.rs"]
 mod clerk_common;

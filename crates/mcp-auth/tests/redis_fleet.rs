@@ -2,8 +2,8 @@
 //! real `redis-server` (feature `redis`), with "replicas" that are separate verifiers and
 //! servers in this process, each with its own Redis connection, against the local
 //! Clerk-compatible issuer handing out opaque tokens. Redis is killed and restarted to show a
-//! replica never fails a request because of it.
-#![cfg(feature = "redis")]
+//! replica never fails a request because of it. Needs the feature (`required-features` in
+//! Cargo.toml): `cargo test -p mcp-auth --features redis --test redis_fleet`.
 
 #[path = "common/clerk.rs"]
 mod clerk_common;
