@@ -248,6 +248,20 @@ mod tests {
         assert_eq!(b.fleet.stats().shared_hits, 1);
     }
 
+    /// The bound read back is the millisecond it was written with; an entry from an earlier
+    /// version (seconds only) is read as that second.
+    #[test]
+    fn the_store_bound_round_trips_in_milliseconds() {
+        let bytes = encode(&Some(json!({"subject": "u"})), 1_700_000_000_999);
+        let (answer, until) = decode(&bytes).unwrap();
+        assert_eq!(answer.unwrap()["subject"], "u");
+        assert_eq!(until, Some(1_700_000_000_999));
+        let legacy = br#"{"answer": {"subject": "u"}, "until": 1700000000}"#;
+        assert_eq!(decode(legacy).unwrap().1, Some(1_700_000_000_000));
+        let refused = encode(&None, 1_700_000_000_500);
+        assert_eq!(decode(&refused).unwrap(), (None, Some(1_700_000_000_500)));
+    }
+
     #[tokio::test]
     async fn refusals_are_shared_but_outages_are_not() {
         let store = Arc::new(MemoryStore::default());
