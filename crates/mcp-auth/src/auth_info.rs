@@ -76,10 +76,13 @@ struct Identity {
     audience: Vec<String>,
     expires_at: Option<u64>,
     claims: Map<String, Value>,
-    /// Unix seconds past which a cache must not serve this identity, when sooner than its
-    /// expiry: an identity read from a shared store may be kept locally only as long as the
-    /// store would have kept it, so sharing never delays noticing a revocation.
-    cache_until: Option<u64>,
+    /// Unix time in milliseconds past which a cache must not serve this identity, when sooner
+    /// than its expiry: an identity read from a shared store may be kept locally only as long
+    /// as the store would have kept it, so sharing never delays noticing a revocation.
+    /// Milliseconds, not seconds: a bound rounded down to the second would, in the last second
+    /// of the store's entry, give the local copy no life at all, and every request in that
+    /// second would go back to the store.
+    cache_until_ms: Option<u64>,
 }
 
 /// The `Authorization` header value, kept as received (cloning it is a reference-count bump)
@@ -110,7 +113,7 @@ impl AuthInfo {
                 issuer: None,
                 audience: Vec::new(),
                 expires_at: None,
-                cache_until: None,
+                cache_until_ms: None,
                 claims: Map::new(),
             },
         }
@@ -212,14 +215,15 @@ impl AuthInfo {
         self.identity.expires_at
     }
 
-    /// See `Identity::cache_until`.
-    pub(crate) fn cache_until(&self) -> Option<u64> {
-        self.identity.cache_until
+    /// See `Identity::cache_until_ms`.
+    pub(crate) fn cache_until_ms(&self) -> Option<u64> {
+        self.identity.cache_until_ms
     }
 
-    /// The same identity, which caches may serve until `secs` (Unix) at most.
-    pub(crate) fn with_cache_until(mut self, secs: u64) -> Self {
-        Arc::make_mut(&mut self.identity).cache_until = Some(secs);
+    /// The same identity, which caches may serve until `millis` (Unix, in milliseconds) at
+    /// most.
+    pub(crate) fn with_cache_until_ms(mut self, millis: u64) -> Self {
+        Arc::make_mut(&mut self.identity).cache_until_ms = Some(millis);
         self
     }
 

@@ -191,6 +191,59 @@ async fn fleet_wide_single_flight() {
     assert_eq!(verify_calls(&issuer), 1);
 }
 
+/// A warm token costs Redis nothing: once a replica holds a token's answer locally (fetched
+/// from the Backend API, or read from another replica's entry in Redis), its later requests are
+/// served from the local cache with no Redis command at all, over the whole request path (a
+/// server with the shared store for its rate limits and sessions, and the shared cache).
+#[tokio::test]
+async fn warm_local_hits_send_no_redis_command() {
+    let redis = RedisServer::start();
+    let issuer = start_issuer(IssuerConfig::default()).await;
+    let clerk = clerk_config(&issuer);
+    let start = |fleet: FleetStore| {
+        start_mcp_with(
+            &clerk,
+            {
+                let fleet = fleet.clone();
+                move |v| v.shared_cache(fleet).allow_missing_audience()
+            },
+            move |b| b.shared_store(fleet),
+        )
+    };
+    let (fa, fb) = (fleet(&redis), fleet(&redis));
+    let (a, b) = (start(fa.clone()).await, start(fb.clone()).await);
+    // Without an audience (the servers have different URLs): accepted by the relaxed policy.
+    let token = issuer
+        .mint_access_token(MintRequest {
+            format: Some(TokenFormat::Opaque),
+            ..MintRequest::new("user_alice", "client_1")
+        })
+        .unwrap();
+
+    // Warm-up: `a` asks the Backend API and writes Redis; `b` reads `a`'s answer from Redis.
+    assert_eq!(a.whoami(&token).await["user_id"], "user_alice");
+    assert_eq!(b.whoami(&token).await["user_id"], "user_alice");
+    assert_eq!(verify_calls(&issuer), 1);
+    assert_eq!((fa.stats().shared_misses, fb.stats().shared_hits), (1, 1));
+
+    redis.command(&["CONFIG", "RESETSTAT"]);
+    for _ in 0..50 {
+        assert_eq!(a.whoami(&token).await["user_id"], "user_alice");
+        assert_eq!(b.whoami(&token).await["user_id"], "user_alice");
+    }
+    assert_eq!(
+        redis.commands_since_reset(),
+        0,
+        "a warm local hit sent commands to Redis"
+    );
+    assert_eq!(verify_calls(&issuer), 1);
+    for f in [&fa, &fb] {
+        let stats = f.stats();
+        assert_eq!(stats.shared_hits + stats.shared_misses, 1, "{stats:?}");
+        assert_eq!(stats.fallbacks, 0, "{stats:?}");
+    }
+}
+
 /// JWTs verify locally on every replica: nothing is read from or written to Redis.
 #[tokio::test]
 async fn jwts_never_touch_redis() {

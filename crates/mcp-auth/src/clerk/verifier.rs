@@ -601,7 +601,7 @@ impl Dispatch {
         let info = identity_from_answer(kind, answer, &self.issuer, policy, now_unix())?;
         // From the store: kept locally no longer than the store keeps it.
         Ok(match cache_until {
-            Some(until) => info.with_cache_until(until),
+            Some(until_ms) => info.with_cache_until_ms(until_ms),
             None => info,
         })
     }

@@ -82,14 +82,19 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
         _now: Instant,
     ) -> Option<Duration> {
         Some(match value {
-            // The token's expiry, or sooner when a shared store said so.
-            Entry::Valid(info) => match bound(info.expires_at_unix(), info.cache_until()) {
-                Some(exp) => {
-                    let now = SystemTime::now()
+            // The token's expiry, or sooner when a shared store said so (in milliseconds, so a
+            // copy read from the store lives exactly as long as the store's entry).
+            Entry::Valid(info) => match bound(
+                info.expires_at_unix().map(|s| s.saturating_mul(1000)),
+                info.cache_until_ms(),
+            ) {
+                Some(exp_ms) => {
+                    let now_ms = SystemTime::now()
                         .duration_since(UNIX_EPOCH)
                         .unwrap_or_default()
-                        .as_secs();
-                    Duration::from_secs(exp.saturating_sub(now)).min(self.max_ttl)
+                        .as_millis();
+                    let now_ms = u64::try_from(now_ms).unwrap_or(u64::MAX);
+                    Duration::from_millis(exp_ms.saturating_sub(now_ms)).min(self.max_ttl)
                 }
                 None => self.max_ttl,
             },
@@ -308,15 +313,12 @@ mod tests {
         impl TokenVerifier for FromStore {
             fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
                 self.0.fetch_add(1, Ordering::SeqCst);
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
                 Box::pin(async move {
                     Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
-                        .expires_at_unix(now + 3600)
+                        .expires_at_unix(now.as_secs() + 3600)
                         .build()
-                        .with_cache_until(now))
+                        .with_cache_until_ms(u64::try_from(now.as_millis()).unwrap()))
                 })
             }
         }

@@ -34,8 +34,9 @@ pub(crate) struct SharedPolicy {
 /// One upstream answer: the object it returned, or `None` when it did not recognise the token.
 pub(crate) type Answer = Option<Value>;
 
-/// An answer, and when it came from the store, the Unix second it leaves the store: a replica
-/// caches it locally no longer than that, so sharing never makes a revocation noticed later.
+/// An answer, and when it came from the store, the Unix time (milliseconds) it leaves the store:
+/// a replica caches it locally no longer than that, so sharing never makes a revocation noticed
+/// later, and no shorter either, so the replica's hits stay local until the store drops it.
 pub(crate) type Shared = (Answer, Option<u64>);
 
 /// Fields never written to the store, whatever an upstream puts in its answers: secrets a
@@ -120,20 +121,25 @@ impl SharedAnswers {
     }
 
     async fn store(&self, key: &str, answer: &Answer, expires_at: &impl Fn(&Value) -> Option<u64>) {
+        let now_ms = unix_now_ms();
         let ttl = match answer {
             Some(value) => {
                 let mut ttl = self.policy.max_ttl;
                 if let Some(exp) = expires_at(value) {
-                    ttl = ttl.min(Duration::from_secs(exp.saturating_sub(unix_now())));
+                    let left = exp.saturating_mul(1000).saturating_sub(now_ms);
+                    ttl = ttl.min(Duration::from_millis(left));
                 }
                 ttl
             }
             None => self.policy.negative_ttl,
         };
-        if ttl.is_zero() {
+        if ttl < Duration::from_millis(1) {
             return;
         }
-        let bytes = encode(answer, unix_now() + ttl.as_secs());
+        // Taken before the write, so the store keeps the entry at least until then: a replica
+        // reading it never caches it past the store's own expiry.
+        let until_ms = now_ms.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let bytes = encode(answer, until_ms);
         let _ = self
             .fleet
             .run(self.fleet.store().set(key, &bytes, ttl))
@@ -141,26 +147,30 @@ impl SharedAnswers {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
+fn unix_now_ms() -> u64 {
+    let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs()
+        .as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-/// `{"answer": {…}, "until": secs}` or `{"refused": true, "until": secs}`, without the fields
-/// in [`SECRET_FIELDS`]; `until` is when the entry leaves the store.
-fn encode(answer: &Answer, until: u64) -> Vec<u8> {
+/// `{"answer": {…}, "until_ms": ms, "until": secs}` or `{"refused": true, …}`, without the
+/// fields in [`SECRET_FIELDS`]; `until_ms` is when the entry leaves the store (Unix
+/// milliseconds). `until` is the same instant rounded down to the second, the only bound
+/// earlier versions read, kept so a fleet can be upgraded one replica at a time.
+fn encode(answer: &Answer, until_ms: u64) -> Vec<u8> {
+    let until = until_ms / 1000;
     let doc = match answer {
         Some(Value::Object(map)) => {
             let mut map = map.clone();
             for field in SECRET_FIELDS {
                 map.remove(field);
             }
-            serde_json::json!({ "answer": map, "until": until })
+            serde_json::json!({ "answer": map, "until_ms": until_ms, "until": until })
         }
-        Some(other) => serde_json::json!({ "answer": other, "until": until }),
-        None => serde_json::json!({ "refused": true, "until": until }),
+        Some(other) => serde_json::json!({ "answer": other, "until_ms": until_ms, "until": until }),
+        None => serde_json::json!({ "refused": true, "until_ms": until_ms, "until": until }),
     };
     serde_json::to_vec(&doc).unwrap_or_default()
 }
@@ -169,7 +179,12 @@ fn decode(bytes: &[u8]) -> Option<Shared> {
     let Value::Object(mut doc) = serde_json::from_slice(bytes).ok()? else {
         return None;
     };
-    let until = doc.get("until").and_then(Value::as_u64);
+    // An entry written by an earlier version carries only the second.
+    let until = doc.get("until_ms").and_then(Value::as_u64).or_else(|| {
+        doc.get("until")
+            .and_then(Value::as_u64)
+            .map(|s| s.saturating_mul(1000))
+    });
     if doc.get("refused").and_then(Value::as_bool) == Some(true) {
         return Some((None, until));
     }
@@ -220,16 +235,31 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(first.unwrap()["subject"], "user_1");
         assert_eq!(first_until, None, "fetched, not read from the store");
-        // Read from the store: cached locally no longer than the store keeps it (60 s).
+        // Read from the store: cached locally as long as the store keeps it (60 s), to the
+        // millisecond.
         let until = until.unwrap();
         assert!(
-            (unix_now() + 58..=unix_now() + 60).contains(&until),
+            (unix_now_ms() + 58_000..=unix_now_ms() + 60_000).contains(&until),
             "{until}"
         );
         let second = second.unwrap();
         assert_eq!(second["subject"], "user_1");
         assert!(second.get("secret").is_none(), "secrets are not shared");
         assert_eq!(b.fleet.stats().shared_hits, 1);
+    }
+
+    /// The bound read back is the millisecond it was written with; an entry from an earlier
+    /// version (seconds only) is read as that second.
+    #[test]
+    fn the_store_bound_round_trips_in_milliseconds() {
+        let bytes = encode(&Some(json!({"subject": "u"})), 1_700_000_000_999);
+        let (answer, until) = decode(&bytes).unwrap();
+        assert_eq!(answer.unwrap()["subject"], "u");
+        assert_eq!(until, Some(1_700_000_000_999));
+        let legacy = br#"{"answer": {"subject": "u"}, "until": 1700000000}"#;
+        assert_eq!(decode(legacy).unwrap().1, Some(1_700_000_000_000));
+        let refused = encode(&None, 1_700_000_000_500);
+        assert_eq!(decode(&refused).unwrap(), (None, Some(1_700_000_000_500)));
     }
 
     #[tokio::test]

@@ -106,6 +106,45 @@ impl RedisServer {
         out
     }
 
+    /// Commands Redis executed since the last `CONFIG RESETSTAT`, from `INFO commandstats`,
+    /// leaving out the test's own `CONFIG` and `INFO`: what the replicas sent.
+    pub fn commands_since_reset(&self) -> u64 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        stream
+            .write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+            .unwrap();
+        // One bulk string: `$<len>\r\n<len bytes>\r\n`, read to its end.
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "redis closed the connection");
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((head, body)) = text.split_once("\r\n") {
+                let len: usize = head.trim_start_matches('$').parse().unwrap();
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        // Lines like `cmdstat_get:calls=3,usec=12,...`.
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter(|l| !l.starts_with("info:") && !l.starts_with("config|"))
+            .map(|l| {
+                l.split_once("calls=")
+                    .and_then(|(_, rest)| rest.split(',').next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap()
+            })
+            .sum()
+    }
+
     pub fn key_count(&self) -> u64 {
         self.command(&["DBSIZE"])
             .and_then(|l| l.trim_start_matches(':').parse().ok())
