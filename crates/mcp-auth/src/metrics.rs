@@ -169,8 +169,9 @@ pub(crate) fn request(response: &http::Response<axum::body::Body>, started: std:
 /// is locked and the handle's `Arc` cloned and dropped, three times per request. A handle
 /// kept here is one atomic add. Only set once `install_recorder` has made the Prometheus
 /// recorder the process's global recorder, which can never be replaced afterwards, so a kept
-/// handle always points at the recorder the macros would find; with any other recorder (or
-/// none) the macros are used as before.
+/// handle points at the recorder the macros would find (outside a
+/// `metrics::with_local_recorder` scope); with any other global recorder (or none) the macros
+/// are used as before.
 #[cfg(feature = "metrics")]
 struct Handles {
     /// `mcp_auth_requests_total`, by [`OUTCOMES`] index.
