@@ -49,12 +49,25 @@ pub(crate) enum CacheLayer {
 #[inline]
 pub(crate) fn verify_cache(layer: CacheLayer, hit: bool) {
     #[cfg(feature = "metrics")]
-    ::metrics::counter!(
-        VERIFY_CACHE_TOTAL,
-        "layer" => match layer { CacheLayer::Local => "local", CacheLayer::Shared => "shared" },
-        "result" => if hit { "hit" } else { "miss" },
-    )
-    .increment(1);
+    {
+        let index = match layer {
+            CacheLayer::Local => 0,
+            CacheLayer::Shared => 2,
+        } + usize::from(hit);
+        let register = || {
+            ::metrics::counter!(
+                VERIFY_CACHE_TOTAL,
+                "layer" => match layer { CacheLayer::Local => "local", CacheLayer::Shared => "shared" },
+                "result" => if hit { "hit" } else { "miss" },
+            )
+        };
+        match HANDLES.get() {
+            Some(handles) => handles.verify_cache[index]
+                .get_or_init(register)
+                .increment(1),
+            None => register().increment(1),
+        }
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = (layer, hit);
 }
@@ -82,50 +95,96 @@ pub(crate) fn backend_api_call(status: Option<u16>) {
     let _ = status;
 }
 
-/// How a request to the MCP endpoint ended, from its response.
+/// How a request to the MCP endpoint can end: the `outcome` label, with its `reason` where it
+/// has one. The index of an entry is its slot in [`Handles`].
 #[cfg(feature = "metrics")]
-fn outcome(response: &http::Response<axum::body::Body>) -> (&'static str, Option<&'static str>) {
+const OUTCOMES: [(&str, Option<&str>); 8] = [
+    ("ok", None),
+    ("unauthorized", Some("missing_token")),
+    ("unauthorized", Some("invalid_token")),
+    ("forbidden", None),
+    ("rate_limited", None),
+    ("unavailable", None),
+    ("rejected", None),
+    ("error", None),
+];
+
+/// How a request to the MCP endpoint ended, from its response: an index into [`OUTCOMES`].
+#[cfg(feature = "metrics")]
+fn outcome(response: &http::Response<axum::body::Body>) -> usize {
     use http::StatusCode;
     let status = response.status();
     match status {
-        s if s.is_success() || s.is_informational() || s.is_redirection() => ("ok", None),
+        s if s.is_success() || s.is_informational() || s.is_redirection() => 0,
         StatusCode::UNAUTHORIZED => {
             let invalid = response
                 .headers()
                 .get(http::header::WWW_AUTHENTICATE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("error=\"invalid_token\""));
-            (
-                "unauthorized",
-                Some(if invalid {
-                    "invalid_token"
-                } else {
-                    "missing_token"
-                }),
-            )
+            if invalid { 2 } else { 1 }
         }
-        StatusCode::FORBIDDEN => ("forbidden", None),
-        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", None),
-        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", None),
-        s if s.is_client_error() => ("rejected", None),
-        _ => ("error", None),
+        StatusCode::FORBIDDEN => 3,
+        StatusCode::TOO_MANY_REQUESTS => 4,
+        StatusCode::SERVICE_UNAVAILABLE => 5,
+        s if s.is_client_error() => 6,
+        _ => 7,
     }
 }
 
 /// Counts a finished request and its duration.
 #[cfg(feature = "metrics")]
 pub(crate) fn request(response: &http::Response<axum::body::Body>, started: std::time::Instant) {
-    let (outcome, reason) = outcome(response);
-    match reason {
+    let index = outcome(response);
+    let (outcome, reason) = OUTCOMES[index];
+    let counter = || match reason {
         Some(reason) => {
             ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome, "reason" => reason)
-                .increment(1);
         }
-        None => ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome).increment(1),
+        None => ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome),
+    };
+    let histogram = || ::metrics::histogram!(REQUEST_DURATION_SECONDS, "outcome" => outcome);
+    let seconds = started.elapsed().as_secs_f64();
+    match HANDLES.get() {
+        Some(handles) => {
+            handles.requests[index].get_or_init(counter).increment(1);
+            // Both `unauthorized` reasons share one histogram (it has no `reason` label).
+            let slot = if index == 2 { 1 } else { index };
+            handles.durations[slot]
+                .get_or_init(histogram)
+                .record(seconds);
+        }
+        None => {
+            counter().increment(1);
+            histogram().record(seconds);
+        }
     }
-    ::metrics::histogram!(REQUEST_DURATION_SECONDS, "outcome" => outcome)
-        .record(started.elapsed().as_secs_f64());
 }
+
+/// Handles registered with the recorder [`install_recorder`] installed, each on its first use
+/// (so a series appears in `/metrics` when first counted, as with the `metrics` macros).
+///
+/// Registering through the `metrics` macros on every request costs a registry look-up each
+/// time: the key and its labels are built (and allocated) and hashed, a shard of the registry
+/// is locked and the handle's `Arc` cloned and dropped, three times per request. A handle
+/// kept here is one atomic add. Only set once `install_recorder` has made the Prometheus
+/// recorder the process's global recorder, which can never be replaced afterwards, so a kept
+/// handle points at the recorder the macros would find (outside a
+/// `metrics::with_local_recorder` scope); with any other global recorder (or none) the macros
+/// are used as before.
+#[cfg(feature = "metrics")]
+struct Handles {
+    /// `mcp_auth_requests_total`, by [`OUTCOMES`] index.
+    requests: [std::sync::OnceLock<::metrics::Counter>; 8],
+    /// `mcp_auth_request_duration_seconds`, by [`OUTCOMES`] index (slot 2 unused: the
+    /// histogram has no `reason`).
+    durations: [std::sync::OnceLock<::metrics::Histogram>; 8],
+    /// `mcp_auth_verify_cache_total`: local miss, local hit, shared miss, shared hit.
+    verify_cache: [std::sync::OnceLock<::metrics::Counter>; 4],
+}
+
+#[cfg(feature = "metrics")]
+static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
 
 /// Installs the Prometheus recorder as the process's global `metrics` recorder, with this
 /// crate's histogram buckets and descriptions, and returns the handle that renders it (give it
@@ -177,6 +236,11 @@ pub fn install_recorder() -> Result<PrometheusHandle, InstallError> {
             }
         })
         .map_err(|e| InstallError(format!("cannot start the upkeep thread: {e}")))?;
+    let _ = HANDLES.set(Handles {
+        requests: Default::default(),
+        durations: Default::default(),
+        verify_cache: Default::default(),
+    });
     *installed = Some(handle.clone());
     Ok(handle)
 }
