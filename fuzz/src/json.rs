@@ -240,88 +240,83 @@ impl Writer<'_> {
         self.ws();
     }
 
-    fn message(&mut self, members: &[Member]) {
-        self.ws();
+    /// `{ member, member, … }`, each member between optional whitespace: the shape a message
+    /// and its `params` share. `member` writes one member (key and value).
+    fn object<T>(&mut self, members: &[T], mut member: impl FnMut(&mut Self, &T)) {
         self.out.push(b'{');
         for (i, m) in members.iter().enumerate() {
             if i > 0 {
                 self.out.push(b',');
             }
             self.ws();
-            match m {
-                Member::JsonRpc(t) => {
-                    self.key("jsonrpc");
-                    self.text(t);
-                }
-                Member::Id(v) => {
-                    self.key("id");
-                    self.value(v, 0);
-                }
-                Member::Method(t) => {
-                    self.key("method");
-                    self.text(t);
-                }
-                Member::Params(ps) => {
-                    self.key("params");
-                    self.params(ps);
-                }
-                Member::ParamsValue(v) => {
-                    self.key("params");
-                    self.value(v, 0);
-                }
-                Member::Other(k, v) => {
-                    self.text(k);
-                    self.ws();
-                    self.out.push(b':');
-                    self.value(v, 0);
-                }
-            }
+            member(self, m);
             self.ws();
         }
         self.out.push(b'}');
+    }
+
+    /// A member whose key is any text.
+    fn other(&mut self, k: &Text, v: &Json) {
+        self.text(k);
+        self.ws();
+        self.out.push(b':');
+        self.value(v, 0);
+    }
+
+    fn message(&mut self, members: &[Member]) {
+        self.ws();
+        self.object(members, |w, m| match m {
+            Member::JsonRpc(t) => {
+                w.key("jsonrpc");
+                w.text(t);
+            }
+            Member::Id(v) => {
+                w.key("id");
+                w.value(v, 0);
+            }
+            Member::Method(t) => {
+                w.key("method");
+                w.text(t);
+            }
+            Member::Params(ps) => {
+                w.key("params");
+                w.params(ps);
+            }
+            Member::ParamsValue(v) => {
+                w.key("params");
+                w.value(v, 0);
+            }
+            Member::Other(k, v) => w.other(k, v),
+        });
         self.ws();
     }
 
     fn params(&mut self, ps: &[ParamMember]) {
-        self.out.push(b'{');
-        for (i, p) in ps.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
+        self.object(ps, |w, p| match p {
+            ParamMember::Name(t) => {
+                w.key("name");
+                w.text(t);
             }
-            self.ws();
-            match p {
-                ParamMember::Name(t) => {
-                    self.key("name");
-                    self.text(t);
-                }
-                ParamMember::Uri(t) => {
-                    self.key("uri");
-                    self.text(t);
-                }
-                ParamMember::Arguments(v) => {
-                    self.key("arguments");
-                    self.value(v, 0);
-                }
-                ParamMember::Meta(v) => {
-                    self.key("_meta");
-                    self.value(v, 0);
-                }
-                ParamMember::Meta2026 => {
-                    self.key("_meta");
-                    self.out.extend_from_slice(
-                        br#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#,
-                    );
-                }
-                ParamMember::Other(k, v) => {
-                    self.text(k);
-                    self.ws();
-                    self.out.push(b':');
-                    self.value(v, 0);
-                }
+            ParamMember::Uri(t) => {
+                w.key("uri");
+                w.text(t);
             }
-            self.ws();
-        }
-        self.out.push(b'}');
+            ParamMember::Arguments(v) => {
+                w.key("arguments");
+                w.value(v, 0);
+            }
+            ParamMember::Meta(v) => {
+                w.key("_meta");
+                w.value(v, 0);
+            }
+            ParamMember::Meta2026 => {
+                w.key("_meta");
+                w.out.extend_from_slice(
+                    br#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#,
+                );
+            }
+            ParamMember::Other(k, v) => w.other(k, v),
+        });
     }
 }
 

@@ -282,7 +282,10 @@ pub(crate) fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
 /// at the MCP server's origin for clients that follow the 2025-03-26 discovery rules.
 pub struct LegacyAsMetadata {
     issuer: Url,
-    client: reqwest::Client,
+    /// Built on the first fetch: building a client reads the system's root certificates
+    /// (tens of milliseconds), which a server that is never asked for this document, or a
+    /// program that builds many servers, should not pay at `build()`.
+    client: std::sync::OnceLock<reqwest::Client>,
     ttl: Duration,
     cached: tokio::sync::Mutex<Option<(Instant, Arc<serde_json::Value>)>>,
 }
@@ -299,14 +302,9 @@ impl LegacyAsMetadata {
     /// Passes through the metadata of `issuer`, cached for `ttl`.
     #[must_use]
     pub fn new(issuer: Url, ttl: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Self {
             issuer,
-            client,
+            client: std::sync::OnceLock::new(),
             ttl,
             cached: tokio::sync::Mutex::new(None),
         }
@@ -339,8 +337,15 @@ impl LegacyAsMetadata {
             format!("{origin}/.well-known/oauth-authorization-server{path}"),
             format!("{base}/.well-known/openid-configuration"),
         ];
+        let client = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default()
+        });
         for url in candidates {
-            let Ok(resp) = self.client.get(&url).send().await else {
+            let Ok(resp) = client.get(&url).send().await else {
                 continue;
             };
             if !resp.status().is_success() {
