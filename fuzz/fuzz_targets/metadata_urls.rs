@@ -228,11 +228,19 @@ fuzz_target!(|input: Input| {
 
     // The challenge: one well-formed challenge with exactly the intended parameters.
     let challenge = Challenge::new(&md).with_default_scope(&input.default_scope);
-    // Scopes are joined with spaces; characters a header cannot carry are dropped.
+    // Scopes are joined with spaces; characters a header cannot carry are dropped; and
+    // `offline_access` is never challenged for (MCP 2026-07-28, basic/authorization, § Refresh
+    // Tokens: a refresh token is not a resource requirement).
     let joined = |s: &[String]| {
-        Some(s.join(" "))
-            .filter(|j| !j.is_empty())
-            .map(|j| printable(&j))
+        Some(
+            s.iter()
+                .map(String::as_str)
+                .filter(|s| *s != "offline_access")
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+        .filter(|j| !j.is_empty())
+        .map(|j| printable(&j))
     };
     let default_scope = joined(&input.default_scope);
     let (error, scope, code) = match &input.refusal {
