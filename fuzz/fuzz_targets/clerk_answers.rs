@@ -30,7 +30,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_auth::{TokenKind, __fuzz};
+use mcp_auth::{__fuzz, TokenKind};
 use serde_json::Value;
 
 const ISSUER: &str = "https://clerk.fuzz.example";
@@ -140,7 +140,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v["object"], "user", "not a user object, accepted: {v}");
             assert_eq!(user.id, USER_ID, "another user than asked for: {v}");
             if let Some(email) = user.primary_email() {
-                assert!(user.email_addresses.iter().any(|e| e.email_address == email));
+                assert!(
+                    user.email_addresses
+                        .iter()
+                        .any(|e| e.email_address == email)
+                );
             }
             return;
         }
@@ -165,7 +169,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(info.kind(), kind, "{body:?}");
             assert_eq!(info.subject(), want.subject, "{body:?}");
             assert_eq!(info.user_id(), want.user_id, "{body:?}");
-            assert_eq!(info.organization_id(), want.organization_id.as_deref(), "{body:?}");
+            assert_eq!(
+                info.organization_id(),
+                want.organization_id.as_deref(),
+                "{body:?}"
+            );
             assert_eq!(info.machine_id(), want.machine_id.as_deref(), "{body:?}");
             assert_eq!(info.scopes(), want.scopes, "{body:?}");
             assert_eq!(info.client_id(), want.client_id.as_deref(), "{body:?}");

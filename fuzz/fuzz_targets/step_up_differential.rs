@@ -1,6 +1,7 @@
 //! The step-up guard against rmcp itself: whenever rmcp would run a guarded request
-//! (`tools/call`, `prompts/get`, `resources/read`) for something scoped, the guard must have
-//! seen it. Otherwise the handler runs without its scope check (the bypass fixed in ca2c009
+//! (`tools/call`, `prompts/get`, `resources/read`, `resources/subscribe`/`unsubscribe`, or a
+//! 2026-07-28 `subscriptions/listen` following resources) for something scoped, the guard
+//! must have seen it. Otherwise the handler runs without its scope check (the bypass fixed in ca2c009
 //! was one such body).
 //!
 //! Two oracles, by the first input byte:
@@ -35,9 +36,9 @@ use mcp_auth::{
             CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage,
             ClientRequest, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
             JsonRpcMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-            ServerCapabilities, ServerConfig,
+            ServerCapabilities, ServerConfig, SubscriptionFilter,
         },
-        service::RequestContext,
+        service::{RequestContext, SubscriptionContext},
     },
 };
 use mcp_auth_fuzz::json::{Body, Style, Text, render};
@@ -93,6 +94,16 @@ fn rmcp_view(body: &[u8]) -> Vec<Requested> {
         ClientRequest::ReadResourceRequest(r) => vec![Requested::Resource(r.params.uri)],
         ClientRequest::SubscribeRequest(r) => vec![Requested::Resource(r.params.uri)],
         ClientRequest::UnsubscribeRequest(r) => vec![Requested::Resource(r.params.uri)],
+        // rmcp hands the whole filter to `accepted_subscription_filter` (3.11,
+        // `src/handler/server.rs`).
+        ClientRequest::SubscriptionsListenRequest(r) => r
+            .params
+            .notifications
+            .resource_subscriptions
+            .unwrap_or_default()
+            .into_iter()
+            .map(Requested::Resource)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -178,6 +189,29 @@ impl ServerHandler for Recorder {
     ) -> Result<ReadResourceResponse, ErrorData> {
         RAN.with(|r| r.borrow_mut().push(Requested::Resource(request.uri)));
         Ok(ReadResourceResult::new(Vec::new()).into())
+    }
+
+    /// Accepts every resource a `subscriptions/listen` asks to follow: each counts as run.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        RAN.with(|r| {
+            r.borrow_mut().extend(
+                requested
+                    .resource_subscriptions
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .map(Requested::Resource),
+            )
+        });
+        Some(requested.clone())
+    }
+
+    /// Ends the stream at once, so the request completes.
+    async fn listen(&self, _: SubscriptionContext) -> Result<(), ErrorData> {
+        Ok(())
     }
 }
 

@@ -24,6 +24,10 @@ pub const KNOWN: &[&str] = &[
     "uri",
     "result",
     "error",
+    "subscriptions/listen",
+    "notifications",
+    "resourceSubscriptions",
+    "resources/subscribe",
 ];
 
 /// A string: a known one (or a scoped tool name, `scoped[i]`) or any.
@@ -69,6 +73,16 @@ pub enum ParamMember {
     /// The `_meta` a 2026-07-28 request must carry (`io.modelcontextprotocol/protocolVersion`
     /// and `…/clientCapabilities`), so requests with that revision's headers reach a handler.
     Meta2026,
+    /// `notifications`, the filter of a 2026-07-28 `subscriptions/listen`, as an object.
+    Notifications(Vec<FilterMember>),
+    Other(Text, Json),
+}
+
+/// A member of `params.notifications`.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum FilterMember {
+    /// `resourceSubscriptions`: the URIs to follow.
+    ResourceSubscriptions(Vec<Text>),
     Other(Text, Json),
 }
 
@@ -314,6 +328,17 @@ impl Writer<'_> {
                 w.out.extend_from_slice(
                     br#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#,
                 );
+            }
+            ParamMember::Notifications(fs) => {
+                w.key("notifications");
+                w.object(fs, |w, f| match f {
+                    FilterMember::ResourceSubscriptions(uris) => {
+                        w.key("resourceSubscriptions");
+                        let uris = uris.iter().cloned().map(Json::Str).collect();
+                        w.value(&Json::Array(uris), 0);
+                    }
+                    FilterMember::Other(k, v) => w.other(k, v),
+                });
             }
             ParamMember::Other(k, v) => w.other(k, v),
         });

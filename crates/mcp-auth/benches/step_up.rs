@@ -9,6 +9,10 @@
 //!   request whose span is not recorded (the default log level): the fast path that skips
 //!   parsing when the body cannot name a scoped tool, else a parse. That handle has no way in
 //!   for headers, hence the second view.
+//! - `step_up_check_unscoped_call*`: the guard's whole step on a request
+//!   (`mcp_auth::__fuzz::StepUpGuard::passes`, i.e. `StepUp::check`): header look-ups, the
+//!   bounded body read, the decision and the request re-assembled, for a 2025-06-18 request
+//!   (no `Mcp-Method`/`Mcp-Name`) carrying the caller's `AuthInfo`.
 //! - `stack_*`: the whole MCP endpoint in process (`tower::ServiceExt::oneshot` on the built
 //!   `Router`, a valid token, the tool run and its answer read), for a body-only request and
 //!   for a 2026-07-28 request whose `Mcp-Method`/`Mcp-Name` headers the guard reads; each once
@@ -19,7 +23,7 @@
 use std::{hint::black_box, time::Duration};
 
 use axum::body::Body;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::Request;
 use http_body_util::BodyExt;
 use mcp_auth::{__fuzz::StepUpGuard, AuthInfo, McpServer, TokenKind, VerifyError};
@@ -135,6 +139,31 @@ fn benches(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+
+    // The guard's whole share of a request: what `StepUp::check` does for the unscoped call
+    // (the `Mcp-Protocol-Version` look-up, the bounded body read, the decision, the request
+    // re-assembled), on the request as the endpoint hands it over: the headers a client
+    // sends and the caller's `AuthInfo`. Building the request is not measured.
+    let guarded_request = |body: &'static [u8]| {
+        let mut req = request(body, false);
+        req.extensions_mut().insert(
+            AuthInfo::builder("user_bench", TokenKind::OAuthAccessToken)
+                .scopes(["openid"])
+                .build(),
+        );
+        req
+    };
+    assert!(rt.block_on(guard.passes(guarded_request(plain))));
+    for (label, body) in [("", plain as &[u8]), ("_with_args", with_args)] {
+        let body: &'static [u8] = body;
+        c.bench_function(&format!("step_up_check_unscoped_call{label}"), |b| {
+            b.iter_batched(
+                || guarded_request(body),
+                |req| rt.block_on(guard.passes(req)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     // A 2026-07-28 request carries the protocol version and client capabilities in `_meta`
     // (rmcp refuses it without them).
     let modern = br#"{"method":"tools/call","params":{"name":"whoami","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}},"jsonrpc":"2.0","id":2}"#;

@@ -18,7 +18,8 @@ pub enum Requested {
     Tool(String),
     /// `prompts/get` of this prompt.
     Prompt(String),
-    /// `resources/read`, `resources/subscribe` or `resources/unsubscribe` of this URI.
+    /// `resources/read`, `resources/subscribe` or `resources/unsubscribe` of this URI, or a
+    /// `subscriptions/listen` following it.
     Resource(String),
 }
 
@@ -71,15 +72,26 @@ impl StepUpGuard {
     }
 
     /// The tools the guard checks for `body` (a request whose span is not recorded, so the
-    /// fast path that skips parsing is taken whenever it applies).
+    /// fast path that skips parsing is taken whenever it applies). The body alone decides, as
+    /// it does on the request path for a request without verified `Mcp-*` headers; `seen`
+    /// also takes the headers.
     pub fn tools_seen(&self, body: &[u8]) -> Vec<String> {
-        self.seen(&HeaderMap::new(), body)
+        self.0
+            .requested_in_body(body, false)
+            .items
             .into_iter()
             .filter_map(|r| match r {
-                Requested::Tool(name) => Some(name),
+                Guarded::Tool(name) => Some(name),
                 _ => None,
             })
             .collect()
+    }
+
+    /// Runs the guard on a whole request, as the MCP endpoint does after authentication (the
+    /// caller's [`AuthInfo`] in its extensions, the span not recorded): `true` when it passes.
+    /// Header look-ups, the bounded body read and the request's re-assembly included.
+    pub async fn passes(&self, req: http::Request<axum::body::Body>) -> bool {
+        self.0.check(req, false).await.is_ok()
     }
 
     /// What the guard checks for a request with these headers and this body.

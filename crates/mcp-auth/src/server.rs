@@ -336,9 +336,11 @@ impl McpServerBuilder {
     }
 
     /// Requires `scopes` for `resources/read`, `resources/subscribe` and
-    /// `resources/unsubscribe` of the resources `pattern` matches: a request without them is
-    /// answered with 403 `insufficient_scope` naming the scopes, before the handler's
-    /// `read_resource` (or `subscribe`, `unsubscribe`) runs.
+    /// `resources/unsubscribe` of the resources `pattern` matches, and for a 2026-07-28
+    /// `subscriptions/listen` that lists one of them in `notifications.resourceSubscriptions`:
+    /// a request without them is answered with 403 `insufficient_scope` naming the scopes,
+    /// before the handler's `read_resource` (or `subscribe`, `unsubscribe`,
+    /// `accepted_subscription_filter`) runs.
     ///
     /// `pattern` matches a URI equal to it, and the URIs below it: those that continue it with
     /// `/`, `?` or `#`, or, when `pattern` itself ends with `/`, every URI that starts with it.

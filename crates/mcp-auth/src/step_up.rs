@@ -1,6 +1,7 @@
 //! Per-request scopes at the HTTP layer: a `tools/call`, `prompts/get` or `resources/read`
-//! (`resources/subscribe`, `resources/unsubscribe`) for a tool, prompt or resource whose scopes
-//! the token lacks is answered with a 403
+//! (`resources/subscribe`, `resources/unsubscribe`, and a 2026-07-28 `subscriptions/listen`
+//! naming the resource in `params.notifications.resourceSubscriptions`) for a tool, prompt or
+//! resource whose scopes the token lacks is answered with a 403
 //! `insufficient_scope` challenge before the handler runs, so the client can re-authorize with
 //! the wider scope (MCP step-up authorization).
 //!
@@ -17,7 +18,8 @@
 //! With a revision that makes rmcp verify the `Mcp-Method`/`Mcp-Name` headers against the body
 //! (2026-07-28 and later, SEP-2243), the headers decide and the body is not read. Otherwise the
 //! body is parsed, and the parse is built never to see less than rmcp does: every string a
-//! message gives as `method`, `params.name` or `params.uri` counts, whatever else the message
+//! message gives as `method`, `params.name`, `params.uri` or in
+//! `params.notifications.resourceSubscriptions` counts, whatever else the message
 //! holds (rmcp ignores members it does not know, so must the guard), including both values of a
 //! duplicated key and every message of a batch. Seeing too much only refuses requests rmcp
 //! would not run anyway; seeing too little would run a handler unchecked.
@@ -26,7 +28,7 @@ use std::{borrow::Cow, fmt};
 
 use axum::{body::Body, extract::Request, response::Response};
 use base64::Engine;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use http_body_util::BodyExt;
 use serde::{
     Deserialize, Deserializer,
@@ -49,9 +51,9 @@ pub(crate) enum Guarded {
     Tool(String),
     /// `prompts/get` of this prompt.
     Prompt(String),
-    /// `resources/read`, `resources/subscribe` or `resources/unsubscribe` of this URI: one
-    /// rule for the three, so a client without the scope can neither read a resource nor
-    /// follow its updates.
+    /// `resources/read`, `resources/subscribe` or `resources/unsubscribe` of this URI, or a
+    /// `subscriptions/listen` that lists it in `resourceSubscriptions`: one rule for all, so a
+    /// client without the scope can neither read a resource nor follow its updates.
     Resource(String),
 }
 
@@ -63,6 +65,14 @@ const PROMPTS_GET: &str = "prompts/get";
 const RESOURCES_READ: &str = "resources/read";
 const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
 const RESOURCES_UNSUBSCRIBE: &str = "resources/unsubscribe";
+/// MCP 2026-07-28 replaces `resources/subscribe` with one long-lived `subscriptions/listen`
+/// whose `params.notifications.resourceSubscriptions` lists the URIs to follow
+/// (`schema/2026-07-28/schema.ts`, `SubscriptionsListenRequest` and `SubscriptionFilter`;
+/// rmcp 3.11 `src/model.rs`, `SubscriptionsListenRequestParams`, and
+/// `src/handler/server.rs`, which hands that filter to the server's
+/// `accepted_subscription_filter`). It carries no `Mcp-Name` (rmcp 3.11
+/// `src/transport/common/mcp_headers.rs`, `extract_name`), so only the body names its URIs.
+const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 const TOOLS_LIST: &str = "tools/list";
 
 /// The scope tables of a server, as the guard checks them.
@@ -91,9 +101,9 @@ impl RequiredScopes {
 pub(crate) struct StepUp {
     scopes: RequiredScopes,
     hierarchy: ScopeHierarchy,
-    /// One substring searcher per scoped tool name, prompt name and resource pattern, for
-    /// [`StepUp::may_need_scopes`].
-    scoped_names: Vec<memchr::memmem::Finder<'static>>,
+    /// Every scoped tool name, prompt name and resource pattern (and `tools/list`), searched
+    /// for at once by [`StepUp::may_need_scopes`].
+    scoped_names: NameSearch,
     challenge: Challenge,
     max_body_bytes: usize,
     /// Some tool has scopes: a `tools/list` answer gets its `securitySchemes` copied to the
@@ -121,14 +131,14 @@ impl StepUp {
             return None;
         }
         let marks_tools = !scopes.tools.is_empty();
-        let scoped_names = scopes
+        let names: Vec<&str> = scopes
             .tools
             .names()
             .chain(scopes.prompts.names())
             .chain(scopes.resources.patterns())
             .chain(marks_tools.then_some(TOOLS_LIST))
-            .map(|name| memchr::memmem::Finder::new(name.as_bytes()).into_owned())
             .collect();
+        let scoped_names = NameSearch::new(&names);
         Some(Self {
             scopes,
             hierarchy,
@@ -137,6 +147,49 @@ impl StepUp {
             max_body_bytes,
             marks_tools,
         })
+    }
+}
+
+/// A search for any of several byte strings in a request body: the guard's fast path.
+///
+/// One pass of `aho-corasick`'s packed (SIMD, "Teddy") searcher over the body finds any of the
+/// names at once, so an unscoped call costs about the same however many names are scoped;
+/// bodies shorter than its minimum length are searched by its Rabin-Karp fallback. (Its
+/// general automaton, `AhoCorasick`, was measured slower on bodies this short: BENCHMARKS.md,
+/// "The step-up guard alone".) Where the packed searcher cannot be built (no SIMD on the
+/// target, or more patterns than it takes) each name gets its own `memmem` pass.
+enum NameSearch {
+    Packed(aho_corasick::packed::Searcher),
+    EachName(Vec<memchr::memmem::Finder<'static>>),
+}
+
+impl NameSearch {
+    fn new(names: &[&str]) -> Self {
+        match aho_corasick::packed::Config::new()
+            .builder()
+            .extend(names)
+            .build()
+        {
+            Some(packed) => Self::Packed(packed),
+            None => Self::each_name(names),
+        }
+    }
+
+    fn each_name(names: &[&str]) -> Self {
+        Self::EachName(
+            names
+                .iter()
+                .map(|name| memchr::memmem::Finder::new(name.as_bytes()).into_owned())
+                .collect(),
+        )
+    }
+
+    /// Whether any of the names occurs in `haystack`.
+    fn any_in(&self, haystack: &[u8]) -> bool {
+        match self {
+            Self::Packed(searcher) => searcher.find(haystack).is_some(),
+            Self::EachName(finders) => finders.iter().any(|f| f.find(haystack).is_some()),
+        }
     }
 }
 
@@ -201,6 +254,8 @@ enum Key {
     Params,
     Name,
     Uri,
+    Notifications,
+    ResourceSubscriptions,
     Other,
 }
 
@@ -218,6 +273,8 @@ impl<'de> Deserialize<'de> for Key {
                     "params" => Key::Params,
                     "name" => Key::Name,
                     "uri" => Key::Uri,
+                    "notifications" => Key::Notifications,
+                    "resourceSubscriptions" => Key::ResourceSubscriptions,
                     _ => Key::Other,
                 })
             }
@@ -226,31 +283,60 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-/// What one message names: every `method`, and every `params.name` and `params.uri`,
-/// duplicates included.
+/// What one message names: every `method`, every `params.name` and `params.uri`, and every
+/// string in a `params.notifications.resourceSubscriptions` array, duplicates included.
 #[derive(Default)]
 struct Seen<'a> {
-    methods: Vec<Cow<'a, str>>,
-    names: Vec<Cow<'a, str>>,
-    uris: Vec<Cow<'a, str>>,
+    methods: Strings<'a>,
+    names: Strings<'a>,
+    uris: Strings<'a>,
+    subscriptions: Strings<'a>,
+}
+
+/// The string values seen for one member, in order. The first is kept inline, so the usual
+/// message (one `method`, one `name`) allocates nothing here.
+#[derive(Default)]
+struct Strings<'a> {
+    first: Option<Cow<'a, str>>,
+    more: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Strings<'a> {
+    fn extend(&mut self, values: impl IntoIterator<Item = Cow<'a, str>>) {
+        for value in values {
+            if self.first.is_none() {
+                self.first = Some(value);
+            } else {
+                self.more.push(value);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Cow<'a, str>> {
+        self.first.iter().chain(&self.more)
+    }
 }
 
 impl<'a> Seen<'a> {
     /// The guarded requests among what was seen. Over-approximates on purpose: with two
     /// `method`s, whatever rmcp makes of them, each is paired with every name or URI.
     fn guarded(self, out: &mut Scan) {
-        let owned = |values: &[Cow<'_, str>], make: fn(String) -> Guarded| {
-            values
-                .iter()
-                .map(|v| make(v.as_ref().to_owned()))
-                .collect::<Vec<_>>()
-        };
-        for method in &self.methods {
+        fn owned<'s>(
+            values: &'s Strings<'_>,
+            make: fn(String) -> Guarded,
+        ) -> impl Iterator<Item = Guarded> + 's {
+            values.iter().map(move |v| make(v.as_ref().to_owned()))
+        }
+        for method in self.methods.iter() {
             match method.as_ref() {
                 TOOLS_CALL => out.items.extend(owned(&self.names, Guarded::Tool)),
                 PROMPTS_GET => out.items.extend(owned(&self.names, Guarded::Prompt)),
                 RESOURCES_READ | RESOURCES_SUBSCRIBE | RESOURCES_UNSUBSCRIBE => {
                     out.items.extend(owned(&self.uris, Guarded::Resource));
+                }
+                SUBSCRIPTIONS_LISTEN => {
+                    out.items
+                        .extend(owned(&self.subscriptions, Guarded::Resource));
                 }
                 TOOLS_LIST => out.lists_tools = true,
                 _ => {}
@@ -262,74 +348,86 @@ impl<'a> Seen<'a> {
 /// One message: an object (anything else names nothing).
 struct MessageSeen<'a>(Seen<'a>);
 
-/// `params`: an object (anything else names nothing).
-struct ParamsSeen<'a>(Seen<'a>);
-
-/// Shared by both: any value, read as a map when it is one.
-fn seen_from<'de, D, const PARAMS: bool>(d: D) -> Result<Seen<'de>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    struct V<const PARAMS: bool>;
-    impl<'de, const PARAMS: bool> Visitor<'de> for V<PARAMS> {
-        type Value = Seen<'de>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Seen<'de>, A::Error> {
-            let mut seen = Seen::default();
-            while let Some(key) = a.next_key::<Key>()? {
-                match (PARAMS, key) {
-                    (false, Key::Method) => seen.methods.extend(a.next_value::<MaybeStr<'de>>()?.0),
-                    (false, Key::Params) => {
-                        let params = a.next_value::<ParamsSeen<'de>>()?.0;
-                        seen.names.extend(params.names);
-                        seen.uris.extend(params.uris);
-                    }
-                    (true, Key::Name) => seen.names.extend(a.next_value::<MaybeStr<'de>>()?.0),
-                    (true, Key::Uri) => seen.uris.extend(a.next_value::<MaybeStr<'de>>()?.0),
-                    _ => {
-                        a.next_value::<IgnoredAny>()?;
-                    }
-                }
-            }
-            Ok(seen)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Seen<'de>, A::Error> {
-            while a.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Seen::default())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<Seen<'de>, E> {
-            Ok(Seen::default())
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<Seen<'de>, E> {
-            Ok(Seen::default())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Seen<'de>, E> {
-            Ok(Seen::default())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Seen<'de>, E> {
-            Ok(Seen::default())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Seen<'de>, E> {
-            Ok(Seen::default())
-        }
-        fn visit_unit<E>(self) -> Result<Seen<'de>, E> {
-            Ok(Seen::default())
-        }
-    }
-    d.deserialize_any(V::<PARAMS>)
-}
-
 impl<'de> Deserialize<'de> for MessageSeen<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        seen_from::<D, false>(d).map(MessageSeen)
+        let mut seen = Seen::default();
+        d.deserialize_any(Collect::<MESSAGE>(&mut seen))?;
+        Ok(MessageSeen(seen))
     }
 }
 
-impl<'de> Deserialize<'de> for ParamsSeen<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        seen_from::<D, true>(d).map(ParamsSeen)
+/// Which object [`Collect`] reads.
+const MESSAGE: u8 = 0;
+/// `params`.
+const PARAMS: u8 = 1;
+/// `params.notifications`.
+const FILTER: u8 = 2;
+/// `params.notifications.resourceSubscriptions` (an array).
+const SUBSCRIPTIONS: u8 = 3;
+
+/// Reads one level of a message (which one: `LEVEL`) and adds what it names straight into the
+/// message's [`Seen`], so nothing is built per level and moved up. A value of another shape
+/// than the level expects names nothing (rmcp's parse of it fails, or it is not a request).
+struct Collect<'s, 'a, const LEVEL: u8>(&'s mut Seen<'a>);
+
+impl<'de, const LEVEL: u8> serde::de::DeserializeSeed<'de> for Collect<'_, 'de, LEVEL> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const LEVEL: u8> Visitor<'de> for Collect<'_, 'de, LEVEL> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        let seen = self.0;
+        while let Some(key) = a.next_key::<Key>()? {
+            match (LEVEL, key) {
+                (MESSAGE, Key::Method) => seen.methods.extend(a.next_value::<MaybeStr<'de>>()?.0),
+                (MESSAGE, Key::Params) => a.next_value_seed(Collect::<PARAMS>(seen))?,
+                (PARAMS, Key::Name) => seen.names.extend(a.next_value::<MaybeStr<'de>>()?.0),
+                (PARAMS, Key::Uri) => seen.uris.extend(a.next_value::<MaybeStr<'de>>()?.0),
+                (PARAMS, Key::Notifications) => a.next_value_seed(Collect::<FILTER>(seen))?,
+                (FILTER, Key::ResourceSubscriptions) => {
+                    a.next_value_seed(Collect::<SUBSCRIPTIONS>(seen))?;
+                }
+                _ => {
+                    a.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    /// Non-string entries are skipped: rmcp's `Vec<String>` refuses the whole request for one,
+    /// so none of it runs.
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<(), A::Error> {
+        while let Some(value) = a.next_element::<MaybeStr<'de>>()? {
+            if LEVEL == SUBSCRIPTIONS {
+                self.0.subscriptions.extend(value.0);
+            }
+        }
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }
 
@@ -366,6 +464,11 @@ fn requested(body: &[u8]) -> Scan {
     out
 }
 
+// Parsed once: looking a header up by `&str` parses and checks the name on every call.
+static MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
 /// Whether the request negotiated a revision (2026-07-28 and later) for which rmcp verifies that
 /// the `Mcp-Method`/`Mcp-Name` headers match the body; only then are the headers trusted. The
 /// same test as rmcp's (3.11, `src/transport/streamable_http_server/tower.rs`,
@@ -373,7 +476,7 @@ fn requested(body: &[u8]) -> Scan {
 /// with `ProtocolVersion::STANDARD_HEADERS`).
 fn headers_are_verified(headers: &HeaderMap) -> bool {
     headers
-        .get("mcp-protocol-version")
+        .get(&MCP_PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v >= "2026-07-28")
 }
@@ -384,7 +487,7 @@ fn headers_are_verified(headers: &HeaderMap) -> bool {
 /// `=?base64?…?=`. `None` when the headers do not settle it (absent, repeated, undecodable):
 /// then the body decides. rmcp refuses such a request anyway, but the guard does not rely on it.
 fn requested_by_headers(headers: &HeaderMap) -> Option<Scan> {
-    let single = |name: &str| {
+    let single = |name: &HeaderName| {
         let mut values = headers.get_all(name).iter();
         let value = values.next()?;
         if values.next().is_some() {
@@ -392,11 +495,13 @@ fn requested_by_headers(headers: &HeaderMap) -> Option<Scan> {
         }
         value.to_str().ok()
     };
-    let method = single("mcp-method")?;
+    let method = single(&MCP_METHOD)?;
     let make: fn(String) -> Guarded = match method {
         TOOLS_CALL => Guarded::Tool,
         PROMPTS_GET => Guarded::Prompt,
         RESOURCES_READ | RESOURCES_SUBSCRIBE | RESOURCES_UNSUBSCRIBE => Guarded::Resource,
+        // Its URIs are only in the body.
+        SUBSCRIPTIONS_LISTEN => return None,
         // rmcp checks that the body's method is this one: nothing guarded is asked for.
         _ => {
             return Some(Scan {
@@ -405,7 +510,7 @@ fn requested_by_headers(headers: &HeaderMap) -> Option<Scan> {
             });
         }
     };
-    let raw = single("mcp-name")?;
+    let raw = single(&MCP_NAME)?;
     let name = match raw
         .strip_prefix("=?base64?")
         .and_then(|inner| inner.strip_suffix("?="))
@@ -512,11 +617,7 @@ impl StepUp {
     /// any of them (a URI a pattern matches starts with the pattern); nor can it be a
     /// `tools/list` without containing that verbatim.
     fn may_need_scopes(&self, body: &[u8]) -> bool {
-        memchr::memchr(b'\\', body).is_some()
-            || self
-                .scoped_names
-                .iter()
-                .any(|finder| finder.find(body).is_some())
+        memchr::memchr(b'\\', body).is_some() || self.scoped_names.any_in(body)
     }
 }
 
@@ -735,6 +836,95 @@ mod tests {
         );
     }
 
+    /// The URIs rmcp hands to the server's `accepted_subscription_filter` for a
+    /// `subscriptions/listen` body (3.11, `src/handler/server.rs`).
+    fn rmcp_listens(body: &[u8]) -> Vec<Guarded> {
+        let Ok(JsonRpcMessage::Request(request)) =
+            serde_json::from_slice::<ClientJsonRpcMessage>(body)
+        else {
+            return Vec::new();
+        };
+        match request.request {
+            ClientRequest::SubscriptionsListenRequest(r) => r
+                .params
+                .notifications
+                .resource_subscriptions
+                .unwrap_or_default()
+                .into_iter()
+                .map(Guarded::Resource)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A 2026-07-28 `subscriptions/listen` follows resources through
+    /// `params.notifications.resourceSubscriptions`: the guard sees every URI rmcp would hand
+    /// the server, however the body spells it, and with the 2026-07-28 headers too (they carry
+    /// no `Mcp-Name` for this method, so the body decides).
+    #[test]
+    fn sees_every_resource_a_subscriptions_listen_follows() {
+        let bodies: &[&str] = &[
+            r#"{"jsonrpc":"2.0","id":"listen-1","method":"subscriptions/listen","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}},"notifications":{"toolsListChanged":true,"resourceSubscriptions":["file:///public/a","db://users/7"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions\/listen","params":{"notifications":{"resource\u0053ubscriptions":["file:\/\/\/secret\/k"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"params":{"notific\u0061tions":{"resourceSubscriptions":[7,"db://users"],"promptsListChanged":false}},"method":"subscriptions/listen"}"#,
+        ];
+        let step_up = guard();
+        let verified = headers(&[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "subscriptions/listen"),
+        ]);
+        for body in bodies {
+            let runs = rmcp_listens(body.as_bytes());
+            let scoped: Vec<_> = runs
+                .iter()
+                .filter(|g| !step_up.scopes.get(g).is_empty())
+                .collect();
+            // Non-string entries make rmcp refuse the body: then the guard's view is checked
+            // against the table below instead.
+            if !body.contains("[7,") {
+                assert!(!scoped.is_empty(), "{body}: rmcp follows nothing scoped");
+            }
+            for h in [HeaderMap::new(), verified.clone()] {
+                let seen = step_up.requested_by(&h, body.as_bytes());
+                for g in &scoped {
+                    assert!(
+                        seen.contains(g),
+                        "{body}: rmcp follows {g:?}, guard saw {seen:?}"
+                    );
+                }
+                if body.contains("[7,") {
+                    assert_eq!(seen, vec![Guarded::Resource("db://users".into())]);
+                }
+            }
+        }
+        // Duplicated members: every value is seen, whichever rmcp would keep.
+        let dup = br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["db://users"]},"notifications":{"resourceSubscriptions":["x:1"],"resourceSubscriptions":["file:///secret/z"]}}}"#;
+        assert_eq!(
+            step_up.requested_in_body(dup, false).items,
+            vec![
+                Guarded::Resource("db://users".into()),
+                Guarded::Resource("x:1".into()),
+                Guarded::Resource("file:///secret/z".into()),
+            ]
+        );
+        // The same members under another method name nothing; nor does a filter that is not an
+        // object, or a `resourceSubscriptions` outside `notifications`.
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"notifications":{"resourceSubscriptions":["db://users"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":["db://users"]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"resourceSubscriptions":["db://users"],"notifications":{}}}"#,
+        ] {
+            assert!(rmcp_listens(body.as_bytes()).is_empty(), "{body}");
+            assert!(
+                step_up
+                    .requested_in_body(body.as_bytes(), false)
+                    .items
+                    .is_empty(),
+                "{body}"
+            );
+        }
+    }
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -817,6 +1007,53 @@ mod tests {
                 "{pairs:?}"
             );
         }
+    }
+
+    /// The fast path's search finds a name wherever a plain substring search does, with the
+    /// packed searcher and with the per-name fallback, for bodies shorter and longer than the
+    /// packed searcher's minimum length, and with more names than it takes.
+    #[test]
+    fn name_search_finds_what_a_substring_search_finds() {
+        let few = [
+            "admin-report",
+            "incident",
+            "file:///secret/",
+            "db://users",
+            TOOLS_LIST,
+        ];
+        let many: Vec<String> = (0..300).map(|i| format!("tool-{i:03}-x")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let filler = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"#;
+        for names in [&few[..], &many[..]] {
+            let searchers = [NameSearch::new(names), NameSearch::each_name(names)];
+            let mut bodies: Vec<Vec<u8>> = vec![Vec::new(), b"x".to_vec(), filler.into()];
+            for name in names.iter().step_by(7).chain(&names[names.len() - 1..]) {
+                for (before, after) in [("", ""), ("\"", "\""), (filler, "\"}}"), ("", filler)] {
+                    bodies.push(format!("{before}{name}{after}").into_bytes());
+                    // One byte short of the name: no match.
+                    let cut = &name[..name.len() - 1];
+                    bodies.push(format!("{before}{cut}{after}").into_bytes());
+                }
+            }
+            for body in &bodies {
+                let expected = names
+                    .iter()
+                    .any(|n| body.windows(n.len()).any(|w| w == n.as_bytes()));
+                for searcher in &searchers {
+                    assert_eq!(
+                        searcher.any_in(body),
+                        expected,
+                        "{}",
+                        String::from_utf8_lossy(body)
+                    );
+                }
+            }
+        }
+        // The packed searcher is the one in use where SIMD is (every x86-64 CPU has SSE2+; the
+        // searcher needs SSSE3, which every CPU these tests run on has).
+        assert!(
+            matches!(NameSearch::new(&few), NameSearch::Packed(_)) || !cfg!(target_arch = "x86_64")
+        );
     }
 
     #[test]

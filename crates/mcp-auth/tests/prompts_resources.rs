@@ -1,5 +1,7 @@
 //! Scopes beyond tools: `prompts/get` per prompt name and `resources/read` (and
-//! `resources/subscribe`, `resources/unsubscribe`) per URI or URI prefix, refused with the step-up challenge before the handler runs, over real HTTP.
+//! `resources/subscribe`, `resources/unsubscribe`, and the resources a 2026-07-28
+//! `subscriptions/listen` follows) per URI or URI prefix, refused with the step-up challenge
+//! before the handler runs, over real HTTP.
 
 mod common;
 
@@ -12,9 +14,10 @@ use rmcp::{
     model::{
         GetPromptRequestParams, GetPromptResponse, GetPromptResult, PromptMessage,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents,
-        Role, ServerCapabilities, ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
+        Role, ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter,
+        UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
 };
 use serde_json::{Value, json};
 
@@ -89,6 +92,25 @@ impl ServerHandler for Library {
             .lock()
             .unwrap()
             .push(format!("unsubscribe {}", request.uri));
+        Ok(())
+    }
+
+    /// 2026-07-28: accepts every resource a `subscriptions/listen` asks to follow (rmcp 3.11
+    /// hands it the request's `notifications` filter, `src/handler/server.rs`).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let uris = requested.resource_subscriptions.clone().unwrap_or_default();
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("listen {}", uris.join(" ")));
+        Some(requested.clone())
+    }
+
+    /// Ends the stream at once (a graceful end: rmcp sends the final result).
+    async fn listen(&self, _subscription: SubscriptionContext) -> Result<(), ErrorData> {
         Ok(())
     }
 }
@@ -419,6 +441,82 @@ async fn subscriptions_step_up_like_reads() {
             "subscribe file:///public/a",
             "subscribe file:///secret/hr/pay.csv",
             "unsubscribe file:///secret/hr/pay.csv"
+        ]
+    );
+}
+
+/// A 2026-07-28 `subscriptions/listen` for resources (`params.notifications.resourceSubscriptions`)
+/// follows the rule of `resources/read` for each URI it lists: one refused URI refuses the
+/// request, the challenge names the scopes of every listed URI, and the handler's filter is
+/// never consulted. The headers name no resource for this method, so the body decides even
+/// when they are verified; escapes do not hide a URI. With the scopes it is served.
+#[tokio::test]
+async fn subscriptions_listen_steps_up_like_reads() {
+    let s = start(ScopeHierarchy::exact()).await;
+    let listen = |uris: &[&str]| {
+        json!({"jsonrpc":"2.0","id":"listen-1","method":"subscriptions/listen","params":{
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}
+            },
+            "notifications": {"resourceSubscriptions": uris}}})
+        .to_string()
+    };
+    let send = |token: String, body: String| {
+        let url = s.mcp.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "subscriptions/listen")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let narrow = s.token("openid");
+    let both = listen(&[
+        "file:///public/a",
+        "file:///secret/hr/pay.csv",
+        "db://users/1",
+    ]);
+    let resp = send(narrow.clone(), both.clone()).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        challenge(&resp).contains(
+            "scope=\"openid secret:read hr:read users:read\", error=\"insufficient_scope\""
+        ),
+        "{}",
+        challenge(&resp)
+    );
+    let escaped = listen(&["file:///secret/x"])
+        .replace("resourceSubscriptions", "resource\\u0053ubscriptions")
+        .replace("file:///secret/x", "file:\\/\\/\\/secret\\/x");
+    assert!(escaped.contains("\\u0053"), "{escaped}");
+    let resp = send(narrow.clone(), escaped).await;
+    assert_eq!(resp.status(), 403);
+    assert!(
+        challenge(&resp).contains("secret:read"),
+        "{}",
+        challenge(&resp)
+    );
+    assert!(s.served().is_empty(), "{:?}", s.served());
+
+    let resp = send(narrow, listen(&["file:///public/a"])).await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.text().await.unwrap();
+    let resp = send(s.token("secret:read hr:read users:read"), both).await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.text().await.unwrap();
+    assert_eq!(
+        s.served(),
+        [
+            "listen file:///public/a",
+            "listen file:///public/a file:///secret/hr/pay.csv db://users/1"
         ]
     );
 }
