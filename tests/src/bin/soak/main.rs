@@ -14,10 +14,11 @@
 //! the moment is refused or delayed into a 503 (every one of them gets 200 with its own user
 //! id); no valid token is ever answered 401; no invalid token is ever answered 200; every 503
 //! carries `Retry-After`; no other status and no request left unanswered for 30 s; resident
-//! memory and open descriptors other than client connections flat (within 10 % of their level
-//! once the first hang window has passed, at least 4 descriptors of slack, compared at quiet
-//! moments); descriptors and established connections back to
-//! that level at the end (no task or connection leak).
+//! memory and open descriptors other than client connections and TCP sockets caught opening or
+//! closing flat (within 10 % of their level once the first hang window has passed, at least 4
+//! descriptors of slack, compared at quiet moments); all descriptors and established
+//! connections back to that level at the end, clients gone (no task or connection leak, no
+//! socket stuck half-closed).
 //!
 //! ```sh
 //! soak --seconds 600 --bin-dir target/debug --out target/soak
@@ -942,13 +943,16 @@ fn report(
             out,
             "{name}: RSS {:.1} MiB at the baseline, at most {:.1} MiB when quiet later ({:.1} MiB at worst during faults); \
              fds {fd0:.0} at the baseline, at most {fd_max} when quiet later ({} at worst during faults); \
-             established connections {est0:.0} at the baseline; at the end (clients gone): {} fds, {} established, {:.1} MiB ({} quiet samples)",
+             established connections {est0:.0} at the baseline; at most {} sockets opening or closing in a quiet sample; \
+             at the end (clients gone): {} fds, {} established, {} opening or closing, {:.1} MiB ({} quiet samples)",
             rss0 / 1024.0,
             rss_max as f64 / 1024.0,
             max(&all_later, |u| u.rss_kib) as f64 / 1024.0,
             max(&all_later, |u| u.fds),
+            max(&later, |u| u.in_transition),
             end.fds,
             end.established,
+            end.in_transition,
             end.rss_kib as f64 / 1024.0,
             later.len(),
         );
@@ -958,12 +962,20 @@ fn report(
                 format!("{:.1} -> {:.1} MiB", rss0 / 1024.0, rss_max as f64 / 1024.0),
             );
         }
-        // Descriptors other than established connections: how many clients happen to be
-        // connected at a quiet moment depends on the load generator and the machine, not on the
-        // server, so counting them made the check fail on a busy machine with nothing leaked.
-        // What a leak looks like stays in: listeners, files, sockets stuck half-closed. Within
-        // 10 %, and at least 4 descriptors of slack, since the count is small (about a dozen).
-        let held = |u: &Usage| u.fds.saturating_sub(u.established);
+        // Descriptors other than client connections: how many clients happen to be connected
+        // at a quiet moment depends on the load generator and the machine, not on the server,
+        // so counting them made the check fail on a busy machine with nothing leaked; nor do
+        // TCP sockets caught opening or closing at that moment (the ten-minute run of
+        // 2026-11-30 failed on one sample holding 24 of them, with 13 descriptors left at the
+        // end). What a leak looks like stays in: files, pipes, listeners, runtime handles,
+        // sockets of no TCP state; sockets stuck half-closed are caught at the end, below,
+        // when every client is gone. Within 10 %, and at least 4 descriptors of slack, since
+        // the count is small (about a dozen).
+        let held = |u: &Usage| {
+            u.fds
+                .saturating_sub(u.established)
+                .saturating_sub(u.in_transition)
+        };
         let held0 = mean(&base, held);
         let held_max = max(&later, held);
         if held_max as f64 > held0 + (held0 * 0.10).max(4.0) {

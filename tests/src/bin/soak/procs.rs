@@ -55,6 +55,11 @@ pub(crate) struct Usage {
     pub(crate) rss_kib: u64,
     pub(crate) fds: u64,
     pub(crate) established: u64,
+    /// TCP sockets between states: connecting, or closing (`CLOSE_WAIT`, `FIN_WAIT*`,
+    /// `LAST_ACK`, …). They come and go with the clients' disconnect faults and with key-set
+    /// fetches cut by a hang window, so a moment's count says nothing about a leak; a leak shows
+    /// as them still being there once the clients are gone.
+    pub(crate) in_transition: u64,
 }
 
 pub(crate) fn usage(pid: u32) -> Usage {
@@ -82,14 +87,21 @@ pub(crate) fn usage(pid: u32) -> Usage {
             }
         }
     }
-    // State 01 is ESTABLISHED; the inode column ties a socket to this process's descriptors.
+    // The `st` column: 01 is ESTABLISHED, 0A is LISTEN, any other state is a connection
+    // opening or closing (include/net/tcp_states.h). The inode column ties a socket to this
+    // process's descriptors.
     let mut established = 0;
+    let mut in_transition = 0;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
             for line in text.lines().skip(1) {
                 let cols: Vec<&str> = line.split_whitespace().collect();
-                if cols.len() > 9 && cols[3] == "01" && sockets.contains(cols[9]) {
-                    established += 1;
+                if cols.len() > 9 && sockets.contains(cols[9]) {
+                    match cols[3] {
+                        "01" => established += 1,
+                        "0A" => {}
+                        _ => in_transition += 1,
+                    }
                 }
             }
         }
@@ -98,6 +110,7 @@ pub(crate) fn usage(pid: u32) -> Usage {
         rss_kib,
         fds,
         established,
+        in_transition,
     }
 }
 
