@@ -50,9 +50,13 @@ struct Tally {
 
 /// Stateless calls keep succeeding when a replica dies: haproxy's health check (`/readyz`,
 /// every second, two failures) takes the killed replica out, and requests that cannot connect
-/// to it meanwhile are retried on another replica (`retry-on conn-failure`). Only calls the
-/// killed replica had already received can fail; they are counted and printed, and bounded by
-/// the number of concurrent callers. After haproxy marks it DOWN, not one call fails.
+/// to it meanwhile are retried on another replica (`retry-on conn-failure`). Only calls sent to
+/// the killed replica before haproxy marks it DOWN can fail: those it had received, and those
+/// haproxy sends over a kept-alive connection to it that it has not yet seen closed (its
+/// default `http-reuse safe` reuses idle server connections for a client's later requests, and
+/// a POST sent on a dead one is not retried). They are counted and printed, must be transport
+/// failures or a 502/503 (never an answer from a replica, such as a 401), and are bounded by a
+/// few per caller. After haproxy marks it DOWN, not one call fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_run_is_taken_out_and_no_call_fails_after() {
     const CALLERS: usize = 6;
@@ -127,10 +131,23 @@ async fn a_replica_killed_mid_run_is_taken_out_and_no_call_fails_after() {
         0,
         "calls failed after haproxy took the replica out: {failures:?}"
     );
+    // One per caller is what a lightly loaded machine shows; when haproxy is short of CPU it
+    // notices the dead replica's idle connections later and may send a caller's next call over
+    // one of them too (seen: 7 failures for 6 callers with the machine saturated).
     assert!(
-        in_flight <= CALLERS,
-        "only calls in flight at the kill may fail (at most one per caller): {failures:?}"
+        in_flight <= 3 * CALLERS,
+        "only calls sent to the killed replica before DOWN may fail: {failures:?}"
     );
+    // A transport error (the connection lost with the replica) or haproxy's own 502/503; any
+    // other status would be an answer, and no answer may be a failure.
+    for failure in &failures {
+        assert!(
+            !failure.starts_with("HTTP ")
+                || failure == "HTTP 502 Bad Gateway"
+                || failure == "HTTP 503 Service Unavailable",
+            "a call failed otherwise than by losing its replica: {failure}"
+        );
+    }
     let status = fleet.backend_status().await;
     assert_eq!(
         status.iter().filter(|(_, s)| s == "UP").count(),
