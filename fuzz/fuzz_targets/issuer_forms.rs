@@ -63,6 +63,11 @@ static KEY_FILE: LazyLock<std::path::PathBuf> = LazyLock::new(|| {
     ))
 });
 
+/// Redirect URIs of every client registered on the current issuer, by any input since it was
+/// built. An input may name an earlier input's client (libFuzzer learns client ids from the
+/// issuer's own comparisons), and the issuer then rightly redirects to that client's URIs.
+static ISSUER_REDIRECTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 fn issuer() -> (Router, String) {
     static CURRENT: Mutex<Option<Current>> = Mutex::new(None);
     let mut current = CURRENT.lock().unwrap();
@@ -80,6 +85,7 @@ fn issuer() -> (Router, String) {
         };
         let addr: SocketAddr = ADDR.parse().unwrap();
         let (app, handle) = runtime().block_on(Issuer::router(config, addr)).unwrap();
+        ISSUER_REDIRECTS.lock().unwrap().clear();
         *current = Some(Current {
             app,
             handle,
@@ -442,8 +448,9 @@ fn check_authorize(a: &Answer, ctx: &mut Context, base_url: &str) {
                 ctx.clients
                     .iter()
                     .flat_map(|c| c.2.iter())
+                    .chain(ISSUER_REDIRECTS.lock().unwrap().iter())
                     .any(|r| same_redirect_target(r, &location)),
-                "redirect to {location} which no client of this input registered"
+                "redirect to {location} which no client registered on this issuer"
             );
             let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
             let get = |k: &str| {
@@ -531,7 +538,7 @@ fuzz_target!(|steps: Vec<Step>| {
                     let doc: Value = serde_json::from_slice(&a.body).expect("JSON");
                     let id = doc["client_id"].as_str().expect("client_id").to_owned();
                     let secret = doc["client_secret"].as_str().map(str::to_owned);
-                    let uris = doc["redirect_uris"]
+                    let uris: Vec<String> = doc["redirect_uris"]
                         .as_array()
                         .map(|a| {
                             a.iter()
@@ -539,6 +546,10 @@ fuzz_target!(|steps: Vec<Step>| {
                                 .collect()
                         })
                         .unwrap_or_default();
+                    ISSUER_REDIRECTS
+                        .lock()
+                        .unwrap()
+                        .extend(uris.iter().cloned());
                     ctx.clients.push((id, secret, uris));
                 } else {
                     check_json_error("register", &a, REGISTER_ERRORS);
