@@ -82,6 +82,9 @@ fi
 
 FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-5}"
 if [ "$FUZZ_SMOKE_SECONDS" != "0" ]; then
+  # The fuzz build is a second, sanitizer-instrumented build tree (fuzz/target); a CI machine
+  # once ran out of disk here, so the log says what was left before it starts.
+  echo "==> disk before the fuzz build: $(df -h --output=avail . | tail -1 | tr -d ' ') free, target/ $(du -sh target 2>/dev/null | cut -f1)"
   echo "==> fuzz smoke (${FUZZ_SMOKE_SECONDS}s per target)"
   scripts/fuzz.sh "$FUZZ_SMOKE_SECONDS"
 fi
