@@ -22,12 +22,14 @@
 //! - `scopes`: [`ScopeHierarchy`] and the `offline_access` rule.
 //! - `step_up` / `session`: per-tool scope challenges and session-to-identity binding.
 //! - `pipeline`: the MCP endpoint as one service: CORS for browsers, then Origin, body size,
-//!   auth, span, session binding, step-up.
+//!   auth, session binding, step-up, the access line (`access_log`).
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
 //! - [`health`]: `GET /healthz` and `GET /readyz` (opt-in on the builder).
 //! - [`metrics`]: the metric names the library records, and (feature `metrics`) `GET /metrics`
 //!   in the Prometheus text format.
+//! - `logging` (feature `logging`): the binaries' log set-up, for a server of your own.
 
+mod access_log;
 mod auth_info;
 pub mod bearer;
 mod challenge;
@@ -35,6 +37,9 @@ pub mod clerk;
 mod fleet;
 pub mod health;
 mod layer;
+#[cfg(feature = "logging")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logging")))]
+pub mod logging;
 pub mod metadata;
 pub mod metrics;
 mod pipeline;

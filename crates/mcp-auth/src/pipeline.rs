@@ -34,6 +34,7 @@ use tracing::{Instrument, Level};
 
 use crate::{
     AuthInfo,
+    access_log::{self, ACCESS},
     challenge::plain_error,
     layer,
     rate_limit::{RateLimiter, too_many_requests},
@@ -113,32 +114,28 @@ impl Pipeline {
         H: ServerHandler,
     {
         // Whether the access line is wanted: one cached callsite check. A server logging at
-        // `warn` takes no clock reading and creates no span.
+        // `warn` takes no clock reading and no note of the caller or the tool.
         let started = tracing::enabled!(target: ACCESS, Level::INFO).then(Instant::now);
         if let Err(refusal) = self.admit(&mut req).await {
             if let Some(started) = started {
-                access_refused(&req, &refusal, started);
+                access_log::refused(&req, &refusal, started);
             }
             return refusal;
         }
         let Some(started) = started else {
-            return self.admitted(req, mcp, false).await;
+            return self.admitted(req, mcp, None, &tracing::Span::none()).await;
         };
-        let span = request_span(&req);
-        let traced = !span.is_disabled();
-        async move {
-            let response = self.admitted(req, mcp, traced).await;
-            // Inside the span, so the line carries its fields.
-            tracing::info!(
-                target: ACCESS,
-                status = response.status().as_u16(),
-                duration_us = micros(started),
-                "request finished"
-            );
-            response
-        }
-        .instrument(span)
-        .await
+        let line = access_log::Admitted::new(&mut req, started);
+        let span = access_log::request_span(&req);
+        let mut seen = Some(None);
+        let response = if span.is_disabled() {
+            self.admitted(req, mcp, seen.as_mut(), &span).await
+        } else {
+            let admitted = self.admitted(req, mcp, seen.as_mut(), &span);
+            admitted.instrument(span.clone()).await
+        };
+        line.finished(&response, seen.flatten());
+        response
     }
 
     /// Origin, body size and authentication: the refusals that come before the request's span.
@@ -157,9 +154,17 @@ impl Pipeline {
         self.auth.admit(req).await
     }
 
-    /// The steps after authentication, inside the request's span; `traced` says whether the
-    /// span is recorded (then the step-up guard always names the called tool in it).
-    async fn admitted<H>(&self, req: Request, mcp: &Mcp<H>, traced: bool) -> Response
+    /// The steps after authentication. `seen`, when the access line is wanted: where the
+    /// step-up guard puts the name of the tool it found in the request, if it looked. `span`:
+    /// the request's span (disabled unless at `debug`), which gets the tool's name before the
+    /// tool runs.
+    async fn admitted<H>(
+        &self,
+        req: Request,
+        mcp: &Mcp<H>,
+        mut seen: Option<&mut Option<String>>,
+        span: &tracing::Span,
+    ) -> Response
     where
         H: ServerHandler,
     {
@@ -181,10 +186,19 @@ impl Pipeline {
             None => None,
         };
         let (req, lists_tools) = match &self.step_up {
-            Some(step_up) => match step_up.check(req, traced).await {
-                Ok(passed) => (passed.req, passed.lists_tools),
-                Err(refusal) => return refusal,
-            },
+            Some(step_up) => {
+                // The request's span (at `debug` only) shows the tool from the start, so the
+                // guard then always looks for it.
+                let name_tool = seen.is_some() && !span.is_disabled();
+                let checked = step_up.check(req, name_tool, seen.as_deref_mut()).await;
+                if name_tool && let Some(Some(name)) = seen.as_deref() {
+                    span.record("tool", name.as_str());
+                }
+                match checked {
+                    Ok(passed) => (passed.req, passed.lists_tools),
+                    Err(refusal) => return refusal,
+                }
+            }
             None => (req, false),
         };
         // `handle` takes `&self`: no per-request clone of rmcp's service (and of its config).
@@ -230,42 +244,6 @@ async fn with_top_level_security_schemes(response: Response) -> Response {
         }
         None => Response::from_parts(parts, Body::from(bytes)),
     }
-}
-
-/// The target of the access log: one line per request at `info`, with the method, the user,
-/// the client, the tool (when the request calls one), the status and the duration. Never the
-/// token. Filter it like any target (`RUST_LOG=info,mcp_auth::access=warn` turns it off).
-pub(crate) const ACCESS: &str = "mcp_auth::access";
-
-/// One span per admitted MCP request with who called and which tool (recorded by the step-up
-/// guard); events inside the request (the tool's own, the access line) carry it. Never the
-/// token. Only created when the access line is wanted.
-fn request_span(req: &Request) -> tracing::Span {
-    let auth = req.extensions().get::<AuthInfo>();
-    tracing::info_span!(
-        target: ACCESS,
-        "mcp_request",
-        method = %req.method(),
-        user = %auth.map_or("", AuthInfo::user_id),
-        client = %auth.and_then(AuthInfo::client_id).unwrap_or(""),
-        tool = tracing::field::Empty,
-    )
-}
-
-/// The access line of a request refused before it had an identity (bad Origin, too large, no
-/// or a bad token). The reason is logged at `debug` where the refusal is decided.
-fn access_refused(req: &Request, refusal: &Response, started: Instant) {
-    tracing::info!(
-        target: ACCESS,
-        method = %req.method(),
-        status = refusal.status().as_u16(),
-        duration_us = micros(started),
-        "request refused"
-    );
-}
-
-fn micros(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// rmcp's Streamable HTTP service, as the pipeline calls it.

@@ -440,6 +440,16 @@ pub(crate) struct Scan {
     pub(crate) lists_tools: bool,
 }
 
+impl Scan {
+    /// The first tool called, for the access line.
+    fn first_tool(&self) -> Option<String> {
+        self.items.iter().find_map(|item| match item {
+            Guarded::Tool(name) => Some(name.clone()),
+            _ => None,
+        })
+    }
+}
+
 /// What a JSON-RPC body (one message, or a batch from 2025-03-26 clients) asks for.
 ///
 /// The first byte picks the shape, so the body is parsed once, straight into borrowed fields
@@ -532,9 +542,16 @@ fn requested_by_headers(headers: &HeaderMap) -> Option<Scan> {
 impl StepUp {
     /// Refuses (403 `insufficient_scope`) a request for a tool, prompt or resource whose
     /// scopes the caller's token lacks. Otherwise hands the request back, its body re-assembled
-    /// from the bytes read, and says whether it lists tools. `traced`: the request's span is
-    /// recorded, so the called tool is always looked up for it.
-    pub(crate) async fn check(&self, req: Request, traced: bool) -> Result<Passed, Response> {
+    /// from the bytes read, and says whether it lists tools. `tool`: where to put the name of
+    /// the tool the request calls (the first, for a batch), whether it passes or not, when the
+    /// guard learns it (from verified headers, or from a body it parses); `name_tool` makes it
+    /// parse the body for it even when the decision does not need a parse.
+    pub(crate) async fn check(
+        &self,
+        req: Request,
+        name_tool: bool,
+        mut tool: Option<&mut Option<String>>,
+    ) -> Result<Passed, Response> {
         let authenticated = req.extensions().get::<AuthInfo>().is_some();
         if req.method() != Method::POST || !(authenticated || self.marks_tools) {
             return Ok(Passed {
@@ -545,6 +562,9 @@ impl StepUp {
         if headers_are_verified(req.headers())
             && let Some(scan) = requested_by_headers(req.headers())
         {
+            if let Some(slot) = tool.as_deref_mut() {
+                *slot = scan.first_tool();
+            }
             if let Some(info) = req.extensions().get::<AuthInfo>()
                 && let Some(refusal) = refuse(self, info, req.headers(), &scan.items)
             {
@@ -570,7 +590,10 @@ impl StepUp {
                 ));
             }
         };
-        let scan = self.requested_in_body(&bytes, traced);
+        let scan = self.requested_in_body(&bytes, name_tool);
+        if let Some(slot) = tool.as_deref_mut() {
+            *slot = scan.first_tool();
+        }
         if let Some(info) = parts.extensions.get::<AuthInfo>()
             && let Some(refusal) = refuse(self, info, &parts.headers, &scan.items)
         {
@@ -583,10 +606,10 @@ impl StepUp {
     }
 
     /// What a body asks for, as far as the guard needs to know: parsing is skipped when it
-    /// cannot change the outcome (nothing scoped can be named in the body and nobody listens
-    /// for the span's `tool` field).
-    pub(crate) fn requested_in_body(&self, body: &[u8], traced: bool) -> Scan {
-        if traced || self.may_need_scopes(body) {
+    /// cannot change the outcome (nothing scoped can be named in the body and the access line
+    /// does not want the tool's name).
+    pub(crate) fn requested_in_body(&self, body: &[u8], name_tool: bool) -> Scan {
+        if name_tool || self.may_need_scopes(body) {
             requested(body)
         } else {
             Scan::default()
@@ -634,9 +657,6 @@ fn refuse(
     let mut operation: Vec<String> = Vec::new();
     let mut refused = false;
     for item in items {
-        if let Guarded::Tool(tool) = item {
-            tracing::Span::current().record("tool", tool.as_str());
-        }
         let required = step_up.scopes.get(item);
         if required.is_empty() {
             continue;

@@ -11,6 +11,7 @@ use rmcp::{
 
 use crate::{
     AuthInfo,
+    access_log::CalledTool,
     scopes::{ScopeHierarchy, advertisable},
     tools::{ToolScopes, auth_from_context},
 };
@@ -284,6 +285,15 @@ impl<H: ServerHandler> ServerHandler for ScopedToolList<H> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
+        // Names the tool on the request's access line (the slot is there only when the line is
+        // wanted).
+        if let Some(called) = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CalledTool>())
+        {
+            called.record(&request.name);
+        }
         self.inner.call_tool(request, context)
     }
 

@@ -1,4 +1,5 @@
-//! The per-request span: who called, which tool, the outcome, and never the token.
+//! The access line: who called, which tool, the outcome, and never the token; the request's
+//! span at `debug`.
 
 mod common;
 
@@ -52,19 +53,36 @@ async fn one_access_line_per_request_with_caller_tool_status_and_duration_but_no
     let bad = format!("{good}x");
     let resp = post(&s.mcp, Some(&bad), &call("admin-report", json!({})), &[]).await;
     assert_eq!(resp.status(), 401);
+    // Refused by the step-up guard: the line still names the tool asked for.
+    let weak = s.token("user_bob", "openid");
+    let resp = post(&s.mcp, Some(&weak), &call("audit-log", json!({})), &[]).await;
+    assert_eq!(resp.status(), 403);
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let access: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("mcp_auth::access"))
         .collect();
-    assert_eq!(access.len(), 2, "one line per request:\n{log}");
-    let (finished, refused) = (access[0], access[1]);
+    assert_eq!(access.len(), 3, "one line per request:\n{log}");
+    let (finished, refused, stepped_up) = (access[0], access[1], access[2]);
+    // One event, no span: the line carries every field itself.
+    assert!(!log.contains("mcp_request"), "{log}");
+    for field in [
+        "user=\"user_bob\"",
+        "tool=\"audit-log\"",
+        "status=403",
+        "request finished",
+    ] {
+        assert!(
+            stepped_up.contains(field),
+            "{field} missing from: {stepped_up}"
+        );
+    }
     for field in [
         " INFO ",
         "method=POST",
-        "user=user_alice",
-        "client=client_test",
+        "user=\"user_alice\"",
+        "client=\"client_test\"",
         "tool=\"admin-report\"",
         "status=200",
         "duration_us=",
@@ -83,7 +101,7 @@ async fn one_access_line_per_request_with_caller_tool_status_and_duration_but_no
     }
     assert!(!refused.contains("user="), "{refused}");
     // Neither token, nor any part of one long enough to matter (the signature's tail).
-    for token in [&good, &bad] {
+    for token in [&good, &bad, &weak] {
         assert!(
             !log.contains(&token[token.len() - 40..]),
             "token in the log"
@@ -112,4 +130,49 @@ async fn nothing_is_logged_per_request_at_warn() {
     assert_eq!(resp.status(), 401);
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert_eq!(log, "");
+}
+
+/// At `debug` for the access target, each request also gets a span (`mcp_request`, with the
+/// user, client and tool) that the tool's own events carry; at the default `info` there is none
+/// (asserted in the test above).
+#[tokio::test(flavor = "current_thread")]
+async fn at_debug_a_tools_own_events_carry_the_request_span() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "warn,mcp_auth::access=debug,tool_events=info",
+        ))
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = start_server_with(Options::default(), |b| {
+        b.tool(
+            "logs",
+            "Writes one event of its own",
+            |_: NoArgs, _auth: mcp_auth::AuthInfo| async move {
+                tracing::info!(target: "tool_events", "inside the tool");
+                "done"
+            },
+        )
+    })
+    .await;
+    let good = s.token("user_alice", "openid");
+    let resp = post(&s.mcp, Some(&good), &call("logs", json!({})), &[]).await;
+    assert_eq!(resp.status(), 200);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let inside = log
+        .lines()
+        .find(|l| l.contains("inside the tool"))
+        .unwrap_or_else(|| panic!("the tool's event is missing:\n{log}"));
+    for field in [
+        "mcp_request{",
+        "user=\"user_alice\"",
+        "client=\"client_test\"",
+        "tool=\"logs\"",
+    ] {
+        assert!(inside.contains(field), "{field} missing from: {inside}");
+    }
 }

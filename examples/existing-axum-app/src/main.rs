@@ -60,20 +60,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Written by a background thread: a slow terminal or disk never holds up a request (under
-    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
-    let (log_writer, _log_guard) =
-        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
-        )
-        // Colour codes only for a terminal: not in a log file, and they cost several times
-        // the formatting of the line itself.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(log_writer)
-        .init();
+    // One access line per request, written from a background thread (`mcp_auth::logging`).
+    let _log_guard = mcp_auth::logging::init(DEFAULT_LOG_FILTER)?;
     let args = Args::parse();
     let running = Running::start(Options {
         port: args.port,

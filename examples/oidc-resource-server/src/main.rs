@@ -97,24 +97,8 @@ struct NoArgs {}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Written by a background thread: a slow terminal or disk never holds up a request (under
-    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
-    // The queue holds 8,192 lines (tracing-appender's default, 128,000, is a buffer of 32-byte
-    // slots all written at start: 4 MiB resident however little is logged); with the writer's
-    // 10 ms pause that is room for 800,000 lines a second.
-    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(8_192)
-        .finish(PacedWriter(std::io::BufWriter::new(std::io::stdout())));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
-        )
-        // Colour codes only for a terminal: not in a log file, and they cost several times
-        // the formatting of the line itself.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(log_writer)
-        .init();
+    // One access line per request, written from a background thread (`mcp_auth::logging`).
+    let _log_guard = mcp_auth::logging::init(DEFAULT_LOG_FILTER)?;
     let args = Args::parse();
     // `iss` is compared exactly, so keep the issuer as given.
     let issuer = args.issuer.clone();
@@ -190,38 +174,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     Ok(())
-}
-
-/// The log thread's writer: after each flush it pauses for [`PacedWriter::PAUSE`], so the
-/// lines logged meanwhile queue up and are written together.
-///
-/// The log thread writes every queued line, flushes, and then sleeps until the next line
-/// arrives. Under load that is after nearly every line, so without the pause each request paid
-/// for waking it (a futex wake on the request's thread, then a context switch and a `write(2)`
-/// of one line on the log thread): about 7 µs of the ~55 µs of server CPU per request as
-/// shipped (`BENCHMARKS.md`, session 6). With it, the thread wakes at most about a hundred
-/// times a second whatever the load, and a line reaches the file at most that pause late; a
-/// line logged after a quiet spell is written at once.
-struct PacedWriter<W>(W);
-
-impl PacedWriter<()> {
-    const PAUSE: Duration = Duration::from_millis(10);
-}
-
-impl<W: std::io::Write> std::io::Write for PacedWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let flushed = self.0.flush();
-        std::thread::sleep(PacedWriter::PAUSE);
-        flushed
-    }
 }
 
 /// Text content with the user id (for clients that only show text) and structured content

@@ -116,24 +116,14 @@ impl Args {
 /// The binary: parses the command line and the environment, starts, prints the banner, runs
 /// until Ctrl-C (or SIGTERM), then shuts down gracefully.
 pub async fn main() -> ExitCode {
-    // Written by a background thread: a slow terminal or disk never holds up a request (under
-    // a flood the writer drops lines rather than stall). Flushed when the guard drops at exit.
-    // The queue holds 8,192 lines (tracing-appender's default, 128,000, is a buffer of 32-byte
-    // slots all written at start: 4 MiB resident however little is logged); with the writer's
-    // 10 ms pause that is room for 800,000 lines a second.
-    let (log_writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(8_192)
-        .finish(PacedWriter(std::io::BufWriter::new(std::io::stdout())));
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()),
-        )
-        // Colour codes only for a terminal: not in a log file, and they cost several times
-        // the formatting of the line itself.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(log_writer)
-        .init();
+    // One access line per request, written from a background thread (`mcp_auth::logging`).
+    let _log_guard = match mcp_auth::logging::init(DEFAULT_LOG_FILTER) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("quickstart: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let args = Args::parse();
     let clerk = match ClerkKeys::from_env(|name| std::env::var(name).ok()) {
         Ok(clerk) => clerk,
@@ -185,36 +175,4 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// The log thread's writer: after each flush it pauses for [`PacedWriter::PAUSE`], so the
-/// lines logged meanwhile queue up and are written together.
-///
-/// The log thread writes every queued line, flushes, and then sleeps until the next line
-/// arrives. Under load that is after nearly every line, so without the pause each request paid
-/// for waking it (a futex wake on the request's thread, then a context switch and a `write(2)`
-/// of one line on the log thread). With it, the thread wakes at most about a hundred times a
-/// second whatever the load, and a line reaches the file at most that pause late; a line
-/// logged after a quiet spell is written at once. (The same writer as the oidc example's; see
-/// `BENCHMARKS.md`, session 6.)
-struct PacedWriter<W>(W);
-
-impl PacedWriter<()> {
-    const PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
-}
-
-impl<W: std::io::Write> std::io::Write for PacedWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_all(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let flushed = self.0.flush();
-        std::thread::sleep(PacedWriter::PAUSE);
-        flushed
-    }
 }

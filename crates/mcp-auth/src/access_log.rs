@@ -1,0 +1,114 @@
+//! The access log: one line per MCP request at `info`, target `mcp_auth::access`, with the
+//! method, the caller (user and client), the tool, the status and the duration. Never the token.
+//!
+//! The line is one event written when the response is ready, every field in it. It used to be
+//! an event inside a span carrying the caller and the tool; the span cost a registry entry, its
+//! fields formatted up front, and subscriber work on every poll of every task rmcp runs for the
+//! request, a third of what the line cost (`BENCHMARKS.md`, "The access line as one event").
+//! The span is still there at `debug` (`mcp_auth::access=debug`), for a tool's own events.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
+
+use axum::{extract::Request, response::Response};
+
+use crate::AuthInfo;
+
+/// The target of the access log. Filter it like any target: `RUST_LOG=info,mcp_auth::access=off`
+/// turns it off, `mcp_auth::access=debug` adds each request's span.
+pub(crate) const ACCESS: &str = "mcp_auth::access";
+
+/// Where the MCP handler writes the name of the tool it runs, for the access line. Put into the
+/// request's extensions only when the line is wanted; rmcp hands those extensions to the handler
+/// (in the `http::request::Parts` of its context), where `ScopedToolList::call_tool` fills it.
+/// So the line names the tool rmcp actually ran without reading the body a second time.
+#[derive(Clone, Default)]
+pub(crate) struct CalledTool(Arc<OnceLock<String>>);
+
+impl CalledTool {
+    /// Records `name`; the first tool of a batch wins.
+    pub(crate) fn record(&self, name: &str) {
+        if self.0.get().is_none() {
+            let _ = self.0.set(name.to_owned());
+        }
+    }
+
+    fn take(self) -> Option<String> {
+        match Arc::try_unwrap(self.0) {
+            Ok(cell) => cell.into_inner(),
+            Err(shared) => shared.get().cloned(),
+        }
+    }
+}
+
+/// What the access line of an admitted request needs from the request, taken before the
+/// request is handed on.
+pub(crate) struct Admitted {
+    started: Instant,
+    method: http::Method,
+    caller: Option<AuthInfo>,
+    called: CalledTool,
+}
+
+impl Admitted {
+    /// Takes what the line needs and gives the handler the slot for the tool's name.
+    pub(crate) fn new(req: &mut Request, started: Instant) -> Self {
+        let called = CalledTool::default();
+        req.extensions_mut().insert(called.clone());
+        Self {
+            started,
+            method: req.method().clone(),
+            caller: req.extensions().get::<AuthInfo>().cloned(),
+            called,
+        }
+    }
+
+    /// The line. `seen`: the tool the step-up guard found in the request, for a request that
+    /// never reached a tool (refused by the guard, a batch that failed to parse).
+    pub(crate) fn finished(self, response: &Response, seen: Option<String>) {
+        let tool = self.called.take().or(seen);
+        let caller = self.caller.as_ref();
+        tracing::info!(
+            target: ACCESS,
+            method = %self.method,
+            user = caller.map_or("", AuthInfo::user_id),
+            client = caller.and_then(AuthInfo::client_id).unwrap_or(""),
+            tool = tool.as_deref(),
+            status = response.status().as_u16(),
+            duration_us = micros(self.started),
+            "request finished"
+        );
+    }
+}
+
+/// The line of a request refused before it had an identity (bad Origin, too large, no or a bad
+/// token). The reason is logged at `debug` where the refusal is decided.
+pub(crate) fn refused(req: &Request, refusal: &Response, started: Instant) {
+    tracing::info!(
+        target: ACCESS,
+        method = %req.method(),
+        status = refusal.status().as_u16(),
+        duration_us = micros(started),
+        "request refused"
+    );
+}
+
+/// One span per admitted request, at `debug`, with who called and which tool (recorded by the
+/// pipeline once the step-up guard has looked): a tool's own events carry it. At the default
+/// `info` it is never created. Never the token.
+pub(crate) fn request_span(req: &Request) -> tracing::Span {
+    let auth = req.extensions().get::<AuthInfo>();
+    tracing::debug_span!(
+        target: ACCESS,
+        "mcp_request",
+        user = auth.map_or("", AuthInfo::user_id),
+        client = auth.and_then(AuthInfo::client_id).unwrap_or(""),
+        tool = tracing::field::Empty,
+    )
+}
+
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,201 @@
+//! The log set-up of this project's binaries, for a server of your own (feature `logging`).
+//!
+//! [`init`] installs a global `tracing` subscriber that keeps the request path fast at the
+//! default level, where each MCP request writes one access line (`mcp_auth::access`):
+//!
+//! - the filter is `RUST_LOG` when set, else the default you pass (e.g. [`DEFAULT_FILTER`],
+//!   which silences rmcp's per-request set-up lines);
+//! - lines are written by a background thread (`tracing-appender`), so a slow terminal or disk
+//!   never holds up a request; that thread writes whatever has queued, flushes, then pauses
+//!   10 ms, so under load it wakes about a hundred times a second rather than once per line;
+//! - fields are written `name=value` without the per-field styling of `tracing-subscriber`'s
+//!   default field formatter, and colour codes only go to a terminal.
+//!
+//! `BENCHMARKS.md` ("Logging defaults") measures each of these choices.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let _logs = mcp_auth::logging::init(mcp_auth::logging::DEFAULT_FILTER)?;
+//! // ... build and serve; keep `_logs` until the process ends (dropping it flushes).
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    fmt,
+    io::{self, IsTerminal as _, Write},
+    time::Duration,
+};
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{
+    EnvFilter,
+    field::MakeExt as _,
+    fmt::{FormatFields, format::Writer},
+};
+
+/// The default filter of this project's binaries: every `info` line, the access lines among
+/// them, but rmcp only from `warn` (it logs several lines at `info` for each stateless request).
+pub const DEFAULT_FILTER: &str = "info,rmcp=warn";
+
+/// Lines the queue to the log thread holds; beyond that, lines are dropped rather than a
+/// request waiting. `tracing-appender`'s default, 128,000, is a buffer of 32-byte slots all
+/// written at start: 4 MiB resident however little is logged. With the writer's 10 ms pause
+/// this is still room for 800,000 lines a second.
+const QUEUED_LINES: usize = 8_192;
+
+/// Keeps the log thread running; dropping it writes what is still queued. Hold it in `main`.
+#[must_use = "dropping the guard stops the log thread"]
+pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
+impl fmt::Debug for LogGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LogGuard")
+    }
+}
+
+/// Installs the global subscriber described in the [module docs](self), writing to stdout.
+/// `default_filter` applies when `RUST_LOG` is not set (an `EnvFilter` directive string).
+///
+/// # Errors
+/// `RUST_LOG` (or `default_filter`) is not a valid filter, or a global subscriber is already
+/// installed.
+pub fn init(default_filter: &str) -> Result<LogGuard, InitError> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => EnvFilter::try_new(&directives).map_err(|e| {
+            InitError(format!(
+                "RUST_LOG={directives:?} is not a valid filter: {e}"
+            ))
+        })?,
+        Err(_) => EnvFilter::try_new(default_filter)
+            .map_err(|e| InitError(format!("{default_filter:?} is not a valid filter: {e}")))?,
+    };
+    let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
+        .finish(PacedWriter(io::BufWriter::new(io::stdout())));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // Colour codes cost several times the formatting of the line itself, and do not
+        // belong in a file.
+        .with_ansi(io::stdout().is_terminal())
+        .fmt_fields(plain_fields())
+        .with_writer(writer)
+        .try_init()
+        .map_err(|e| InitError(format!("logging could not be set up: {e}")))?;
+    Ok(LogGuard(guard))
+}
+
+/// Why [`init`] failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InitError(String);
+
+/// Fields as `name=value` (strings quoted and escaped, as `Debug` writes them), the message
+/// bare, separated by spaces: the default layout, without the default formatter's styling of
+/// every field name (a styled-string write per field even with colours off; about 4,000
+/// instructions of an access line's 19,000).
+pub fn plain_fields() -> impl for<'writer> FormatFields<'writer> + Send + Sync + 'static {
+    tracing_subscriber::fmt::format::debug_fn(|w: &mut Writer<'_>, field, value| {
+        if field.name() == "message" {
+            write!(w, "{value:?}")
+        } else {
+            write!(w, "{field}={value:?}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// The log thread's writer: after each flush it pauses for [`PacedWriter::PAUSE`], so the
+/// lines logged meanwhile queue up and are written together.
+///
+/// The log thread writes every queued line, flushes, and then sleeps until the next line
+/// arrives. Under load that is after nearly every line, so without the pause each request paid
+/// for waking it (a futex wake on the request's thread, then a context switch and a `write(2)`
+/// of one line on the log thread): about 7 µs of the ~55 µs of server CPU per request
+/// (`BENCHMARKS.md`, session 6). With it, the thread wakes at most about a hundred times a
+/// second whatever the load, and a line reaches the output at most that pause late; a line
+/// logged after a quiet spell is written at once.
+struct PacedWriter<W>(W);
+
+impl PacedWriter<()> {
+    const PAUSE: Duration = Duration::from_millis(10);
+}
+
+impl<W: Write> Write for PacedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let flushed = self.0.flush();
+        std::thread::sleep(PacedWriter::PAUSE);
+        flushed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The layout of the default formatter, field for field: the message bare, then
+    /// `name=value` with strings quoted and escaped (a newline in a value stays on one line).
+    #[test]
+    fn fields_are_name_equals_value_with_strings_quoted() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(plain_fields())
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(
+                target: "mcp_auth::access",
+                method = %"POST",
+                user = "user_1",
+                tool = "evil\ntool",
+                status = 200u16,
+                "request finished"
+            );
+        });
+        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            line,
+            " INFO mcp_auth::access: request finished method=POST user=\"user_1\" \
+             tool=\"evil\\ntool\" status=200\n"
+        );
+    }
+
+    /// The writer pauses after a flush (that is what batches lines under load), and writes
+    /// through what it is given.
+    #[test]
+    fn the_writer_pauses_after_each_flush() {
+        let captured = Captured::default();
+        let mut writer = PacedWriter(captured.clone());
+        writer.write_all(b"line\n").unwrap();
+        let started = std::time::Instant::now();
+        writer.flush().unwrap();
+        assert!(started.elapsed() >= PacedWriter::PAUSE);
+        assert_eq!(captured.0.lock().unwrap().as_slice(), b"line\n");
+    }
+}
