@@ -591,7 +591,7 @@ impl StepUp {
             }
         };
         let scan = self.requested_in_body(&bytes, name_tool);
-        if let Some(slot) = tool.as_deref_mut() {
+        if let Some(slot) = tool {
             *slot = scan.first_tool();
         }
         if let Some(info) = parts.extensions.get::<AuthInfo>()

@@ -57,14 +57,20 @@ async fn one_access_line_per_request_with_caller_tool_status_and_duration_but_no
     let weak = s.token("user_bob", "openid");
     let resp = post(&s.mcp, Some(&weak), &call("audit-log", json!({})), &[]).await;
     assert_eq!(resp.status(), 403);
+    // An unscoped tool: the guard has no reason to read the body; the handler names it.
+    let resp = post(&s.mcp, Some(&weak), &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), 200);
 
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let access: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("mcp_auth::access"))
         .collect();
-    assert_eq!(access.len(), 3, "one line per request:\n{log}");
-    let (finished, refused, stepped_up) = (access[0], access[1], access[2]);
+    assert_eq!(access.len(), 4, "one line per request:\n{log}");
+    let (finished, refused, stepped_up, unscoped) = (access[0], access[1], access[2], access[3]);
+    for field in ["tool=\"whoami\"", "status=200"] {
+        assert!(unscoped.contains(field), "{field} missing from: {unscoped}");
+    }
     // One event, no span: the line carries every field itself.
     assert!(!log.contains("mcp_request"), "{log}");
     for field in [
@@ -153,7 +159,7 @@ async fn at_debug_a_tools_own_events_carry_the_request_span() {
             "Writes one event of its own",
             |_: NoArgs, _auth: mcp_auth::AuthInfo| async move {
                 tracing::info!(target: "tool_events", "inside the tool");
-                "done"
+                "done".to_owned()
             },
         )
     })
