@@ -53,17 +53,21 @@ cargo fmt --all -- --check
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The internals the fuzz targets drive, and the benches that need them: no workspace member
+# enables `fuzzing`, so the line above does not build them.
+cargo clippy -p mcp-auth --all-targets --locked --features fuzzing -- -D warnings
 
 # Every feature combination of the library builds and is tested. The workspace run below has
 # every feature on (the examples enable `metrics` and `redis`); here mcp-auth alone, once with
 # no feature (what a default user builds: every test that needs no feature, doctests included)
 # and once with each feature by itself (the unit tests and that feature's own integration
 # test, marked `required-features` in crates/mcp-auth/Cargo.toml, so none is skipped
-# silently).
+# silently; `logging` has unit tests only).
 echo "==> cargo test: mcp-auth feature combinations"
 cargo test -p mcp-auth --locked --no-default-features
 cargo test -p mcp-auth --locked --no-default-features --features metrics --lib --test metrics
 cargo test -p mcp-auth --locked --no-default-features --features redis --lib --test redis_fleet
+cargo test -p mcp-auth --locked --no-default-features --features logging --lib
 
 # The API docs of both published crates build without a warning (broken links, bad code
 # blocks), and both crates package as `cargo publish` would (metadata, included files).

@@ -1,6 +1,6 @@
-//! The MCP endpoint: Origin check, body size, authentication, the per-request span, session
-//! binding and the step-up guard, in that order, in front of rmcp; tower-http's CORS around it
-//! for browser requests. One access-log line per request at `info` (target `mcp_auth::access`).
+//! The MCP endpoint: Origin check, body size, authentication, session binding and the step-up
+//! guard, in that order, in front of rmcp; tower-http's CORS around it for browser requests.
+//! One access-log line per request at `info` (target `mcp_auth::access`, see `access_log`).
 //!
 //! One hand-written service rather than one middleware per step: each `axum::middleware::from_fn`
 //! boxes its future and its `Next` and clones the service behind it on every request, which
@@ -127,18 +127,18 @@ impl Pipeline {
         };
         let line = access_log::Admitted::new(&mut req, started);
         let span = access_log::request_span(&req);
-        let mut seen = Some(None);
+        let mut seen = None;
         let response = if span.is_disabled() {
-            self.admitted(req, mcp, seen.as_mut(), &span).await
+            self.admitted(req, mcp, Some(&mut seen), &span).await
         } else {
-            let admitted = self.admitted(req, mcp, seen.as_mut(), &span);
+            let admitted = self.admitted(req, mcp, Some(&mut seen), &span);
             admitted.instrument(span.clone()).await
         };
-        line.finished(&response, seen.flatten());
+        line.finished(&response, seen);
         response
     }
 
-    /// Origin, body size and authentication: the refusals that come before the request's span.
+    /// Origin, body size and authentication: the refusals that come before an identity.
     async fn admit(&self, req: &mut Request) -> Result<(), Response> {
         if let Some(refusal) = self.origins.refuse(req) {
             return Err(refusal);
