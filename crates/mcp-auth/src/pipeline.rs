@@ -187,11 +187,15 @@ impl Pipeline {
         };
         let (req, lists_tools) = match &self.step_up {
             Some(step_up) => {
-                // The request's span (at `debug` only) shows the tool from the start, so the
-                // guard then always looks for it.
-                let name_tool = seen.is_some() && !span.is_disabled();
+                // The handler names the tool it runs, but too late in two cases, where the
+                // guard looks for it itself: the request's span (at `debug` only) shows the tool
+                // from the start, and with sessions the answer is a stream whose headers (and so
+                // the access line) can come before the tool has run.
+                let name_tool = seen.is_some() && (!span.is_disabled() || self.sessions.is_some());
                 let checked = step_up.check(req, name_tool, seen.as_deref_mut()).await;
-                if name_tool && let Some(Some(name)) = seen.as_deref() {
+                if !span.is_disabled()
+                    && let Some(Some(name)) = seen.as_deref()
+                {
                     span.record("tool", name.as_str());
                 }
                 match checked {

@@ -182,3 +182,46 @@ async fn at_debug_a_tools_own_events_carry_the_request_span() {
         assert!(inside.contains(field), "{field} missing from: {inside}");
     }
 }
+
+/// With sessions the answer is a stream whose headers can be sent before the tool has run; the
+/// access line still names the tool (the step-up guard reads it from the body for the line).
+#[tokio::test(flavor = "current_thread")]
+async fn with_sessions_the_access_line_names_the_tool() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = start_server(Options {
+        sessions: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = s.token("user_alice", "openid");
+    let resp = post(&s.mcp, Some(&alice), &initialize(), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = resp.text().await;
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let headers = [("mcp-session-id", session.as_str())];
+    let resp = post(&s.mcp, Some(&alice), &initialized, &headers).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let resp = post(&s.mcp, Some(&alice), &call("whoami", json!({})), &headers).await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.text().await;
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("mcp_auth::access"))
+        .collect();
+    assert_eq!(access.len(), 3, "one line per request:\n{log}");
+    assert!(access[2].contains("tool=\"whoami\""), "{}", access[2]);
+    assert!(!access[0].contains("tool="), "{}", access[0]);
+}
