@@ -397,7 +397,10 @@ fn authorization(ctx: &Context, auth: &ClientAuth) -> Option<Vec<u8>> {
 /// A JSON endpoint's answer: success, or an error object with one of `allowed`.
 fn check_json_error(what: &str, a: &Answer, allowed: &[&str]) {
     assert!(
-        matches!(a.status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED),
+        matches!(
+            a.status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::PAYLOAD_TOO_LARGE
+        ),
         "{what}: status {} ({:?})",
         a.status,
         String::from_utf8_lossy(&a.body)
@@ -413,6 +416,13 @@ fn check_json_error(what: &str, a: &Answer, allowed: &[&str]) {
         assert_eq!(
             code, "invalid_client",
             "{what}: 401 is only for invalid_client"
+        );
+    }
+    // A body over the issuer's 64 KiB limit (the target's texts can expand to more).
+    if a.status == StatusCode::PAYLOAD_TOO_LARGE {
+        assert_eq!(
+            code, "invalid_request",
+            "{what}: 413 is only invalid_request"
         );
     }
 }
@@ -480,6 +490,9 @@ fn check_authorize(a: &Answer, ctx: &mut Context, base_url: &str) {
         | StatusCode::BAD_REQUEST
         | StatusCode::FORBIDDEN
         | StatusCode::UNSUPPORTED_MEDIA_TYPE => {}
+        // A consent POST over the issuer's 64 KiB body limit (the target's texts expand: a
+        // token or a redirect URI is one byte of input): an OAuth error object, not text.
+        StatusCode::PAYLOAD_TOO_LARGE => check_json_error("authorize", a, &["invalid_request"]),
         other => panic!("authorize answered {other}"),
     }
 }

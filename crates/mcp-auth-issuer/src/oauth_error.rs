@@ -78,6 +78,31 @@ impl OAuthError {
     }
 }
 
+/// The issuer's limit on a request body (`DefaultBodyLimit`, applied by axum's `Form` and
+/// `Json` extractors).
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Turns the extractors' own answer to a body over [`MAX_BODY_BYTES`] (413 with a text body)
+/// into an RFC 6749 error object, `invalid_request` with the 413 kept: OAuth clients read the
+/// JSON, and the endpoint's answers stay of one shape. Our own 413s are JSON already.
+pub(crate) async fn oversized_body_as_oauth_error(response: Response) -> Response {
+    let from_extractor = response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && !response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+    if !from_extractor {
+        return response;
+    }
+    OAuthError::new(
+        "invalid_request",
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+    .into_response()
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.code, "error_description": self.description });

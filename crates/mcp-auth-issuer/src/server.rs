@@ -414,7 +414,10 @@ fn router(shared: &Arc<Shared>) -> Router {
             shared.clone(),
             metrics::count_requests,
         ))
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::map_response(
+            crate::oauth_error::oversized_body_as_oauth_error,
+        ))
+        .layer(DefaultBodyLimit::max(crate::oauth_error::MAX_BODY_BYTES))
         .with_state(shared.clone())
 }
 

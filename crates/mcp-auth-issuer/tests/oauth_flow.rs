@@ -1195,3 +1195,45 @@ async fn confidential_clients_only() {
         .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
 }
+
+/// A body over the issuer's 64 KiB limit gets 413 with an RFC 6749 error object
+/// (`invalid_request`) at every endpoint that reads one, never a bare text answer. Found by the
+/// `issuer_forms` fuzz target (a consent POST of about 100 KiB, RELIABILITY.md, session 8).
+#[tokio::test]
+async fn an_oversized_body_gets_an_oauth_error() {
+    let issuer = start_default().await;
+    let form = format!("client_id=abc&scope={}", "a".repeat(70_000));
+    let json = json!({ "client_name": "a".repeat(70_000) }).to_string();
+    let form_type = "application/x-www-form-urlencoded";
+    let too_large = StatusCode::PAYLOAD_TOO_LARGE;
+    // Introspection reads its body itself and already answered 400 `invalid_request`.
+    for (path, content_type, body, status) in [
+        ("/oauth/authorize", form_type, &form, too_large),
+        ("/oauth/token", form_type, &form, too_large),
+        ("/oauth/token/revoke", form_type, &form, too_large),
+        (
+            "/oauth/token_info",
+            form_type,
+            &form,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/oauth/register", "application/json", &json, too_large),
+    ] {
+        let resp = issuer
+            .http
+            .post(format!("{}{path}", issuer.base))
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+        let answer: Value = resp
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
+        assert_eq!(answer["error"], "invalid_request", "{path}: {answer}");
+        assert!(answer["error_description"].is_string(), "{path}: {answer}");
+    }
+}
