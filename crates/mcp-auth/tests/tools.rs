@@ -320,22 +320,7 @@ async fn session_is_bound_to_its_opener() {
     .await;
     let alice = s.token("user_alice", "openid");
     let bob = s.token("user_bob", "openid");
-    let resp = post(&s.mcp, Some(&alice), &initialize(), &[]).await;
-    assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let _ = resp.text().await;
-    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
-    let resp = post(
-        &s.mcp,
-        Some(&alice),
-        &initialized,
-        &[("mcp-session-id", &session)],
-    )
-    .await;
-    assert!(resp.status().is_success(), "{}", resp.status());
+    let session = open_initialized_session(&s.mcp, &alice).await;
 
     let resp = post(
         &s.mcp,

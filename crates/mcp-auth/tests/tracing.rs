@@ -31,6 +31,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+/// Installs, for this thread, a plain-text subscriber at `level` writing into the returned
+/// buffer; it stays installed while the guard lives.
+fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(level)
+        .with_ansi(false)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 /// One access line per request at `info` (target `mcp_auth::access`): for an admitted request
 /// the method, user, client, tool, status and duration; for a refused one the method, status
 /// and duration. Neither the accepted nor a refused token appears anywhere in the log.
@@ -38,13 +50,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 // subscriber installed below.
 #[tokio::test(flavor = "current_thread")]
 async fn one_access_line_per_request_with_caller_tool_status_and_duration_but_not_the_token() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::INFO);
 
     let s = start_server(Options::default()).await;
     let good = s.token("user_alice", "openid admin:read");
@@ -120,13 +126,7 @@ async fn one_access_line_per_request_with_caller_tool_status_and_duration_but_no
 /// for a request, and requests are served as usual.
 #[tokio::test(flavor = "current_thread")]
 async fn nothing_is_logged_per_request_at_warn() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::WARN);
 
     let s = start_server(Options::default()).await;
     let good = s.token("user_alice", "openid admin:read");
@@ -187,13 +187,7 @@ async fn at_debug_a_tools_own_events_carry_the_request_span() {
 /// access line still names the tool (the step-up guard reads it from the body for the line).
 #[tokio::test(flavor = "current_thread")]
 async fn with_sessions_the_access_line_names_the_tool() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture(tracing::Level::INFO);
 
     let s = start_server(Options {
         sessions: true,
@@ -201,17 +195,8 @@ async fn with_sessions_the_access_line_names_the_tool() {
     })
     .await;
     let alice = s.token("user_alice", "openid");
-    let resp = post(&s.mcp, Some(&alice), &initialize(), &[]).await;
-    assert_eq!(resp.status(), 200);
-    let session = resp.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let _ = resp.text().await;
-    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let session = open_initialized_session(&s.mcp, &alice).await;
     let headers = [("mcp-session-id", session.as_str())];
-    let resp = post(&s.mcp, Some(&alice), &initialized, &headers).await;
-    assert!(resp.status().is_success(), "{}", resp.status());
     let resp = post(&s.mcp, Some(&alice), &call("whoami", json!({})), &headers).await;
     assert_eq!(resp.status(), 200);
     let _ = resp.text().await;

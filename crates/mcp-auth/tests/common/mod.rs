@@ -212,6 +212,29 @@ pub async fn post(
     req.send().await.unwrap()
 }
 
+/// Opens an MCP session as `token`'s caller (`initialize`, then `notifications/initialized`)
+/// and returns its id.
+#[allow(dead_code)]
+pub async fn open_initialized_session(url: &str, token: &str) -> String {
+    let resp = post(url, Some(token), &initialize(), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = resp.text().await;
+    let initialized = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let resp = post(
+        url,
+        Some(token),
+        &initialized,
+        &[("mcp-session-id", &session)],
+    )
+    .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    session
+}
+
 /// The JSON-RPC answer in a response (plain JSON or a single SSE `data:` event).
 pub async fn rpc_result(resp: reqwest::Response) -> Value {
     let text = resp.text().await.unwrap();
