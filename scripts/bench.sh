@@ -5,6 +5,8 @@
 #   (b) examples/oidc-resource-server, RS256 JWT verified against mcp-auth-issuer's JWKS
 #   (c) examples/quickstart, opaque oat_ tokens through the Clerk preset (after warm-up)
 #   (d) the bad-token path: (b) with an invalid token (401 expected)
+# The floor gets the same request bytes as (b), bearer token included (it ignores the header):
+# reading and parsing an 800-byte header is the cost of the client's request, not of checking it.
 # Every server logs at warn (RUST_LOG=warn), the level a loaded production server runs at.
 # Tokens and keys come from mcp-auth-issuer started here. Prints req/s, p50, p99, non-2xx,
 # peak RSS, the ratio to (a), and the server's CPU time per request with its ratio to (a)'s.
@@ -130,6 +132,10 @@ run() { # name port pid token round; LOGFILE: the server's log, to count lines p
   RSS[$name]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/"$pid"/status)
 }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+lowest() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | head -1; }
+paired_ratios() { # floor's per-round list, a stack's -> each round's stack/floor, space-separated
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') | awk '{printf "%.4f ", $2 / $1}'
+}
 
 if want load; then
 start_timed floor $FLOOR_PORT $BIN/examples/rmcp-floor $FLOOR_PORT; FLOOR_PID=$LAST_PID; FLOOR_READY=$READY_MS
@@ -146,7 +152,7 @@ OAT=$(mint $OPAQUE_ISSUER_PORT "http://127.0.0.1:$QUICKSTART_PORT/mcp")
 [[ $JWT == *.*.* && $OAT == oat_* ]] || { echo "token minting failed" >&2; exit 1; }
 
 for round in $(seq 1 "$ROUNDS"); do
-  run "a-rmcp-floor" $FLOOR_PORT $FLOOR_PID "" "$round"
+  run "a-rmcp-floor" $FLOOR_PORT $FLOOR_PID "$JWT" "$round"
   run "b-oidc-jwt" $OIDC_PORT $OIDC_PID "$JWT" "$round"
   run "c-quickstart-opaque" $QUICKSTART_PORT $QS_PID "$OAT" "$round"
   run "d-bad-token-401" $OIDC_PORT $OIDC_PID "not.a.valid-token" "$round"
@@ -260,14 +266,21 @@ LOG_OIDC_WARN_PID=$LAST_PID
 JWT_L=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_PORT/mcp")
 JWT_LW=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_WARN_PORT/mcp")
 for round in $(seq 1 "$ROUNDS"); do
-  THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "" "$round"
+  THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"
   THREADS=1 LOGFILE=$LOGDIR/as-shipped.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"
   THREADS=1 LOGFILE=$LOGDIR/warn.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"
 done
 
 echo
 echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds; logs in $LOGDIR"
-printf '%-24s %10s %9s %9s %9s %7s %12s %9s %10s %8s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio "CPU us/req" "CPU ratio" lines/req target met
+# "paired": the median over rounds of this stack's req/s over the floor's in the same round.
+# This machine's speed drifts by 10-20 % from one round to the next; a ratio of two medians
+# taken over different rounds carries that drift, a ratio within a round (seconds apart) much
+# less, but a round can still straddle a change of speed. "best CPU": the floor's lowest server
+# CPU per request over the stack's lowest, each stack's best round (rounds at the machine's
+# slower speed drop out). The target counts as met only when the paired ratio and the best-CPU
+# ratio both reach it.
+printf '%-24s %10s %9s %9s %9s %7s %7s %12s %9s %9s %10s %8s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio paired "CPU us/req" "CPU ratio" "best CPU" lines/req target met
 floor=$(median "${RPS[log-a-rmcp-floor]}")
 floor_cpu=$(median "${CPU[log-a-rmcp-floor]}")
 for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
@@ -278,13 +291,15 @@ for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
   esac
   rps=$(median "${RPS[$name]}")
   ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
+  paired=$(median "$(paired_ratios "${RPS[log-a-rmcp-floor]}" "${RPS[$name]}")")
   cpu=$(median "${CPU[$name]}")
   cpu_ratio=$(awk -v c="$cpu" -v f="$floor_cpu" 'BEGIN {printf "%.2f", f/c}')
+  best=$(awk -v f="$(lowest "${CPU[log-a-rmcp-floor]}")" -v c="$(lowest "${CPU[$name]}")" 'BEGIN {printf "%.2f", f/c}')
   lines=-; [[ -z ${LINES[$name]:-} ]] || lines=$(median "${LINES[$name]}")
-  met=-; [[ -z $target ]] || met=$(awk -v r="$ratio" -v t="$target" 'BEGIN {print (r >= t ? "yes" : "NO")}')
-  printf '%-24s %10s %9s %9s %9s %7s %12s %9s %10s %8s %5s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
-    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "$ratio" "$cpu" "$cpu_ratio" \
-    "$lines" "${target:+>= $target}" "$met"
+  met=-; [[ -z $target ]] || met=$(awk -v r="$paired" -v b="$best" -v t="$target" 'BEGIN {print (r >= t && b >= t ? "yes" : "NO")}')
+  printf '%-24s %10s %9s %9s %9s %7s %7s %12s %9s %9s %10s %8s %5s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "$ratio" "$paired" "$cpu" "$cpu_ratio" \
+    "$best" "$lines" "${target:+>= $target}" "$met"
 done
 echo "per round req/s, and server CPU us per request:"
 for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done

@@ -5,11 +5,14 @@
 //!
 //! - the filter is `RUST_LOG` when set, else the default you pass (e.g. [`DEFAULT_FILTER`],
 //!   which silences rmcp's per-request set-up lines);
-//! - lines are written by a background thread (`tracing-appender`), so a slow terminal or disk
-//!   never holds up a request; that thread writes whatever has queued, flushes, then pauses
-//!   10 ms, so under load it wakes about a hundred times a second rather than once per line;
+//! - lines are written by a background thread, so a slow terminal or disk never holds up a
+//!   request: a request's thread only copies its line into a shared batch, which the log thread
+//!   takes whole, writes, and then pauses 10 ms, so under load it wakes about a hundred times a
+//!   second rather than once per line; when the output falls behind by a full batch (8,192
+//!   lines), lines are dropped and counted, never waited for;
 //! - fields are written `name=value` without the per-field styling of `tracing-subscriber`'s
-//!   default field formatter, and colour codes only go to a terminal.
+//!   default field formatter, the timestamp is the default layout written from a per-second
+//!   cache, and colour codes only go to a terminal.
 //!
 //! `BENCHMARKS.md` ("Logging defaults") measures each of these choices.
 //!
@@ -21,13 +24,14 @@
 //! # }
 //! ```
 
+mod batch;
+mod clock;
+
 use std::{
     fmt,
-    io::{self, IsTerminal as _, Write},
-    time::Duration,
+    io::{self, IsTerminal as _},
 };
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter,
     field::MakeExt as _,
@@ -38,15 +42,9 @@ use tracing_subscriber::{
 /// them, but rmcp only from `warn` (it logs several lines at `info` for each stateless request).
 pub const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
-/// Lines the queue to the log thread holds; beyond that, lines are dropped rather than a
-/// request waiting. `tracing-appender`'s default, 128,000, is a buffer of 32-byte slots all
-/// written at start: 4 MiB resident however little is logged. With the writer's 10 ms pause
-/// this is still room for 800,000 lines a second.
-const QUEUED_LINES: usize = 8_192;
-
 /// Keeps the log thread running; dropping it writes what is still queued. Hold it in `main`.
 #[must_use = "dropping the guard stops the log thread"]
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+pub struct LogGuard(#[allow(dead_code)] batch::LogThread);
 
 impl fmt::Debug for LogGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -70,19 +68,19 @@ pub fn init(default_filter: &str) -> Result<LogGuard, InitError> {
         Err(_) => EnvFilter::try_new(default_filter)
             .map_err(|e| InitError(format!("{default_filter:?} is not a valid filter: {e}")))?,
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(QUEUED_LINES)
-        .finish(PacedWriter(io::BufWriter::new(io::stdout())));
+    let (writer, thread) = batch::start(io::stdout(), batch::Limits::DEFAULT)
+        .map_err(|e| InitError(format!("the log thread could not be started: {e}")))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colour codes cost several times the formatting of the line itself, and do not
         // belong in a file.
         .with_ansi(io::stdout().is_terminal())
+        .with_timer(clock::UtcMicros)
         .fmt_fields(plain_fields())
         .with_writer(writer)
         .try_init()
         .map_err(|e| InitError(format!("logging could not be set up: {e}")))?;
-    Ok(LogGuard(guard))
+    Ok(LogGuard(thread))
 }
 
 /// Why [`init`] failed.
@@ -105,41 +103,12 @@ pub fn plain_fields() -> impl for<'writer> FormatFields<'writer> + Send + Sync +
     .delimited(" ")
 }
 
-/// The log thread's writer: after each flush it pauses for [`PacedWriter::PAUSE`], so the
-/// lines logged meanwhile queue up and are written together.
-///
-/// The log thread writes every queued line, flushes, and then sleeps until the next line
-/// arrives. Under load that is after nearly every line, so without the pause each request paid
-/// for waking it (a futex wake on the request's thread, then a context switch and a `write(2)`
-/// of one line on the log thread): about 7 µs of the ~55 µs of server CPU per request
-/// (`BENCHMARKS.md`, session 6). With it, the thread wakes at most about a hundred times a
-/// second whatever the load, and a line reaches the output at most that pause late; a line
-/// logged after a quiet spell is written at once.
-struct PacedWriter<W>(W);
-
-impl PacedWriter<()> {
-    const PAUSE: Duration = Duration::from_millis(10);
-}
-
-impl<W: Write> Write for PacedWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let flushed = self.0.flush();
-        std::thread::sleep(PacedWriter::PAUSE);
-        flushed
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+    };
 
     use super::*;
 
@@ -184,18 +153,5 @@ mod tests {
             " INFO mcp_auth::access: request finished method=POST user=\"user_1\" \
              tool=\"evil\\ntool\" status=200\n"
         );
-    }
-
-    /// The writer pauses after a flush (that is what batches lines under load), and writes
-    /// through what it is given.
-    #[test]
-    fn the_writer_pauses_after_each_flush() {
-        let captured = Captured::default();
-        let mut writer = PacedWriter(captured.clone());
-        writer.write_all(b"line\n").unwrap();
-        let started = std::time::Instant::now();
-        writer.flush().unwrap();
-        assert!(started.elapsed() >= PacedWriter::PAUSE);
-        assert_eq!(captured.0.lock().unwrap().as_slice(), b"line\n");
     }
 }
