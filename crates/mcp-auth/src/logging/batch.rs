@@ -246,6 +246,19 @@ mod tests {
         }
     }
 
+    /// A log thread whose output is stuck writing a first line, which it has already taken:
+    /// what is written next waits in the batch until the returned sender releases the output.
+    fn stuck_after_first_line(
+        limits: Limits,
+    ) -> (Output, mpsc::Sender<()>, BatchWriter, LogThread) {
+        let output = Output::default();
+        let release = output.hold_next_write();
+        let (writer, thread) = start(output.clone(), limits).unwrap();
+        line(&writer, "first\n");
+        eventually(|| writer.0.lock().lines == 0);
+        (output, release, writer, thread)
+    }
+
     #[test]
     fn lines_arrive_in_order_and_stopping_writes_the_rest() {
         let output = Output::default();
@@ -262,12 +275,7 @@ mod tests {
     /// those that arrived meanwhile are written together once it moves again.
     #[test]
     fn a_stuck_output_holds_up_no_writer_and_lines_are_written_in_one_batch() {
-        let output = Output::default();
-        let release = output.hold_next_write();
-        let (writer, thread) = start(output.clone(), Limits::DEFAULT).unwrap();
-        line(&writer, "first\n");
-        // The log thread has taken "first" and is stuck writing it.
-        eventually(|| writer.0.lock().lines == 0);
+        let (output, release, writer, thread) = stuck_after_first_line(Limits::DEFAULT);
         let (done_tx, done_rx) = mpsc::channel();
         let writer2 = writer.clone();
         std::thread::spawn(move || {
@@ -291,15 +299,10 @@ mod tests {
 
     #[test]
     fn a_full_batch_drops_lines_and_says_how_many() {
-        let output = Output::default();
-        let release = output.hold_next_write();
-        let limits = Limits {
+        let (output, release, writer, thread) = stuck_after_first_line(Limits {
             lines: 3,
             bytes: 1 << 20,
-        };
-        let (writer, thread) = start(output.clone(), limits).unwrap();
-        line(&writer, "first\n");
-        eventually(|| writer.0.lock().lines == 0);
+        });
         for i in 0..10 {
             line(&writer, &format!("queued {i}\n"));
         }
@@ -314,15 +317,10 @@ mod tests {
 
     #[test]
     fn the_byte_limit_drops_lines_too() {
-        let output = Output::default();
-        let release = output.hold_next_write();
-        let limits = Limits {
+        let (output, release, writer, thread) = stuck_after_first_line(Limits {
             lines: 1_000,
             bytes: 20,
-        };
-        let (writer, thread) = start(output.clone(), limits).unwrap();
-        line(&writer, "first\n");
-        eventually(|| writer.0.lock().lines == 0);
+        });
         line(&writer, "0123456789\n");
         line(&writer, "0123456789\n");
         release.send(()).unwrap();
