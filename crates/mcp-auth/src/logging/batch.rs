@@ -28,7 +28,8 @@ use tracing_subscriber::fmt::MakeWriter;
 pub(crate) const PAUSE: Duration = Duration::from_millis(10);
 
 /// What one batch may hold before lines are dropped (whichever limit comes first). 8,192
-/// lines in a 10 ms pause is room for 800,000 lines a second.
+/// lines in a 10 ms pause is room for 800,000 lines a second; a single line longer than the
+/// byte limit is always dropped (and counted).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) lines: usize,
