@@ -1,7 +1,7 @@
 //! RFC 6749 / RFC 7591 / RFC 8707 error responses: one type, one place that maps it to HTTP.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -82,10 +82,17 @@ impl OAuthError {
 /// `Json` extractors).
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Dynamic client registration (RFC 7591), whose error codes differ from RFC 6749's.
+pub(crate) const REGISTER_PATH: &str = "/oauth/register";
+
 /// Turns the extractors' own answer to a body over [`MAX_BODY_BYTES`] (413 with a text body)
-/// into an RFC 6749 error object, `invalid_request` with the 413 kept: OAuth clients read the
-/// JSON, and the endpoint's answers stay of one shape. Our own 413s are JSON already.
-pub(crate) async fn oversized_body_as_oauth_error(response: Response) -> Response {
+/// into an OAuth error object with the 413 kept: OAuth clients read the JSON, and the
+/// endpoint's answers stay of one shape. Our own 413s are JSON already.
+///
+/// The code is the endpoint's own vocabulary: `invalid_client_metadata` at dynamic client
+/// registration, whose errors are RFC 7591 §3.2.2's (a body too large to read is metadata the
+/// server rejects, as an unreadable one is), `invalid_request` (RFC 6749 §5.2) everywhere else.
+pub(crate) async fn oversized_body_as_oauth_error(uri: Uri, response: Response) -> Response {
     let from_extractor = response.status() == StatusCode::PAYLOAD_TOO_LARGE
         && !response
             .headers()
@@ -95,8 +102,13 @@ pub(crate) async fn oversized_body_as_oauth_error(response: Response) -> Respons
     if !from_extractor {
         return response;
     }
+    let code = if uri.path() == REGISTER_PATH {
+        "invalid_client_metadata"
+    } else {
+        "invalid_request"
+    };
     OAuthError::new(
-        "invalid_request",
+        code,
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
     )

@@ -386,7 +386,7 @@ fn router(shared: &Arc<Shared>) -> Router {
             get(metadata::serve_openid_document),
         )
         .route("/.well-known/jwks.json", get(metadata::serve_jwks))
-        .route("/oauth/register", post(register::register))
+        .route(crate::oauth_error::REGISTER_PATH, post(register::register))
         .route("/oauth/token", post(token::token))
         .route(
             "/oauth/userinfo",
