@@ -457,17 +457,30 @@ fn check_authorize(a: &Answer, ctx: &mut Context, base_url: &str) {
                 .get(header::LOCATION)
                 .expect("a redirect has a Location");
             let location = Url::parse(location.to_str().unwrap()).expect("Location is a URL");
-            assert!(
-                ctx.clients
-                    .iter()
-                    .flat_map(|c| c.2.iter())
-                    .chain(ISSUER_REDIRECTS.lock().unwrap().iter())
-                    .any(|r| same_redirect_target(r, &location)),
-                "redirect to {location} which no client registered on this issuer"
-            );
             let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+            // The registered URI's own query is kept, first (RFC 6749 §3.1.2), and may hold any
+            // names, `code` and `error` included: only what follows it is the issuer's answer.
+            let kept = ctx
+                .clients
+                .iter()
+                .flat_map(|c| c.2.iter())
+                .chain(ISSUER_REDIRECTS.lock().unwrap().iter())
+                .filter(|r| same_redirect_target(r, &location))
+                .filter_map(|r| {
+                    let own: Vec<(String, String)> =
+                        Url::parse(r).ok()?.query_pairs().into_owned().collect();
+                    pairs.starts_with(&own).then_some(own.len())
+                })
+                .max();
+            let Some(kept) = kept else {
+                panic!(
+                    "redirect to {location}, which is no redirect URI registered on this issuer \
+                     with its query kept"
+                )
+            };
+            let added = &pairs[kept..];
             let get = |k: &str| {
-                pairs
+                added
                     .iter()
                     .rev()
                     .find(|(n, _)| n == k)

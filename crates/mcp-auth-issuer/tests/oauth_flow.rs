@@ -1004,6 +1004,39 @@ async fn every_authorization_response_carries_iss() {
     assert_eq!(approved["iss"], auto.base, "auto-approved");
 }
 
+/// A registered redirect URI's own query is kept, first, and the answer's parameters follow it
+/// (RFC 6749 §3.1.2), even when its names are the answer's own: the client chose that URI.
+/// The `issuer_forms` fuzz target met such a URI (`ftp://p/?code`) and its oracle took the
+/// registered `code` for the issuer's (`fuzz/corpus/issuer_forms/d6b81c26…`).
+#[tokio::test]
+async fn a_redirect_uri_keeps_its_own_query_before_the_answer() {
+    let issuer = start_default().await;
+    let redirect = "http://127.0.0.1:9/cb?code&app=x";
+    let client = issuer
+        .register(json!({
+            "redirect_uris": [redirect],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await;
+    let client_id = client["client_id"].as_str().unwrap();
+    // No response_type: an error redirect.
+    let response = issuer
+        .http
+        .get(issuer.authorize_url(&[("client_id", client_id), ("redirect_uri", redirect)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let to = location(response.headers());
+    let answer = to
+        .strip_prefix("http://127.0.0.1:9/cb?code&app=x&")
+        .unwrap_or_else(|| panic!("the registered query is not kept first: {to}"));
+    let added = query_of(&format!("http://x/?{answer}"));
+    assert_eq!(added["error"], "invalid_request", "{to}");
+    assert_eq!(added["iss"], issuer.base, "{to}");
+    assert!(!added.contains_key("code"), "{to}");
+}
+
 /// `POST /admin/clients` makes pre-registered clients: a public one (no secret) and a
 /// confidential one whose secret authenticates at the token endpoint; bad metadata is a 400
 /// saying what is wrong; a missing or wrong secret key is a 401.
