@@ -155,17 +155,33 @@ impl MetadataState {
     }
 }
 
+/// The paths [`routes`] serves: the root well-known path, the path-inserted one when it differs,
+/// and the legacy authorization-server path when `legacy`. The builder refuses an MCP path
+/// that is one of them (axum cannot route one path twice).
+pub(crate) fn route_paths(
+    resource: &Url,
+    legacy: bool,
+) -> (&'static str, Option<String>, Option<&'static str>) {
+    const ROOT: &str = "/.well-known/oauth-protected-resource";
+    let inserted = well_known_path(resource);
+    (
+        ROOT,
+        (inserted != ROOT).then_some(inserted),
+        legacy.then_some("/.well-known/oauth-authorization-server"),
+    )
+}
+
 /// Routes serving the document at the path-inserted URI and at the root well-known URI (the
 /// fallback clients try), and, when configured, `/.well-known/oauth-authorization-server`.
 /// CORS allows any origin: the documents are public and browser-based clients fetch them.
 pub(crate) fn routes(state: MetadataState) -> Router {
-    let inserted = well_known_path(&state.resource);
-    let mut router = Router::new().route("/.well-known/oauth-protected-resource", get(serve_prm));
-    if inserted != "/.well-known/oauth-protected-resource" {
+    let (root, inserted, legacy) = route_paths(&state.resource, state.legacy.is_some());
+    let mut router = Router::new().route(root, get(serve_prm));
+    if let Some(inserted) = inserted {
         router = router.route(&inserted, get(serve_prm));
     }
-    if state.legacy.is_some() {
-        router = router.route("/.well-known/oauth-authorization-server", get(serve_legacy));
+    if let Some(legacy) = legacy {
+        router = router.route(legacy, get(serve_legacy));
     }
     let cors = CorsLayer::new()
         .allow_origin(Any)

@@ -609,6 +609,13 @@ impl McpServerBuilder {
         } else {
             None
         };
+        let (root, inserted, legacy_path) = metadata::route_paths(&resource, legacy.is_some());
+        if [Some(root), inserted.as_deref(), legacy_path].contains(&Some(resource.path())) {
+            return Err(BuildError::InvalidResource(format!(
+                "the MCP path {} is a path the metadata routes serve",
+                resource.path()
+            )));
+        }
         let metadata_routes = metadata::routes(MetadataState::new(
             document,
             resource.clone(),
