@@ -62,7 +62,9 @@ impl McpServer {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The resource URL is not an absolute http(s) URL without query or fragment.
+    /// The resource URL is not an absolute http(s) URL without query or fragment, or its path
+    /// cannot be the MCP route: a segment starting with `:` or `*`, or a path the server serves
+    /// itself (the metadata documents, `/healthz` and `/readyz`, `/metrics`).
     #[error("invalid resource URL: {0}")]
     InvalidResource(String),
     /// No verifier was given.
