@@ -131,10 +131,11 @@ run() { # name port pid token round; LOGFILE: the server's log, to count lines p
   local n; n=$(awk '/Non-2xx/ {print $5}' <<<"$out"); NON2XX[$name]+="${n:-0} "
   RSS[$name]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/"$pid"/status)
 }
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-lowest() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | head -1; }
+values() { tr ' ' '\n' <<<"$1" | grep -v '^$'; } # a space-separated per-round list, one per line
+median() { values "$1" | sort -g | awk '{v[NR]=$1} END {printf "%.2f", NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+lowest() { values "$1" | sort -g | head -1; }
 paired_ratios() { # floor's per-round list, a stack's -> each round's stack/floor, space-separated
-  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') | awk '{printf "%.4f ", $2 / $1}'
+  paste -d' ' <(values "$1") <(values "$2") | awk '{printf "%.4f ", $2 / $1}'
 }
 
 if want load; then
