@@ -12,7 +12,9 @@
 //!   lines), lines are dropped and counted, never waited for;
 //! - fields are written `name=value` without the per-field styling of `tracing-subscriber`'s
 //!   default field formatter, the timestamp is the default layout written from a per-second
-//!   cache, and colour codes only go to a terminal.
+//!   cache, and colour codes only go to a terminal;
+//! - the access line, in that same layout byte for byte, is written directly rather than
+//!   through `core::fmt` (other events, and any event inside a span, take the default path).
 //!
 //! `BENCHMARKS.md` ("Logging defaults") measures each of these choices.
 //!
@@ -26,6 +28,7 @@
 
 mod batch;
 mod clock;
+mod line;
 
 use std::{
     fmt,
@@ -75,7 +78,7 @@ pub fn init(default_filter: &str) -> Result<LogGuard, InitError> {
         // Colour codes cost several times the formatting of the line itself, and do not
         // belong in a file.
         .with_ansi(io::stdout().is_terminal())
-        .with_timer(clock::UtcMicros)
+        .event_format(line::Lines::new(clock::UtcMicros))
         .fmt_fields(plain_fields())
         .with_writer(writer)
         .try_init()

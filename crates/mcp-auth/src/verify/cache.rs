@@ -4,17 +4,22 @@
 //! than its token (nor than [`CacheConfig::max_ttl`], which bounds how late a revocation is
 //! noticed for introspected tokens). Refusals are remembered briefly so a bad token sent in a
 //! loop costs one verification per [`CacheConfig::negative_ttl`], and concurrent first requests
-//! with the same token share one verification.
+//! with the same token share one verification. In front of the cache, each runtime thread
+//! keeps its last few identities with their tokens (`memo`), so a client sending the same
+//! token again costs a byte compare instead of a hash and a look-up.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use moka::{Expiry, future::Cache};
 use sha2::{Digest, Sha256};
 
-use super::{TokenVerifier, VerifyError, VerifyFuture};
+use super::{TokenVerifier, VerifyError, VerifyFuture, memo};
 use crate::AuthInfo;
 
 /// Sizes and lifetimes of a [`CachedVerifier`].
@@ -65,12 +70,13 @@ type TokenHash = [u8; 32];
 
 #[derive(Clone)]
 enum Entry {
-    Valid(AuthInfo),
+    /// With the instant the entry expires, decided when it is created, so that the per-thread
+    /// memo keeps an identity exactly as long as the cache does.
+    Valid(AuthInfo, Instant),
     Refused(VerifyError),
 }
 
 struct EntryExpiry {
-    max_ttl: Duration,
     negative_ttl: Duration,
 }
 
@@ -79,28 +85,37 @@ impl Expiry<TokenHash, Entry> for EntryExpiry {
         &self,
         _key: &TokenHash,
         value: &Entry,
-        _now: Instant,
+        now: Instant,
     ) -> Option<Duration> {
         Some(match value {
-            // The token's expiry, or sooner when a shared store said so (in milliseconds, so a
-            // copy read from the store lives exactly as long as the store's entry).
-            Entry::Valid(info) => match bound(
-                info.expires_at_unix().map(|s| s.saturating_mul(1000)),
-                info.cache_until_ms(),
-            ) {
-                Some(exp_ms) => {
-                    let now_ms = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_millis();
-                    let now_ms = u64::try_from(now_ms).unwrap_or(u64::MAX);
-                    Duration::from_millis(exp_ms.saturating_sub(now_ms)).min(self.max_ttl)
-                }
-                None => self.max_ttl,
-            },
+            Entry::Valid(_, until) => until.saturating_duration_since(now),
             Entry::Refused(_) => self.negative_ttl,
         })
     }
+}
+
+/// When a newly verified identity stops being served: the token's expiry, or sooner when a
+/// shared store said so (in milliseconds, so a copy read from the store lives exactly as long as
+/// the store's entry), and never later than `max_ttl` from now.
+fn valid_until(info: &AuthInfo, max_ttl: Duration) -> Instant {
+    let ttl = match bound(
+        info.expires_at_unix().map(|s| s.saturating_mul(1000)),
+        info.cache_until_ms(),
+    ) {
+        Some(exp_ms) => {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
+            let now_ms = u64::try_from(now_ms).unwrap_or(u64::MAX);
+            Duration::from_millis(exp_ms.saturating_sub(now_ms)).min(max_ttl)
+        }
+        None => max_ttl,
+    };
+    let now = Instant::now();
+    // `max_ttl` is configurable: an absurd one saturates at a far instant instead of panicking.
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// The earlier of two optional instants.
@@ -113,9 +128,21 @@ fn bound(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 /// Wraps a verifier with a bounded cache of results, keyed by the SHA-256 of the token, with
 /// single flight for concurrent first requests and brief caching of refusals ([`CacheConfig`]).
+///
+/// In front of the cache, each runtime thread remembers the last few identities it served with
+/// their tokens (four per thread). A token sent again on the same thread is matched byte for
+/// byte, in a time that does not depend on where two tokens differ, and served without hashing
+/// it. A remembered identity is served no longer than its cache entry would be, and never after
+/// [`clear`](Self::clear). Refusals are never remembered there.
 pub struct CachedVerifier<V> {
     inner: Arc<V>,
     cache: Cache<TokenHash, Entry>,
+    max_ttl: Duration,
+    /// This cache's name in the per-thread memo.
+    owner: u64,
+    /// Moved on by [`clear`](Self::clear): memoized identities of an earlier generation are
+    /// never served.
+    generation: AtomicU64,
 }
 
 impl<V> std::fmt::Debug for CachedVerifier<V> {
@@ -137,13 +164,15 @@ impl<V: TokenVerifier> CachedVerifier<V> {
         let cache = Cache::builder()
             .max_capacity(config.max_entries)
             .expire_after(EntryExpiry {
-                max_ttl: config.max_ttl,
                 negative_ttl: config.negative_ttl,
             })
             .build();
         Self {
             inner: Arc::new(inner),
             cache,
+            max_ttl: config.max_ttl,
+            owner: memo::new_owner(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -165,14 +194,23 @@ impl<V: TokenVerifier> CachedVerifier<V> {
 
     /// Forgets every cached result (after a key compromise, say).
     pub fn clear(&self) {
+        // In this order: a request that read the old generation can only memoize under it, and
+        // one that reads the new generation looks up the cache after it was emptied.
         self.cache.invalidate_all();
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     async fn verify_cached(&self, token: &str) -> Result<AuthInfo, VerifyError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(info) = memo::get(self.owner, generation, token.as_bytes()) {
+            crate::metrics::verify_cache(crate::metrics::CacheLayer::Local, true);
+            return Ok(info);
+        }
         let key: TokenHash = Sha256::digest(token.as_bytes()).into();
         // A hit returns the cached entry without running the initialiser; a miss runs it once
         // for all concurrent callers with the same key.
         let inner = &self.inner;
+        let max_ttl = self.max_ttl;
         // Set when this caller's initialiser runs: a miss. Callers served from the cache, or
         // by another caller's verification in flight, are hits.
         let mut missed = false;
@@ -182,7 +220,10 @@ impl<V: TokenVerifier> CachedVerifier<V> {
             .try_get_with(key, async move {
                 *missed_flag = true;
                 match inner.verify(token).await {
-                    Ok(info) => Ok(Entry::Valid(info)),
+                    Ok(info) => {
+                        let until = valid_until(&info, max_ttl);
+                        Ok(Entry::Valid(info, until))
+                    }
                     Err(VerifyError::Unavailable { retry_after }) => {
                         Err(VerifyError::Unavailable { retry_after })
                     }
@@ -191,16 +232,11 @@ impl<V: TokenVerifier> CachedVerifier<V> {
             })
             .await;
         crate::metrics::verify_cache(crate::metrics::CacheLayer::Local, !missed);
-        entry
-            .map_err(|e: Arc<VerifyError>| (*e).clone())?
-            .into_result()
-    }
-}
-
-impl Entry {
-    fn into_result(self) -> Result<AuthInfo, VerifyError> {
-        match self {
-            Entry::Valid(info) => Ok(info),
+        match entry.map_err(|e: Arc<VerifyError>| (*e).clone())? {
+            Entry::Valid(info, until) => {
+                memo::put(self.owner, generation, token.as_bytes(), &info, until);
+                Ok(info)
+            }
             Entry::Refused(e) => Err(e),
         }
     }
@@ -326,6 +362,84 @@ mod tests {
         v.verify("t").await.unwrap();
         v.verify("t").await.unwrap();
         assert_eq!(v.inner().0.load(Ordering::SeqCst), 2);
+    }
+
+    /// A repeated token is answered by this thread's memo, without the cache: with the cache
+    /// emptied behind the memo's back, the identity is still served without verifying again.
+    #[tokio::test]
+    async fn a_repeated_token_is_served_from_the_memo() {
+        let v = CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: far_future(),
+        });
+        v.verify("good").await.unwrap();
+        v.cache.invalidate_all();
+        assert_eq!(v.verify("good").await.unwrap().user_id(), "u");
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// `clear` forgets memoized identities too.
+    #[tokio::test]
+    async fn clear_also_forgets_the_memo() {
+        let v = CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: far_future(),
+        });
+        v.verify("good").await.unwrap();
+        v.verify("good").await.unwrap();
+        v.clear();
+        v.verify("good").await.unwrap();
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// The memo keeps an identity exactly as long as the cache: here a shared store's bound
+    /// 300 ms away, far sooner than the token's expiry.
+    #[tokio::test]
+    async fn the_memo_ends_with_the_cache_entry() {
+        struct Bounded(AtomicUsize);
+        impl TokenVerifier for Bounded {
+            fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+                Box::pin(async move {
+                    Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
+                        .expires_at_unix(now.as_secs() + 3600)
+                        .build()
+                        .with_cache_until_ms(u64::try_from(now.as_millis()).unwrap() + 300))
+                })
+            }
+        }
+        let v = CachedVerifier::new(Bounded(0.into()));
+        v.verify("t").await.unwrap();
+        v.verify("t").await.unwrap();
+        assert_eq!(v.inner().0.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        v.verify("t").await.unwrap();
+        assert_eq!(v.inner().0.load(Ordering::SeqCst), 2);
+    }
+
+    /// Two caches on one thread never answer with each other's identities, and one cache never
+    /// answers one token with another's.
+    #[tokio::test]
+    async fn the_memo_keeps_caches_and_tokens_apart() {
+        struct Named(&'static str);
+        impl TokenVerifier for Named {
+            fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+                let user = format!("{}:{token}", self.0);
+                Box::pin(
+                    async move { Ok(AuthInfo::builder(user, TokenKind::OAuthAccessToken).build()) },
+                )
+            }
+        }
+        let (a, b) = (
+            CachedVerifier::new(Named("a")),
+            CachedVerifier::new(Named("b")),
+        );
+        for _ in 0..2 {
+            assert_eq!(a.verify("tok1").await.unwrap().user_id(), "a:tok1");
+            assert_eq!(b.verify("tok1").await.unwrap().user_id(), "b:tok1");
+            assert_eq!(a.verify("tok2").await.unwrap().user_id(), "a:tok2");
+        }
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 mod cache;
 mod jwks;
 pub(crate) mod jwt;
+mod memo;
 pub(crate) mod shared;
 
 use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
@@ -30,7 +31,7 @@ pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 /// Implementations decide what a valid token is (signature, issuer, audience, expiry, kind, …)
 /// and must never log or echo the token. The framework calls `verify` once per request that
 /// carries a token; wrap an expensive verifier in [`CachedVerifier`] so a repeated token costs
-/// a hash and a map look-up.
+/// a byte compare (on the thread that served it last) or a hash and a map look-up.
 ///
 /// A closure `Fn(&str) -> Future<Output = Result<AuthInfo, VerifyError>>` is a verifier too:
 ///

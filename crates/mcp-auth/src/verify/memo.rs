@@ -1,0 +1,214 @@
+//! A per-thread memo in front of [`CachedVerifier`](super::CachedVerifier)'s cache: the last
+//! few identities this thread served, each with the token it was served for.
+//!
+//! An MCP client sends the same token on every request, and a connection's requests mostly run
+//! on the same runtime thread. For those requests a byte compare with the memo replaces the
+//! SHA-256 of the token (about a kilobyte for a JWT) and the cache look-up, which together were
+//! the largest part of what authentication adds to a request (`BENCHMARKS.md`).
+//!
+//! What the memo serves is exactly what the cache would serve, never longer:
+//! - each slot keeps the cache entry's own deadline (`until`), so a memoized identity lives no
+//!   longer than its token, its shared-store bound or `max_ttl`;
+//! - each slot names the cache it came from (`owner`) and the cache's generation at the time,
+//!   which [`CachedVerifier::clear`](super::CachedVerifier::clear) moves on;
+//! - only identities are memoized; refusals and outages always go to the cache.
+//!
+//! The memo holds tokens, not hashes: up to [`SLOTS`] per runtime thread, each overwritten as
+//! newer tokens arrive (as a request's [`AuthInfo`] holds its own token for as long as the
+//! request runs). A slot whose cache has been dropped is never matched again.
+
+use std::{
+    cell::RefCell,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Instant,
+};
+
+use crate::AuthInfo;
+
+/// Slots per thread. A few, so that the clients a thread serves in turn do not evict each other
+/// on every request; few, because every miss compares against each of them.
+pub(super) const SLOTS: usize = 4;
+
+/// A new owner id for each cache; never reused, so a dropped cache's slots never match.
+pub(super) fn new_owner() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+struct Slot {
+    owner: u64,
+    generation: u64,
+    until: Instant,
+    token: Vec<u8>,
+    info: AuthInfo,
+}
+
+struct Memo {
+    slots: [Option<Slot>; SLOTS],
+    /// The slot the next new token goes to (round robin).
+    next: usize,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = const {
+        RefCell::new(Memo {
+            slots: [const { None }; SLOTS],
+            next: 0,
+        })
+    };
+}
+
+/// The identity memoized for `token` by cache `owner` at `generation`, if it is still live.
+pub(super) fn get(owner: u64, generation: u64, token: &[u8]) -> Option<AuthInfo> {
+    MEMO.try_with(|memo| {
+        let memo = memo.try_borrow().ok()?;
+        let slot = memo
+            .slots
+            .iter()
+            .flatten()
+            .find(|s| s.owner == owner && same_bytes(&s.token, token))?;
+        (slot.generation == generation && Instant::now() < slot.until).then(|| slot.info.clone())
+    })
+    .ok()
+    .flatten()
+}
+
+/// Memoizes `info` for `token` until `until`: in the slot that already holds this token for
+/// this cache, or else in the next slot in turn.
+pub(super) fn put(owner: u64, generation: u64, token: &[u8], info: &AuthInfo, until: Instant) {
+    if until <= Instant::now() {
+        return;
+    }
+    let _ = MEMO.try_with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return;
+        };
+        let index = match memo.slots.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.owner == owner && same_bytes(&s.token, token))
+        }) {
+            Some(i) => i,
+            None => {
+                let i = memo.next;
+                memo.next = (i + 1) % SLOTS;
+                i
+            }
+        };
+        match &mut memo.slots[index] {
+            Some(slot) => {
+                // Reuses the slot's buffer: no allocation once it has held a token this long.
+                slot.owner = owner;
+                slot.generation = generation;
+                slot.until = until;
+                slot.token.clear();
+                slot.token.extend_from_slice(token);
+                slot.info = info.clone();
+            }
+            empty => {
+                *empty = Some(Slot {
+                    owner,
+                    generation,
+                    until,
+                    token: token.to_vec(),
+                    info: info.clone(),
+                });
+            }
+        }
+    });
+}
+
+/// Whether two tokens are equal, in a time that depends only on their lengths: no early exit at
+/// the first differing byte, which would tell a caller timing its guesses how much of a memoized
+/// token it had right.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::TokenKind;
+
+    fn info(user: &str) -> AuthInfo {
+        AuthInfo::builder(user, TokenKind::OAuthAccessToken).build()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn a_token_is_served_only_to_its_own_cache_and_generation() {
+        let (a, b) = (new_owner(), new_owner());
+        put(a, 0, b"tok", &info("alice"), later());
+        assert_eq!(get(a, 0, b"tok").unwrap().user_id(), "alice");
+        assert!(get(b, 0, b"tok").is_none(), "another cache's slot");
+        assert!(get(a, 1, b"tok").is_none(), "an older generation");
+    }
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        let a = new_owner();
+        put(a, 0, b"token-1", &info("alice"), later());
+        for other in [&b"token-2"[..], b"token-", b"token-10", b"TOKEN-1", b""] {
+            assert!(get(a, 0, other).is_none(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_slot_is_not_served_past_its_deadline() {
+        let a = new_owner();
+        put(
+            a,
+            0,
+            b"tok",
+            &info("alice"),
+            Instant::now() + Duration::from_millis(30),
+        );
+        assert!(get(a, 0, b"tok").is_some());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(get(a, 0, b"tok").is_none());
+        // Already past: not memoized at all.
+        put(a, 0, b"old", &info("bob"), Instant::now());
+        assert!(get(a, 0, b"old").is_none());
+    }
+
+    #[test]
+    fn a_token_seen_again_takes_its_own_slot_and_new_ones_take_turns() {
+        let a = new_owner();
+        put(a, 0, b"t0", &info("u0"), later());
+        // The same token again updates its slot rather than taking a second one.
+        put(a, 0, b"t0", &info("u0-again"), later());
+        for i in 1..SLOTS {
+            put(
+                a,
+                0,
+                format!("t{i}").as_bytes(),
+                &info(&format!("u{i}")),
+                later(),
+            );
+        }
+        assert_eq!(get(a, 0, b"t0").unwrap().user_id(), "u0-again");
+        for i in 1..SLOTS {
+            assert!(get(a, 0, format!("t{i}").as_bytes()).is_some(), "t{i}");
+        }
+        // One more token evicts the oldest slot.
+        put(a, 0, b"new", &info("n"), later());
+        assert!(get(a, 0, b"new").is_some());
+        let kept = (0..SLOTS)
+            .filter(|i| get(a, 0, format!("t{i}").as_bytes()).is_some())
+            .count();
+        assert_eq!(kept, SLOTS - 1);
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        assert!(same_bytes(b"", b""));
+        assert!(same_bytes(b"abc", b"abc"));
+        assert!(!same_bytes(b"abc", b"abd"));
+        assert!(!same_bytes(b"abc", b"ab"));
+        assert!(!same_bytes(b"\x00", b""));
+    }
+}
