@@ -567,18 +567,15 @@ impl McpServerBuilder {
     {
         let resource = self.resource?;
         let verifier = self.verifier.ok_or(BuildError::NoVerifier)?;
-        if self.health_checks
-            && [crate::health::HEALTHZ_PATH, crate::health::READYZ_PATH].contains(&resource.path())
-        {
-            return Err(BuildError::InvalidResource(
-                "the MCP path is a health-check path (/healthz, /readyz)".into(),
-            ));
+        // Every path the server answers itself besides the MCP path, with what it is.
+        let mut own_paths: Vec<(&str, &str)> = Vec::new();
+        if self.health_checks {
+            own_paths.push((crate::health::HEALTHZ_PATH, "a health-check path"));
+            own_paths.push((crate::health::READYZ_PATH, "a health-check path"));
         }
         #[cfg(feature = "metrics")]
-        if self.metrics.is_some() && resource.path() == crate::metrics::METRICS_PATH {
-            return Err(BuildError::InvalidResource(
-                "the MCP path is the metrics path (/metrics)".into(),
-            ));
+        if self.metrics.is_some() {
+            own_paths.push((crate::metrics::METRICS_PATH, "the metrics path"));
         }
         let health = self
             .health_checks
@@ -612,10 +609,18 @@ impl McpServerBuilder {
             None
         };
         let (root, inserted, legacy_path) = metadata::route_paths(&resource, legacy.is_some());
-        if [Some(root), inserted.as_deref(), legacy_path].contains(&Some(resource.path())) {
+        let metadata_paths = [Some(root), inserted.as_deref(), legacy_path];
+        own_paths.extend(
+            metadata_paths
+                .into_iter()
+                .flatten()
+                .map(|p| (p, "a path the metadata routes serve")),
+        );
+        // axum refuses (with a panic) a path routed twice; and a request there would never
+        // reach the MCP endpoint.
+        if let Some((path, what)) = own_paths.iter().find(|(p, _)| *p == resource.path()) {
             return Err(BuildError::InvalidResource(format!(
-                "the MCP path {} is a path the metadata routes serve",
-                resource.path()
+                "the MCP path {path} is {what}"
             )));
         }
         let metadata_routes = metadata::routes(MetadataState::new(

@@ -357,25 +357,31 @@ async fn challenges_and_metadata_agree_on_the_forwarded_origin() {
 /// reads those as route parameters. It is refused with `BuildError::InvalidResource` instead.
 #[tokio::test]
 async fn resource_paths_axum_cannot_route_are_refused_not_a_panic() {
-    for (resource, legacy) in [
-        ("http://127.0.0.1:8787/:mcp", false),
-        ("http://127.0.0.1:8787/a/*rest", false),
-        ("http://127.0.0.1:8787/mcp/:x/y", false),
+    for (resource, legacy, health) in [
+        ("http://127.0.0.1:8787/:mcp", false, false),
+        ("http://127.0.0.1:8787/a/*rest", false, false),
+        ("http://127.0.0.1:8787/mcp/:x/y", false, false),
+        // The health checks' own paths, when they are on.
+        ("http://127.0.0.1:8787/healthz", false, true),
+        ("http://127.0.0.1:8787/readyz", false, true),
         // Paths the metadata routes serve themselves (found by the `metadata_urls` fuzz target:
         // the legacy authorization-server path, which axum refused with a panic as a route
         // registered twice).
         (
             "http://127.0.0.1:8787/.well-known/oauth-authorization-server",
             true,
+            false,
         ),
         (
             "http://127.0.0.1:8787/.well-known/oauth-protected-resource",
+            false,
             false,
         ),
     ] {
         let result = std::panic::catch_unwind(|| {
             McpServer::builder(resource)
                 .legacy_authorization_server_metadata(legacy)
+                .health_checks(health)
                 .authorization_server("https://issuer.example")
                 .verifier(|_: &str| async {
                     Err::<AuthInfo, _>(mcp_auth::VerifyError::invalid_token("no"))

@@ -185,3 +185,22 @@ fn the_recorder_drains_histograms_without_a_scrape() {
     }
     assert!(upkeep_running(), "no upkeep thread after install_recorder");
 }
+
+/// An MCP path that is the metrics path is refused when the server is built, not left to axum,
+/// which panics on a path routed twice.
+#[tokio::test]
+async fn the_mcp_path_cannot_be_the_metrics_path() {
+    let handle = mcp_auth::metrics::install_recorder().unwrap();
+    let result = mcp_auth::McpServer::builder("http://127.0.0.1:8787/metrics")
+        .metrics(handle)
+        .authorization_server("https://issuer.example")
+        .verifier(|_: &str| async {
+            Err::<mcp_auth::AuthInfo, _>(mcp_auth::VerifyError::invalid_token("no"))
+        })
+        .build();
+    assert!(
+        matches!(result, Err(mcp_auth::BuildError::InvalidResource(ref m)) if m.contains("metrics path")),
+        "{:?}",
+        result.map(|_| ())
+    );
+}
