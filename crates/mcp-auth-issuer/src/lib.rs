@@ -70,6 +70,9 @@
 
 // Clerk's User object has more fields than `json!`'s default recursion limit allows.
 #![recursion_limit = "256"]
+// Every endpoint parses attacker-controlled forms and JSON: no `unsafe` in this crate, checked
+// by the compiler.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod authorize;

@@ -2,6 +2,9 @@
 // docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`) mark each feature-gated
 // item with the feature it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Everything a request touches before a tool runs is parsed here, from attacker-controlled
+// bytes: no `unsafe` anywhere in this crate, checked by the compiler.
+#![forbid(unsafe_code)]
 //!
 //! # Layout
 //!
