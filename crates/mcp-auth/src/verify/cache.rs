@@ -341,27 +341,44 @@ mod tests {
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 4);
     }
 
+    /// A verifier whose identities come as from a shared store that keeps them `bound_ms`
+    /// from now, while the token itself lives an hour.
+    struct FromStore {
+        calls: AtomicUsize,
+        bound_ms: u64,
+    }
+
+    impl FromStore {
+        fn new(bound_ms: u64) -> Self {
+            Self {
+                calls: 0.into(),
+                bound_ms,
+            }
+        }
+    }
+
+    impl TokenVerifier for FromStore {
+        fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let until = u64::try_from(now.as_millis()).unwrap() + self.bound_ms;
+            Box::pin(async move {
+                Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
+                    .expires_at_unix(now.as_secs() + 3600)
+                    .build()
+                    .with_cache_until_ms(until))
+            })
+        }
+    }
+
     /// An identity read from a shared store is kept no longer than the store keeps it, even
     /// when its token lives longer.
     #[tokio::test]
     async fn a_shared_bound_shortens_the_local_life() {
-        struct FromStore(AtomicUsize);
-        impl TokenVerifier for FromStore {
-            fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
-                self.0.fetch_add(1, Ordering::SeqCst);
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-                Box::pin(async move {
-                    Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
-                        .expires_at_unix(now.as_secs() + 3600)
-                        .build()
-                        .with_cache_until_ms(u64::try_from(now.as_millis()).unwrap()))
-                })
-            }
-        }
-        let v = CachedVerifier::new(FromStore(0.into()));
+        let v = CachedVerifier::new(FromStore::new(0));
         v.verify("t").await.unwrap();
         v.verify("t").await.unwrap();
-        assert_eq!(v.inner().0.load(Ordering::SeqCst), 2);
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
     }
 
     /// A repeated token is answered by this thread's memo, without the cache: with the cache
@@ -396,26 +413,13 @@ mod tests {
     /// 300 ms away, far sooner than the token's expiry.
     #[tokio::test]
     async fn the_memo_ends_with_the_cache_entry() {
-        struct Bounded(AtomicUsize);
-        impl TokenVerifier for Bounded {
-            fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
-                self.0.fetch_add(1, Ordering::SeqCst);
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-                Box::pin(async move {
-                    Ok(AuthInfo::builder("u", TokenKind::OAuthAccessToken)
-                        .expires_at_unix(now.as_secs() + 3600)
-                        .build()
-                        .with_cache_until_ms(u64::try_from(now.as_millis()).unwrap() + 300))
-                })
-            }
-        }
-        let v = CachedVerifier::new(Bounded(0.into()));
+        let v = CachedVerifier::new(FromStore::new(300));
         v.verify("t").await.unwrap();
         v.verify("t").await.unwrap();
-        assert_eq!(v.inner().0.load(Ordering::SeqCst), 1);
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(400)).await;
         v.verify("t").await.unwrap();
-        assert_eq!(v.inner().0.load(Ordering::SeqCst), 2);
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
     }
 
     /// Two caches on one thread never answer with each other's identities, and one cache never
