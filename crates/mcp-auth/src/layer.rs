@@ -254,7 +254,10 @@ async fn authenticate(
         None if state.optional => return Ok(None),
         None => return Err(AuthError::MissingToken),
     };
-    let info = state.verifier.verify(bearer.token()).await?;
+    let info = match state.verifier.verify_now(bearer.token()) {
+        Some(info) => info,
+        None => state.verifier.verify(bearer.token()).await?,
+    };
     if !state.required_scopes.is_empty()
         && !state
             .hierarchy
@@ -278,4 +281,63 @@ pub(crate) fn merge_scopes(granted: &[String], required: &[String]) -> Vec<Strin
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Extension, Router, routing::get};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{TokenKind, VerifyError, verify::VerifyFuture};
+
+    /// Knows one token without waiting and refuses everything through `verify`.
+    struct KnowsNow;
+
+    impl TokenVerifier for KnowsNow {
+        fn verify<'a>(&'a self, _token: &'a str) -> VerifyFuture<'a> {
+            Box::pin(async { Err(VerifyError::invalid_token("asked to wait")) })
+        }
+
+        fn verify_now(&self, token: &str) -> Option<AuthInfo> {
+            (token == "known").then(|| {
+                AuthInfo::builder("user_now", TokenKind::OAuthAccessToken)
+                    .scopes(["read"])
+                    .build()
+            })
+        }
+    }
+
+    async fn status_and_body(layer: AuthLayer, token: &str) -> (StatusCode, String) {
+        let app = Router::new()
+            .route(
+                "/",
+                get(
+                    |Extension(auth): Extension<AuthInfo>| async move { auth.user_id().to_owned() },
+                ),
+            )
+            .layer(layer);
+        let req = Request::get("/")
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// An answer from `verify_now` admits the request without `verify`, and still goes
+    /// through the layer's scope check.
+    #[tokio::test]
+    async fn an_answer_without_waiting_is_used_and_still_scope_checked() {
+        let md = "http://127.0.0.1/.well-known/oauth-protected-resource";
+        let (status, body) = status_and_body(AuthLayer::new(KnowsNow, md), "known").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "user_now"));
+        let (status, _) = status_and_body(AuthLayer::new(KnowsNow, md), "other").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let scoped = AuthLayer::new(KnowsNow, md).required_scopes(["write"]);
+        let (status, _) = status_and_body(scoped, "known").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
 }

@@ -38,7 +38,7 @@ use crate::{
     challenge::plain_error,
     layer,
     rate_limit::{RateLimiter, too_many_requests},
-    session::SessionBindings,
+    session::{SessionBindings, SessionCheck},
     step_up::StepUp,
 };
 
@@ -94,50 +94,108 @@ impl OriginCheck {
     }
 }
 
-impl Pipeline {
-    async fn run<H>(&self, req: Request, mcp: &Mcp<H>) -> Response
-    where
-        H: ServerHandler,
-    {
-        #[cfg(feature = "metrics")]
-        if self.metrics {
-            let started = Instant::now();
-            let response = self.serve(req, mcp).await;
-            crate::metrics::request(&response, started);
-            return response;
-        }
-        self.serve(req, mcp).await
-    }
-
-    async fn serve<H>(&self, mut req: Request, mcp: &Mcp<H>) -> Response
-    where
-        H: ServerHandler,
-    {
+impl<H> Core<H>
+where
+    H: ServerHandler,
+{
+    /// One request, start to end: this is the endpoint's whole future. `vary`: add the `Vary`
+    /// header CORS would have (for the requests that bypass tower-http's layer, see
+    /// [`Endpoint`]).
+    ///
+    /// rmcp's future is about 4.8 KB, and a future that holds another is moved, all of it,
+    /// into its parent: each `async` layer between the task and rmcp costs a copy of
+    /// kilobytes per request (`BENCHMARKS.md`, "Fewer future layers"). So rmcp's future is
+    /// awaited here, in the one future that gets boxed; the steps before it run in
+    /// [`Pipeline::admit`] and [`Pipeline::prepare`], whose futures are small.
+    async fn serve(self: Arc<Self>, mut req: Request, vary: bool) -> Result<Response, Infallible> {
+        let pipeline = &self.pipeline;
         // Whether the access line is wanted: one cached callsite check. A server logging at
-        // `warn` takes no clock reading and no note of the caller or the tool.
-        let started = tracing::enabled!(target: ACCESS, Level::INFO).then(Instant::now);
-        if let Err(refusal) = self.admit(&mut req).await {
-            if let Some(started) = started {
-                access_log::refused(&req, &refusal, started);
+        // `warn` takes no note of the caller or the tool.
+        let log = tracing::enabled!(target: ACCESS, Level::INFO);
+        // One clock reading serves the access line and the metrics.
+        #[cfg(feature = "metrics")]
+        let timed = log || pipeline.metrics;
+        #[cfg(not(feature = "metrics"))]
+        let timed = log;
+        let started = timed.then(Instant::now);
+        let mut response = 'response: {
+            if let Err(refusal) = pipeline.admit(&mut req).await {
+                if log && let Some(started) = started {
+                    access_log::refused(&req, &refusal, started);
+                }
+                break 'response refusal;
             }
-            return refusal;
+            let line = match started {
+                Some(started) if log => Some(access_log::Admitted::new(&mut req, started)),
+                _ => None,
+            };
+            // Disabled unless at `debug`.
+            let span = match line {
+                Some(_) => access_log::request_span(&req),
+                None => tracing::Span::none(),
+            };
+            let mut seen = None;
+            let prepared = pipeline.prepare(req, line.is_some().then_some(&mut seen), &span);
+            let prepared = if span.is_disabled() {
+                prepared.await
+            } else {
+                prepared.instrument(span.clone()).await
+            };
+            let response = match prepared {
+                Err(refusal) => refusal,
+                Ok(Prepared {
+                    req,
+                    lists_tools,
+                    session,
+                }) => {
+                    // `handle` takes `&self`: no per-request clone of rmcp's service (and of
+                    // its config).
+                    let handled = self.mcp.handle(req);
+                    let response = if span.is_disabled() {
+                        handled.await
+                    } else {
+                        handled.instrument(span.clone()).await
+                    };
+                    let mut response = response.map(Body::new);
+                    if lists_tools {
+                        response = with_top_level_security_schemes(response).await;
+                    }
+                    if let Some((bindings, check)) = session {
+                        bindings.record(check, &response);
+                    }
+                    response
+                }
+            };
+            if let Some(line) = line {
+                line.finished(&response, seen);
+            }
+            response
+        };
+        // Each request's outcome and duration (`mcp_auth_requests_total`,
+        // `mcp_auth_request_duration_seconds`).
+        #[cfg(feature = "metrics")]
+        if pipeline.metrics
+            && let Some(started) = started
+        {
+            crate::metrics::request(&response, started);
         }
-        let Some(started) = started else {
-            return self.admitted(req, mcp, None, &tracing::Span::none()).await;
-        };
-        let line = access_log::Admitted::new(&mut req, started);
-        let span = access_log::request_span(&req);
-        let mut seen = None;
-        let response = if span.is_disabled() {
-            self.admitted(req, mcp, Some(&mut seen), &span).await
-        } else {
-            let admitted = self.admitted(req, mcp, Some(&mut seen), &span);
-            admitted.instrument(span.clone()).await
-        };
-        line.finished(&response, seen);
-        response
+        if vary {
+            response.headers_mut().append(header::VARY, CORS_VARY);
+        }
+        Ok(response)
     }
+}
 
+/// A request that passed every check before rmcp, ready for it.
+struct Prepared<'a> {
+    req: Request,
+    /// A `tools/list` whose answer gets the scoped tools' `securitySchemes` hoisted.
+    lists_tools: bool,
+    /// Where to record the session the answer opens or closes, when sessions are on.
+    session: Option<(&'a SessionBindings, SessionCheck)>,
+}
+
+impl Pipeline {
     /// Origin, body size and authentication: the refusals that come before an identity.
     async fn admit(&self, req: &mut Request) -> Result<(), Response> {
         if let Some(refusal) = self.origins.refuse(req) {
@@ -154,20 +212,16 @@ impl Pipeline {
         self.auth.admit(req).await
     }
 
-    /// The steps after authentication. `seen`, when the access line is wanted: where the
-    /// step-up guard puts the name of the tool it found in the request, if it looked. `span`:
-    /// the request's span (disabled unless at `debug`), which gets the tool's name before the
-    /// tool runs.
-    async fn admitted<H>(
+    /// The steps after authentication and before rmcp: rate limit, session, step-up. `seen`,
+    /// when the access line is wanted: where the step-up guard puts the name of the tool it
+    /// found in the request, if it looked. `span`: the request's span (disabled unless at
+    /// `debug`), which gets the tool's name before the tool runs.
+    async fn prepare(
         &self,
         req: Request,
-        mcp: &Mcp<H>,
         mut seen: Option<&mut Option<String>>,
         span: &tracing::Span,
-    ) -> Response
-    where
-        H: ServerHandler,
-    {
+    ) -> Result<Prepared<'_>, Response> {
         // Before anything that does work for the caller (session, step-up, the tool). Ending a
         // session is never refused: it only frees resources.
         if let Some(limiter) = &self.rate_limit
@@ -176,12 +230,12 @@ impl Pipeline {
             && let Err(retry_after) = limiter.check(caller).await
         {
             tracing::debug!("per-caller rate limit reached");
-            return too_many_requests(retry_after);
+            return Err(too_many_requests(retry_after));
         }
         let session = match &self.sessions {
             Some(bindings) => match bindings.check(&req) {
                 Ok(check) => Some((bindings, check)),
-                Err(refusal) => return refusal.response(),
+                Err(refusal) => return Err(refusal.response()),
             },
             None => None,
         };
@@ -198,22 +252,16 @@ impl Pipeline {
                 {
                     span.record("tool", name.as_str());
                 }
-                match checked {
-                    Ok(passed) => (passed.req, passed.lists_tools),
-                    Err(refusal) => return refusal,
-                }
+                let passed = checked?;
+                (passed.req, passed.lists_tools)
             }
             None => (req, false),
         };
-        // `handle` takes `&self`: no per-request clone of rmcp's service (and of its config).
-        let mut response = mcp.handle(req).await.map(Body::new);
-        if lists_tools {
-            response = with_top_level_security_schemes(response).await;
-        }
-        if let Some((bindings, check)) = session {
-            bindings.record(check, &response);
-        }
-        response
+        Ok(Prepared {
+            req,
+            lists_tools,
+            session,
+        })
     }
 }
 
@@ -259,15 +307,6 @@ pub(crate) struct Core<H> {
     pub(crate) mcp: Mcp<H>,
 }
 
-impl<H> Core<H>
-where
-    H: ServerHandler,
-{
-    async fn run(&self, req: Request) -> Response {
-        self.pipeline.run(req, &self.mcp).await
-    }
-}
-
 type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// What tower-http's CORS layer, as configured here, adds to a response to a request that
@@ -285,9 +324,14 @@ const CORS_VARY: HeaderValue = HeaderValue::from_static(
 /// layer otherwise builds and merges a header map on each request, and axum clones the whole
 /// layer for each request too.
 pub(crate) struct Endpoint<H> {
+    /// One `Arc`, because axum clones the endpoint for every request.
+    shared: Arc<Shared<H>>,
+}
+
+struct Shared<H> {
     core: Arc<Core<H>>,
     /// `cors` around the same core; cloned only for the requests that take this path.
-    browser: Arc<BoxCloneSyncService<Request, Response, Infallible>>,
+    browser: BoxCloneSyncService<Request, Response, Infallible>,
 }
 
 impl<H> Endpoint<H>
@@ -298,12 +342,13 @@ where
         let core = Arc::new(core);
         let shared = core.clone();
         let browser = cors.layer(tower::service_fn(move |req: Request| {
-            let core = shared.clone();
-            async move { Ok::<_, Infallible>(core.run(req).await) }
+            shared.clone().serve(req, false)
         }));
         Self {
-            core,
-            browser: Arc::new(BoxCloneSyncService::new(browser)),
+            shared: Arc::new(Shared {
+                core,
+                browser: BoxCloneSyncService::new(browser),
+            }),
         }
     }
 }
@@ -311,8 +356,7 @@ where
 impl<H> Clone for Endpoint<H> {
     fn clone(&self) -> Self {
         Self {
-            core: self.core.clone(),
-            browser: self.browser.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -331,14 +375,9 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         if req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN) {
-            let browser = BoxCloneSyncService::clone(&self.browser);
+            let browser = self.shared.browser.clone();
             return Box::pin(browser.oneshot(req));
         }
-        let core = self.core.clone();
-        Box::pin(async move {
-            let mut response = core.run(req).await;
-            response.headers_mut().append(header::VARY, CORS_VARY);
-            Ok(response)
-        })
+        Box::pin(self.shared.core.clone().serve(req, true))
     }
 }

@@ -29,7 +29,7 @@ use crate::{
     scopes::ScopeHierarchy,
     session::SessionBindings,
     step_up::{RequiredScopes, StepUp},
-    tool_list::ScopedToolList,
+    tool_list::{Listing, ScopedToolList},
     tools::{ClosureToolsBuilder, ToolScopes, default_info},
     verify::TokenVerifier,
 };
@@ -651,14 +651,13 @@ impl McpServerBuilder {
         rmcp_config = rmcp_config.disable_allowed_origins();
         let mut session_manager = LocalSessionManager::default();
         session_manager.session_config.keep_alive = Some(self.session_keep_alive);
-        let listed_scopes = Arc::new(self.tool_scopes.clone());
-        let hierarchy = Arc::new(self.scope_hierarchy.clone());
-        let hide = self.hide_unauthorized_tools;
-        let factory = move || {
-            factory().map(|handler| {
-                ScopedToolList::new(handler, listed_scopes.clone(), hierarchy.clone(), hide)
-            })
-        };
+        let listing = Arc::new(Listing {
+            scopes: self.tool_scopes.clone(),
+            hierarchy: self.scope_hierarchy.clone(),
+            hide_unauthorized: self.hide_unauthorized_tools,
+        });
+        let factory =
+            move || factory().map(|handler| ScopedToolList::new(handler, listing.clone()));
         let mcp = StreamableHttpService::new(factory, Arc::new(session_manager), rmcp_config);
 
         // The form-body check reads at most what the pipeline lets through anyway.

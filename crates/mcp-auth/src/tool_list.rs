@@ -19,26 +19,23 @@ use crate::{
 /// Wraps the MCP handler (closure tools or a custom `#[tool_router]` one) so that `tools/list`
 /// tells clients which tools need which scopes, and, opt-in, shows each caller only the tools
 /// its token can call. Every other request goes to the handler untouched.
+///
+/// One is made for every stateless request, so its settings are behind one `Arc`.
 pub(crate) struct ScopedToolList<H> {
     inner: H,
-    scopes: Arc<ToolScopes>,
-    hierarchy: Arc<ScopeHierarchy>,
-    hide_unauthorized: bool,
+    listing: Arc<Listing>,
+}
+
+/// How `tools/list` answers are marked, shared by every request.
+pub(crate) struct Listing {
+    pub(crate) scopes: ToolScopes,
+    pub(crate) hierarchy: ScopeHierarchy,
+    pub(crate) hide_unauthorized: bool,
 }
 
 impl<H> ScopedToolList<H> {
-    pub(crate) fn new(
-        inner: H,
-        scopes: Arc<ToolScopes>,
-        hierarchy: Arc<ScopeHierarchy>,
-        hide_unauthorized: bool,
-    ) -> Self {
-        Self {
-            inner,
-            scopes,
-            hierarchy,
-            hide_unauthorized,
-        }
+    pub(crate) fn new(inner: H, listing: Arc<Listing>) -> Self {
+        Self { inner, listing }
     }
 
     /// Marks the scoped tools of `list` with their `securitySchemes`, drops (when hiding) the
@@ -59,11 +56,12 @@ impl<H> ScopedToolList<H> {
         caller: Option<&AuthInfo>,
         cache_hints: bool,
     ) -> ListToolsResult {
-        if self.hide_unauthorized {
+        if self.listing.hide_unauthorized {
             list.tools.retain(|tool| {
-                let required = self.scopes.get(&tool.name);
+                let required = self.listing.scopes.get(&tool.name);
                 required.is_empty()
-                    || caller.is_some_and(|c| self.hierarchy.satisfies(c.scopes(), required))
+                    || caller
+                        .is_some_and(|c| self.listing.hierarchy.satisfies(c.scopes(), required))
             });
             // The list now depends on who asks: no shared cache may keep it (SEP-2549,
             // 2026-07-28 clients; older ones have no such field).
@@ -72,7 +70,7 @@ impl<H> ScopedToolList<H> {
             }
         }
         for tool in &mut list.tools {
-            let required = self.scopes.get(&tool.name);
+            let required = self.listing.scopes.get(&tool.name);
             if required.is_empty() {
                 continue;
             }
@@ -302,7 +300,7 @@ impl<H: ServerHandler> ServerHandler for ScopedToolList<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        if self.scopes.is_empty() {
+        if self.listing.scopes.is_empty() {
             return self.inner.list_tools(request, context).await;
         }
         let caller = auth_from_context(&context);

@@ -32,10 +32,21 @@ use crate::{AuthInfo, scopes::ScopeHierarchy};
 /// default identity.
 impl<C: AsRequestContext> FromContextPart<C> for AuthInfo {
     fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
-        auth_from_context(context.as_request_context()).ok_or_else(|| {
-            ErrorData::invalid_request("this tool requires an authenticated caller", None)
-        })
+        auth_from_context(context.as_request_context()).ok_or_else(unauthenticated)
     }
+}
+
+/// Takes the `AuthInfo` out of a context that is about to be dropped: no clone.
+fn take_auth(context: &mut RequestContext<RoleServer>) -> Result<AuthInfo, ErrorData> {
+    context
+        .extensions
+        .get_mut::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.remove::<AuthInfo>())
+        .ok_or_else(unauthenticated)
+}
+
+fn unauthenticated() -> ErrorData {
+    ErrorData::invalid_request("this tool requires an authenticated caller", None)
 }
 
 /// The `AuthInfo` of the request behind an rmcp context, if any.
@@ -84,12 +95,18 @@ impl ToolScopes {
 
 /// An MCP server made of closure-registered tools (built by
 /// [`McpServerBuilder::tool`](crate::McpServerBuilder::tool)).
+///
+/// Cloning it (once per stateless request) is one reference-count increment.
 #[derive(Clone)]
 pub struct ClosureTools {
-    router: Arc<ToolRouter<ClosureTools>>,
-    info: Arc<ServerConfig>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    router: ToolRouter<ClosureTools>,
+    info: ServerConfig,
     /// For the in-tool scope check, which must agree with the HTTP-level one.
-    hierarchy: Arc<ScopeHierarchy>,
+    hierarchy: ScopeHierarchy,
 }
 
 impl std::fmt::Debug for ClosureTools {
@@ -98,6 +115,7 @@ impl std::fmt::Debug for ClosureTools {
             .field(
                 "tools",
                 &self
+                    .shared
                     .router
                     .list_all()
                     .iter()
@@ -133,38 +151,47 @@ impl ClosureToolsBuilder {
             Arc::new(object)
         });
         let attr = Tool::new(name, description, schema);
-        let handler = Arc::new(handler);
-        let required: Arc<[String]> = required_scopes.into();
+        let required: Box<[String]> = required_scopes.into();
+        // Everything before the handler's own future runs here, borrowing the route and the
+        // server: the identity is taken out of this call's context (which is dropped when this
+        // returns) and nothing shared is cloned. Each clone of an `Arc` every request shares is
+        // a write to a cache line both runtime workers use (`BENCHMARKS.md`).
         let route = ToolRoute::new_dyn(attr, move |mut ctx: ToolCallContext<'_, ClosureTools>| {
-            let handler = handler.clone();
-            let required = required.clone();
-            let auth = AuthInfo::from_context_part(&mut ctx);
-            let args = ctx.arguments.take().unwrap_or_default();
-            let hierarchy = ctx.service.hierarchy.clone();
-            Box::pin(async move {
-                let auth = auth?;
-                let missing = hierarchy.missing(auth.scopes(), &required);
-                if !missing.is_empty() {
-                    return Err(ErrorData::invalid_request(
-                        format!(
-                            "insufficient scope: this tool requires {}",
-                            missing.join(" ")
-                        ),
-                        None,
-                    ));
-                }
-                let args: T = parse_json_object(args)?;
-                handler(args, auth).await.into_call_tool_result()
-            })
+            let prepared = take_auth(&mut ctx.request_context)
+                .and_then(|auth| {
+                    let missing = ctx
+                        .service
+                        .shared
+                        .hierarchy
+                        .missing(auth.scopes(), &required);
+                    if missing.is_empty() {
+                        Ok(auth)
+                    } else {
+                        Err(ErrorData::invalid_request(
+                            format!(
+                                "insufficient scope: this tool requires {}",
+                                missing.join(" ")
+                            ),
+                            None,
+                        ))
+                    }
+                })
+                .and_then(|auth| {
+                    let args: T = parse_json_object(ctx.arguments.take().unwrap_or_default())?;
+                    Ok(handler(args, auth))
+                });
+            Box::pin(async move { prepared?.await.into_call_tool_result() })
         });
         self.router.add_route(route);
     }
 
     pub(crate) fn build(self, info: ServerConfig, hierarchy: ScopeHierarchy) -> ClosureTools {
         ClosureTools {
-            router: Arc::new(self.router),
-            info: Arc::new(info),
-            hierarchy: Arc::new(hierarchy),
+            shared: Arc::new(Shared {
+                router: self.router,
+                info,
+                hierarchy,
+            }),
         }
     }
 }
@@ -177,7 +204,7 @@ pub(crate) fn default_info(name: &str) -> ServerConfig {
 
 impl ServerHandler for ClosureTools {
     fn get_info(&self) -> ServerConfig {
-        (*self.info).clone()
+        self.shared.info.clone()
     }
 
     async fn list_tools(
@@ -185,7 +212,9 @@ impl ServerHandler for ClosureTools {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.router.list_all()))
+        Ok(ListToolsResult::with_all_items(
+            self.shared.router.list_all(),
+        ))
     }
 
     async fn call_tool(
@@ -193,12 +222,13 @@ impl ServerHandler for ClosureTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.router
+        self.shared
+            .router
             .call(ToolCallContext::new(self, request, context))
             .await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.router.get(name).cloned()
+        self.shared.router.get(name).cloned()
     }
 }

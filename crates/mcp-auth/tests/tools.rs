@@ -68,6 +68,27 @@ async fn scoped_tool_steps_up() {
     );
 }
 
+/// With optional authentication an anonymous request reaches rmcp, but a closure tool never
+/// runs without an identity: the caller gets a JSON-RPC error naming why.
+#[tokio::test]
+async fn closure_tools_never_run_anonymously() {
+    let s = start_server_with(Options::default(), |b| b.optional_auth(true)).await;
+    let resp = post(&s.mcp, None, &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), 200);
+    let r = rpc_result(resp).await;
+    assert_eq!(
+        r["error"]["message"], "this tool requires an authenticated caller",
+        "{r}"
+    );
+    // The same tool with a token still runs.
+    let token = s.token("user_alice", "openid");
+    let r = rpc_result(post(&s.mcp, Some(&token), &call("whoami", json!({})), &[]).await).await;
+    assert_eq!(
+        r["result"]["structuredContent"]["user_id"], "user_alice",
+        "{r}"
+    );
+}
+
 /// A 2025-03-26 style batch hiding a scoped call behind an unscoped one is still refused.
 #[tokio::test]
 async fn batch_cannot_smuggle_a_scoped_call() {

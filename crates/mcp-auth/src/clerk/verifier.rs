@@ -463,6 +463,10 @@ impl TokenVerifier for ClerkVerifier {
         self.cached.verify(token)
     }
 
+    fn verify_now(&self, token: &str) -> Option<AuthInfo> {
+        self.cached.verify_now(token)
+    }
+
     /// Ready when the signing keys are loaded (JWTs verify locally) or the Backend API
     /// answers (opaque tokens, API keys and M2M tokens verify there).
     fn ready(&self) -> ReadyFuture<'_> {

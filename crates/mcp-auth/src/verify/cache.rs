@@ -200,12 +200,20 @@ impl<V: TokenVerifier> CachedVerifier<V> {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    async fn verify_cached(&self, token: &str) -> Result<AuthInfo, VerifyError> {
+    /// The identity from this thread's memo, if it holds `token` for this cache now.
+    fn memoized(&self, token: &str) -> Option<AuthInfo> {
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some(info) = memo::get(self.owner, generation, token.as_bytes()) {
-            crate::metrics::verify_cache(crate::metrics::CacheLayer::Local, true);
+        let info = memo::get(self.owner, generation, token.as_bytes())?;
+        crate::metrics::verify_cache(crate::metrics::CacheLayer::Local, true);
+        Some(info)
+    }
+
+    async fn verify_cached(&self, token: &str) -> Result<AuthInfo, VerifyError> {
+        if let Some(info) = self.memoized(token) {
             return Ok(info);
         }
+        // Read before the cache look-up, for the order `clear` relies on.
+        let generation = self.generation.load(Ordering::Acquire);
         let key: TokenHash = Sha256::digest(token.as_bytes()).into();
         // A hit returns the cached entry without running the initialiser; a miss runs it once
         // for all concurrent callers with the same key.
@@ -245,6 +253,10 @@ impl<V: TokenVerifier> CachedVerifier<V> {
 impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_cached(token))
+    }
+
+    fn verify_now(&self, token: &str) -> Option<AuthInfo> {
+        self.memoized(token)
     }
 
     fn ready(&self) -> super::ReadyFuture<'_> {
@@ -407,6 +419,26 @@ mod tests {
         v.clear();
         v.verify("good").await.unwrap();
         assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// `verify_now` answers only from the memo: nothing before a first verification, nothing
+    /// for a refused token, nothing once the cache is cleared, and never by calling the
+    /// verifier.
+    #[tokio::test]
+    async fn verify_now_answers_what_this_thread_verified_and_nothing_else() {
+        let v = CachedVerifier::new(Counting {
+            calls: 0.into(),
+            exp: far_future(),
+        });
+        assert!(v.verify_now("good").is_none());
+        v.verify("good").await.unwrap();
+        assert_eq!(v.verify_now("good").unwrap().user_id(), "u");
+        assert!(v.verify("bad").await.is_err());
+        assert!(v.verify_now("bad").is_none());
+        assert!(v.verify_now("goo").is_none());
+        assert_eq!(v.inner().calls.load(Ordering::SeqCst), 2);
+        v.clear();
+        assert!(v.verify_now("good").is_none());
     }
 
     /// The memo keeps an identity exactly as long as the cache: here a shared store's bound

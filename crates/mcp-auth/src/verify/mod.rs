@@ -55,6 +55,16 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns who it speaks for.
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
 
+    /// The identity `token` speaks for, if this verifier knows it without waiting: the
+    /// framework asks this first and calls [`verify`](Self::verify) only on `None`.
+    /// [`CachedVerifier`] answers here for a token the same thread served a moment ago, which
+    /// spares every repeated request a boxed future. Must only return what `verify` would
+    /// return for the same token now. Default: `None`.
+    fn verify_now(&self, token: &str) -> Option<AuthInfo> {
+        let _ = token;
+        None
+    }
+
     /// Whether this verifier can verify tokens now: what `GET /readyz` reports (see
     /// [`McpServerBuilder::health_checks`](crate::McpServerBuilder::health_checks)). A verifier
     /// that needs remote keys is ready once it holds them; one that calls an introspection or
@@ -78,6 +88,10 @@ where
 impl<V: TokenVerifier + ?Sized> TokenVerifier for Arc<V> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         (**self).verify(token)
+    }
+
+    fn verify_now(&self, token: &str) -> Option<AuthInfo> {
+        (**self).verify_now(token)
     }
 
     fn ready(&self) -> ReadyFuture<'_> {
