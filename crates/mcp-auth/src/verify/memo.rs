@@ -49,6 +49,16 @@ struct Memo {
     next: usize,
 }
 
+impl Memo {
+    /// The slot holding `token` for cache `owner`, whatever its generation and deadline.
+    fn position(&self, owner: u64, token: &[u8]) -> Option<usize> {
+        self.slots.iter().position(|s| {
+            s.as_ref()
+                .is_some_and(|s| s.owner == owner && same_bytes(&s.token, token))
+        })
+    }
+}
+
 thread_local! {
     static MEMO: RefCell<Memo> = const {
         RefCell::new(Memo {
@@ -62,11 +72,7 @@ thread_local! {
 pub(super) fn get(owner: u64, generation: u64, token: &[u8]) -> Option<AuthInfo> {
     MEMO.try_with(|memo| {
         let memo = memo.try_borrow().ok()?;
-        let slot = memo
-            .slots
-            .iter()
-            .flatten()
-            .find(|s| s.owner == owner && same_bytes(&s.token, token))?;
+        let slot = memo.slots[memo.position(owner, token)?].as_ref()?;
         (slot.generation == generation && Instant::now() < slot.until).then(|| slot.info.clone())
     })
     .ok()
@@ -83,10 +89,7 @@ pub(super) fn put(owner: u64, generation: u64, token: &[u8], info: &AuthInfo, un
         let Ok(mut memo) = memo.try_borrow_mut() else {
             return;
         };
-        let index = match memo.slots.iter().position(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.owner == owner && same_bytes(&s.token, token))
-        }) {
+        let index = match memo.position(owner, token) {
             Some(i) => i,
             None => {
                 let i = memo.next;
