@@ -27,6 +27,7 @@
 #   scripts/bench.sh                    # 5 rounds of 20 s per stack after a 5 s warm-up, c=32
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
 #   PARTS=logging scripts/bench.sh      # only some parts: any of load sessions cache shared logging
+#   KEEP_LOGS=1 PARTS=logging scripts/bench.sh   # keep the logging part's server logs (~650 MB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +63,13 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET_DIR/production
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+LOGDIR=
+# The as-shipped server's log grows by about 650 MB in a default logging run: removed at exit
+# unless KEEP_LOGS=1.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  if [[ -n $LOGDIR && -z ${KEEP_LOGS:-} ]]; then rm -rf "$LOGDIR"; fi
+}
 trap cleanup EXIT
 
 wait_http() { # url
@@ -273,7 +280,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds; logs in $LOGDIR"
+echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds; logs in $LOGDIR (removed at exit unless KEEP_LOGS=1)"
 # "paired": the median over rounds of this stack's req/s over the floor's in the same round.
 # This machine's speed drifts by 10-20 % from one round to the next; a ratio of two medians
 # taken over different rounds carries that drift, a ratio within a round (seconds apart) much
