@@ -5,7 +5,7 @@
 //! One hand-written service rather than one middleware per step: each `axum::middleware::from_fn`
 //! boxes its future and its `Next` and clones the service behind it on every request, which
 //! showed up in the load profile (`BENCHMARKS.md`). Here a request costs one boxed future for
-//! the whole chain, and the service axum clones for every request is two `Arc`s.
+//! the whole chain, and the service axum clones for every request is one `Arc`.
 
 use std::{
     convert::Infallible,
