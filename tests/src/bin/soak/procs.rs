@@ -60,6 +60,12 @@ pub(crate) struct Usage {
     /// fetches cut by a hang window, so a moment's count says nothing about a leak; a leak shows
     /// as them still being there once the clients are gone.
     pub(crate) in_transition: u64,
+    /// Socket descriptors found in no TCP table: a connection the client reset, which the server
+    /// has not yet read the error of and closed (the kernel unhashes a reset socket at once), or
+    /// one closed between reading the descriptors and reading the tables. Like
+    /// `in_transition`, they come and go with the clients' disconnects; a leaked one would still
+    /// be there once the clients are gone.
+    pub(crate) unlisted: u64,
 }
 
 pub(crate) fn usage(pid: u32) -> Usage {
@@ -92,11 +98,13 @@ pub(crate) fn usage(pid: u32) -> Usage {
     // process's descriptors.
     let mut established = 0;
     let mut in_transition = 0;
+    let mut listed = 0;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
             for line in text.lines().skip(1) {
                 let cols: Vec<&str> = line.split_whitespace().collect();
                 if cols.len() > 9 && sockets.contains(cols[9]) {
+                    listed += 1;
                     match cols[3] {
                         "01" => established += 1,
                         "0A" => {}
@@ -111,6 +119,7 @@ pub(crate) fn usage(pid: u32) -> Usage {
         fds,
         established,
         in_transition,
+        unlisted: (sockets.len() as u64).saturating_sub(listed),
     }
 }
 
