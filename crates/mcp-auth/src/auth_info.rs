@@ -254,6 +254,22 @@ impl AuthInfo {
 
     /// Attaches the `Authorization` header the identity was verified from; `start` is the byte
     /// offset of the token inside it.
+    /// The same identity in an allocation of its own. Every clone of an `AuthInfo` writes the
+    /// reference count of the identity it shares; a copy that one thread keeps for itself (the
+    /// verification memo's, `verify/memo.rs`) is one that no other thread writes to.
+    pub(crate) fn unshared(&self) -> Self {
+        Self {
+            identity: Arc::new(Identity::clone(&self.identity)),
+            token: self.token.clone(),
+        }
+    }
+
+    /// Whether the two share one identity allocation.
+    #[cfg(test)]
+    pub(crate) fn shares_identity_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.identity, &other.identity)
+    }
+
     pub(crate) fn with_token(mut self, header: HeaderValue, start: usize) -> Self {
         self.token = Some(RawToken { header, start });
         self

@@ -16,6 +16,14 @@
 //! The memo holds tokens, not hashes: up to [`SLOTS`] per runtime thread, each overwritten as
 //! newer tokens arrive (as a request's [`AuthInfo`] holds its own token for as long as the
 //! request runs). A slot whose cache has been dropped is never matched again.
+//!
+//! A slot starts with the cache's own [`AuthInfo`], whose identity every thread's slot and the
+//! cache share. Serving it clones it, and each clone (and each drop) writes the identity's
+//! reference count: with one client's requests spread over the runtime's threads, that is a
+//! cache line bouncing between cores on every request (`BENCHMARKS.md`). So a slot served a
+//! second time takes a copy of the identity for this thread alone ([`AuthInfo::unshared`]) and
+//! serves that from then on. Not at once: a thread that serves more clients in turn than it has
+//! slots never hits a slot twice, and would pay for a copy on every request.
 
 use std::{
     cell::RefCell,
@@ -41,6 +49,10 @@ struct Slot {
     until: Instant,
     token: Vec<u8>,
     info: AuthInfo,
+    /// Whether `info` is this thread's own copy rather than the cache's.
+    unshared: bool,
+    /// Hits since the slot was filled, up to the one that makes `info` unshared.
+    hits: u8,
 }
 
 struct Memo {
@@ -71,9 +83,20 @@ thread_local! {
 /// The identity memoized for `token` by cache `owner` at `generation`, if it is still live.
 pub(super) fn get(owner: u64, generation: u64, token: &[u8]) -> Option<AuthInfo> {
     MEMO.try_with(|memo| {
-        let memo = memo.try_borrow().ok()?;
-        let slot = memo.slots[memo.position(owner, token)?].as_ref()?;
-        (slot.generation == generation && Instant::now() < slot.until).then(|| slot.info.clone())
+        let mut memo = memo.try_borrow_mut().ok()?;
+        let index = memo.position(owner, token)?;
+        let slot = memo.slots[index].as_mut()?;
+        if slot.generation != generation || Instant::now() >= slot.until {
+            return None;
+        }
+        if !slot.unshared {
+            slot.hits += 1;
+            if slot.hits >= 2 {
+                slot.info = slot.info.unshared();
+                slot.unshared = true;
+            }
+        }
+        Some(slot.info.clone())
     })
     .ok()
     .flatten()
@@ -106,6 +129,8 @@ pub(super) fn put(owner: u64, generation: u64, token: &[u8], info: &AuthInfo, un
                 slot.token.clear();
                 slot.token.extend_from_slice(token);
                 slot.info = info.clone();
+                slot.unshared = false;
+                slot.hits = 0;
             }
             empty => {
                 *empty = Some(Slot {
@@ -114,6 +139,8 @@ pub(super) fn put(owner: u64, generation: u64, token: &[u8], info: &AuthInfo, un
                     until,
                     token: token.to_vec(),
                     info: info.clone(),
+                    unshared: false,
+                    hits: 0,
                 });
             }
         }
@@ -149,6 +176,39 @@ mod tests {
         assert_eq!(get(a, 0, b"tok").unwrap().user_id(), "alice");
         assert!(get(b, 0, b"tok").is_none(), "another cache's slot");
         assert!(get(a, 1, b"tok").is_none(), "an older generation");
+    }
+
+    /// The first hit serves the cache's identity; from the second on, a copy of this thread's
+    /// own, with the same contents. A slot filled again starts over.
+    #[test]
+    fn a_slot_hit_twice_serves_its_own_copy_of_the_identity() {
+        let a = new_owner();
+        let cached = AuthInfo::builder("alice", TokenKind::OAuthAccessToken)
+            .client_id("client_1")
+            .scopes(["email", "profile"])
+            .build();
+        put(a, 0, b"tok", &cached, later());
+        let first = get(a, 0, b"tok").unwrap();
+        assert!(
+            first.shares_identity_with(&cached),
+            "first hit: the cache's own"
+        );
+        let second = get(a, 0, b"tok").unwrap();
+        let third = get(a, 0, b"tok").unwrap();
+        assert!(!second.shares_identity_with(&cached), "second hit: a copy");
+        assert!(
+            third.shares_identity_with(&second),
+            "one copy, kept in the slot"
+        );
+        assert_eq!(format!("{second:?}"), format!("{cached:?}"));
+        assert_eq!(
+            (second.user_id(), second.client_id(), second.scopes()),
+            (cached.user_id(), cached.client_id(), cached.scopes())
+        );
+        // The cache serves a new identity for the token: the slot holds the cache's again.
+        let renewed = info("alice");
+        put(a, 0, b"tok", &renewed, later());
+        assert!(get(a, 0, b"tok").unwrap().shares_identity_with(&renewed));
     }
 
     #[test]
