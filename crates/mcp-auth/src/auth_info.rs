@@ -252,8 +252,6 @@ impl AuthInfo {
         raw.header.to_str().ok().map(|s| &s[raw.start..])
     }
 
-    /// Attaches the `Authorization` header the identity was verified from; `start` is the byte
-    /// offset of the token inside it.
     /// The same identity in an allocation of its own. Every clone of an `AuthInfo` writes the
     /// reference count of the identity it shares; a copy that one thread keeps for itself (the
     /// verification memo's, `verify/memo.rs`) is one that no other thread writes to.
@@ -270,6 +268,8 @@ impl AuthInfo {
         Arc::ptr_eq(&self.identity, &other.identity)
     }
 
+    /// Attaches the `Authorization` header the identity was verified from; `start` is the byte
+    /// offset of the token inside it.
     pub(crate) fn with_token(mut self, header: HeaderValue, start: usize) -> Self {
         self.token = Some(RawToken { header, start });
         self
