@@ -98,16 +98,19 @@ impl<H> Core<H>
 where
     H: ServerHandler,
 {
-    /// One request, start to end: this is the endpoint's whole future. `vary`: add the `Vary`
-    /// header CORS would have (for the requests that bypass tower-http's layer, see
-    /// [`Endpoint`]).
+    /// One request, start to end: this is the endpoint's whole future. `route`: how it came
+    /// (see [`Endpoint`]).
     ///
     /// rmcp's future is about 4.8 KB, and a future that holds another is moved, all of it,
     /// into its parent: each `async` layer between the task and rmcp costs a copy of
     /// kilobytes per request (`BENCHMARKS.md`, "Fewer future layers"). So rmcp's future is
     /// awaited here, in the one future that gets boxed; the steps before it run in
     /// [`Pipeline::admit`] and [`Pipeline::prepare`], whose futures are small.
-    async fn serve(self: Arc<Self>, mut req: Request, vary: bool) -> Result<Response, Infallible> {
+    async fn serve(
+        self: Arc<Self>,
+        mut req: Request,
+        route: Route,
+    ) -> Result<Response, Infallible> {
         let pipeline = &self.pipeline;
         // Whether the access line is wanted: one cached callsite check. A server logging at
         // `warn` takes no note of the caller or the tool.
@@ -119,7 +122,7 @@ where
         let timed = log;
         let started = timed.then(Instant::now);
         let mut response = 'response: {
-            if let Err(refusal) = pipeline.admit(&mut req).await {
+            if let Err(refusal) = pipeline.admit(&mut req, route).await {
                 if log && let Some(started) = started {
                     access_log::refused(&req, &refusal, started);
                 }
@@ -184,7 +187,7 @@ where
         {
             crate::metrics::request(&response, started);
         }
-        if vary {
+        if route == Route::Direct {
             response.headers_mut().append(header::VARY, CORS_VARY);
         }
         Ok(response)
@@ -202,8 +205,10 @@ struct Prepared<'a> {
 
 impl Pipeline {
     /// Origin, body size and authentication: the refusals that come before an identity.
-    async fn admit(&self, req: &mut Request) -> Result<(), Response> {
-        if let Some(refusal) = self.origins.refuse(req) {
+    async fn admit(&self, req: &mut Request, route: Route) -> Result<(), Response> {
+        if route == Route::Cors
+            && let Some(refusal) = self.origins.refuse(req)
+        {
             return Err(refusal);
         }
         // hyper's size hint is the declared Content-Length: refuse before doing any work.
@@ -320,6 +325,17 @@ const CORS_VARY: HeaderValue = HeaderValue::from_static(
     "origin, access-control-request-method, access-control-request-headers",
 );
 
+/// How a request reached [`Core::serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Through tower-http's CORS layer: an `OPTIONS`, or a request with an `Origin` header.
+    Cors,
+    /// Straight from [`Endpoint::call`], which sent it here because it has no `Origin` header:
+    /// the Origin check has nothing to refuse (it is not asked again, a header look-up per
+    /// request), and the answer gets the `Vary` header CORS would have added.
+    Direct,
+}
+
 /// The service at the MCP path.
 ///
 /// CORS matters only to browsers, and a browser's request carries `Origin` (a preflight is an
@@ -347,7 +363,7 @@ where
         let core = Arc::new(core);
         let shared = core.clone();
         let browser = cors.layer(tower::service_fn(move |req: Request| {
-            shared.clone().serve(req, false)
+            shared.clone().serve(req, Route::Cors)
         }));
         Self {
             shared: Arc::new(Shared {
@@ -384,7 +400,7 @@ where
             return Box::pin(browser.oneshot(req));
         }
         let core = self.shared.core.clone();
-        boxed_in_place(move || core.serve(req, true))
+        boxed_in_place(move || core.serve(req, Route::Direct))
     }
 }
 
