@@ -108,9 +108,20 @@ pub fn parse_with_form(
     uri: &Uri,
     form_body: Option<&[u8]>,
 ) -> Result<Option<Bearer>, BearerError> {
+    parse_with_form_knowing(headers, uri, form_body, |_| false)
+}
+
+/// [`parse_with_form`], except that a token for which `checked` is true is known to be of
+/// `b64token` syntax and is not checked again. `checked` must be true only for such tokens.
+pub(crate) fn parse_with_form_knowing(
+    headers: &HeaderMap,
+    uri: &Uri,
+    form_body: Option<&[u8]>,
+    checked: fn(&[u8]) -> bool,
+) -> Result<Option<Bearer>, BearerError> {
     let in_query = uri.query().is_some_and(|q| has_access_token(q.as_bytes()));
     let in_body = form_body.is_some_and(has_access_token);
-    let header = parse_header(headers);
+    let header = parse_header(headers, checked);
     if !in_query && !in_body {
         return header;
     }
@@ -136,7 +147,10 @@ pub fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-fn parse_header(headers: &HeaderMap) -> Result<Option<Bearer>, BearerError> {
+fn parse_header(
+    headers: &HeaderMap,
+    checked: fn(&[u8]) -> bool,
+) -> Result<Option<Bearer>, BearerError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -144,11 +158,18 @@ fn parse_header(headers: &HeaderMap) -> Result<Option<Bearer>, BearerError> {
     if values.next().is_some() {
         return Err(BearerError::MultipleHeaders);
     }
-    parse_value(value)
+    parse_value_knowing(value, checked)
 }
 
 /// Parses one `Authorization` header value.
 pub fn parse_value(value: &HeaderValue) -> Result<Option<Bearer>, BearerError> {
+    parse_value_knowing(value, |_| false)
+}
+
+fn parse_value_knowing(
+    value: &HeaderValue,
+    checked: fn(&[u8]) -> bool,
+) -> Result<Option<Bearer>, BearerError> {
     let bytes = value.as_bytes();
     // Scheme is case-insensitive (RFC 9110 §11.1).
     const SCHEME: &[u8] = b"bearer";
@@ -172,7 +193,7 @@ pub fn parse_value(value: &HeaderValue) -> Result<Option<Bearer>, BearerError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(BearerError::TooLong);
     }
-    if !is_token68(token) {
+    if !checked(token) && !is_token68(token) {
         return Err(BearerError::Malformed);
     }
     Ok(Some(Bearer {
@@ -182,7 +203,7 @@ pub fn parse_value(value: &HeaderValue) -> Result<Option<Bearer>, BearerError> {
 }
 
 /// RFC 6750 §2.1 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_token68(token: &[u8]) -> bool {
+pub(crate) fn is_token68(token: &[u8]) -> bool {
     let padding = token.iter().rev().take_while(|b| **b == b'=').count();
     let body = &token[..token.len() - padding];
     // Every request's token goes through here. Each 32-byte block is checked without an early
@@ -286,6 +307,32 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    /// A token the caller vouches for (`checked`: what the verified-token memo holds) skips only
+    /// the syntax check; every other refusal still applies, and other tokens are still checked.
+    #[test]
+    fn a_token_known_to_be_checked_skips_only_the_syntax_check() {
+        fn knows_a_b(token: &[u8]) -> bool {
+            token == b"a b"
+        }
+        let knowing = |values: &[&str]| {
+            parse_with_form_knowing(&headers(values), &uri(), None, knows_a_b)
+                .map(|b| b.map(|b| b.token().to_owned()))
+        };
+        assert_eq!(knowing(&["Bearer a b"]), Ok(Some("a b".to_owned())));
+        assert_eq!(knowing(&["Bearer a c"]), Err(BearerError::Malformed));
+        assert_eq!(knowing(&["Bearer abc"]), Ok(Some("abc".to_owned())));
+        assert_eq!(
+            knowing(&["Bearer a b", "Bearer a b"]),
+            Err(BearerError::MultipleHeaders)
+        );
+        assert_eq!(knowing(&["Bearer "]), Err(BearerError::Empty));
+        // The public parsers vouch for nothing.
+        assert_eq!(
+            parse(&headers(&["Bearer a b"]), &uri()).map(|b| b.is_some()),
+            Err(BearerError::Malformed)
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //!   which [`CachedVerifier::clear`](super::CachedVerifier::clear) moves on;
 //! - only identities are memoized; refusals and outages always go to the cache.
 //!
-//! The memo holds tokens, not hashes: up to [`SLOTS`] per runtime thread, each overwritten as
+//! The memo holds tokens, not hashes, and only tokens of RFC 6750 `b64token` syntax: the
+//! `Authorization` header parser does not check the syntax of a token the memo holds
+//! ([`holds`]), so a repeated token is checked once per thread rather than on every request.
+//! Up to [`SLOTS`] per runtime thread, each overwritten as
 //! newer tokens arrive (as a request's [`AuthInfo`] holds its own token for as long as the
 //! request runs). A slot whose cache has been dropped is never matched again.
 //!
@@ -102,10 +105,27 @@ pub(super) fn get(owner: u64, generation: u64, token: &[u8]) -> Option<AuthInfo>
     .flatten()
 }
 
+/// Whether this thread's memo holds `token`, byte for byte, for any cache, at any generation
+/// and deadline: then `token` is of `b64token` syntax, as [`put`] keeps no other. Only a token
+/// the memo holds whole is told apart: each slot is compared in constant time.
+pub(crate) fn holds(token: &[u8]) -> bool {
+    MEMO.try_with(|memo| {
+        memo.try_borrow().is_ok_and(|memo| {
+            memo.slots
+                .iter()
+                .flatten()
+                .any(|slot| same_bytes(&slot.token, token))
+        })
+    })
+    .unwrap_or(false)
+}
+
 /// Memoizes `info` for `token` until `until`: in the slot that already holds this token for
-/// this cache, or else in the next slot in turn.
+/// this cache, or else in the next slot in turn. A token that is not of `b64token` syntax is
+/// not memoized ([`holds`] vouches for the syntax of what is kept): one reaches here only
+/// through a [`CachedVerifier`](super::CachedVerifier) called directly, never from a request.
 pub(super) fn put(owner: u64, generation: u64, token: &[u8], info: &AuthInfo, until: Instant) {
-    if until <= Instant::now() {
+    if until <= Instant::now() || !crate::bearer::is_token68(token) {
         return;
     }
     let _ = MEMO.try_with(|memo| {
@@ -264,6 +284,47 @@ mod tests {
             .filter(|i| get(a, 0, format!("t{i}").as_bytes()).is_some())
             .count();
         assert_eq!(kept, SLOTS - 1);
+    }
+
+    /// The memo keeps only `b64token` tokens, so that `holds` vouches for a token's syntax (the
+    /// header parser does not check a token the memo holds). `holds` answers for the whole
+    /// token only, whatever cache or deadline its slot has.
+    #[test]
+    fn holds_only_whole_tokens_of_b64token_syntax() {
+        let (a, b) = (new_owner(), new_owner());
+        put(a, 0, b"abc.DEF-_~+/9==", &info("alice"), later());
+        assert!(holds(b"abc.DEF-_~+/9=="));
+        for part in [
+            &b"abc.DEF-_~+/9="[..],
+            b"abc",
+            b"",
+            b"abc.DEF-_~+/9===",
+            b"x",
+        ] {
+            assert!(!holds(part), "{part:?}");
+        }
+        put(
+            b,
+            0,
+            b"short-lived",
+            &info("bob"),
+            Instant::now() + Duration::from_millis(10),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(get(b, 0, b"short-lived").is_none());
+        assert!(holds(b"short-lived"), "expired, but its syntax was checked");
+        for bad in [
+            &b"has space"[..],
+            b"comma,",
+            b"\xff\xfe",
+            b"=",
+            b"a=b",
+            b"tab\t",
+        ] {
+            put(a, 0, bad, &info("mallory"), later());
+            assert!(!holds(bad), "{bad:?}");
+            assert!(get(a, 0, bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 mod cache;
 mod jwks;
 pub(crate) mod jwt;
-mod memo;
+pub(crate) mod memo;
 pub(crate) mod shared;
 
 use std::{borrow::Cow, future::Future, pin::Pin, sync::Arc, time::Duration};
