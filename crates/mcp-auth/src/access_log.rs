@@ -25,20 +25,52 @@ pub(crate) const ACCESS: &str = "mcp_auth::access";
 /// (in the `http::request::Parts` of its context), where `ScopedToolList::call_tool` fills it.
 /// So the line names the tool rmcp actually ran without reading the body a second time.
 #[derive(Clone, Default)]
-pub(crate) struct CalledTool(Arc<OnceLock<String>>);
+pub(crate) struct CalledTool(Arc<OnceLock<ToolName>>);
 
 impl CalledTool {
     /// Records `name`; the first tool of a batch wins.
     pub(crate) fn record(&self, name: &str) {
         if self.0.get().is_none() {
-            let _ = self.0.set(name.to_owned());
+            let _ = self.0.set(ToolName::new(name));
         }
     }
 
-    fn take(self) -> Option<String> {
-        match Arc::try_unwrap(self.0) {
-            Ok(cell) => cell.into_inner(),
-            Err(shared) => shared.get().cloned(),
+    fn get(&self) -> Option<&str> {
+        self.0.get().map(ToolName::as_str)
+    }
+}
+
+/// A tool's name as [`CalledTool`] keeps it: inline when it is short, as nearly every name is.
+/// It is recorded on the thread that runs the tool and read on the request's: a heap copy
+/// would be freed by another thread than the one that allocated it, which glibc's allocator
+/// pays for with a lock on that thread's arena.
+enum ToolName {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+/// Longest name kept inline, in bytes.
+const INLINE_NAME: usize = 62;
+
+impl ToolName {
+    fn new(name: &str) -> Self {
+        match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= INLINE_NAME => {
+                let mut bytes = [0; INLINE_NAME];
+                bytes[..name.len()].copy_from_slice(name.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(name.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes of a `&str`, whole: never fails.
+            Self::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("")
+            }
+            Self::Heap(name) => name,
         }
     }
 }
@@ -68,14 +100,14 @@ impl Admitted {
     /// The line. `seen`: the tool the step-up guard found in the request, for a request that
     /// never reached a tool (refused by the guard, a batch that failed to parse).
     pub(crate) fn finished(self, response: &Response, seen: Option<String>) {
-        let tool = self.called.take().or(seen);
+        let tool = self.called.get().or(seen.as_deref());
         let caller = self.caller.as_ref();
         tracing::info!(
             target: ACCESS,
             method = %self.method,
             user = caller.map_or("", AuthInfo::user_id),
             client = caller.and_then(AuthInfo::client_id).unwrap_or(""),
-            tool = tool.as_deref(),
+            tool,
             status = response.status().as_u16(),
             duration_us = micros(self.started),
             "request finished"
@@ -111,4 +143,27 @@ pub(crate) fn request_span(req: &Request) -> tracing::Span {
 
 fn micros(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Short names are kept inline, long ones on the heap; either way the name comes back
+    /// whole, multi-byte characters included, and the first name recorded wins.
+    #[test]
+    fn a_called_tool_keeps_the_first_name_whole() {
+        let short = "caf\u{e9}-whoami";
+        let edge = "x".repeat(INLINE_NAME);
+        let long = format!("{}\u{1f600}", "y".repeat(INLINE_NAME));
+        for name in [short, "", edge.as_str(), long.as_str()] {
+            let called = CalledTool::default();
+            assert_eq!(called.get(), None);
+            called.clone().record(name);
+            called.record("second");
+            assert_eq!(called.get(), Some(name));
+        }
+        assert!(matches!(ToolName::new(&edge), ToolName::Inline { .. }));
+        assert!(matches!(ToolName::new(&long), ToolName::Heap(_)));
+    }
 }

@@ -11,7 +11,7 @@
 //! access line written directly"). Here a plain ASCII string is copied as it is, and numbers are
 //! written with `itoa`.
 
-use std::fmt;
+use std::{cell::RefCell, fmt, fmt::Write as _};
 
 use tracing::{Event, Level, Subscriber, field::Field};
 use tracing_subscriber::{
@@ -58,21 +58,38 @@ where
         if meta.target() != ACCESS || writer.has_ansi_escapes() || ctx.event_scope().is_some() {
             return self.full.format_event(ctx, writer, event);
         }
-        // As `Format::format_timestamp` does: a timer that fails is noted, not fatal.
-        if self.timer.format_time(&mut writer).is_err() {
-            writer.write_str("<unknown time>")?;
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        writer.write_str(level_column(*meta.level()))?;
-        writer.write_str(meta.target())?;
-        writer.write_str(": ")?;
-        let mut fields = Fields {
-            writer: &mut writer,
-            first: true,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str("\n")
+        // The line is put together in a buffer of this thread's and handed over whole: pushing
+        // to a `String` directly copies a one-byte separator or quote inline, where each write
+        // to `writer` is a call through `dyn fmt::Write` and a `memcpy` (about thirty per line).
+        LINE.with(|line| {
+            let mut owned = String::new();
+            let mut borrowed = line.try_borrow_mut();
+            let line = match &mut borrowed {
+                Ok(line) => &mut **line,
+                // Only if formatting a line logged another: that one gets a buffer of its own.
+                Err(_) => &mut owned,
+            };
+            line.clear();
+            // As `Format::format_timestamp` does: a timer that fails is noted, not fatal.
+            if self.timer.format_time(&mut Writer::new(line)).is_err() {
+                line.push_str("<unknown time>");
+            }
+            line.push_str(level_column(*meta.level()));
+            line.push_str(meta.target());
+            line.push_str(": ");
+            let mut fields = Fields {
+                line,
+                first: true,
+                result: Ok(()),
+            };
+            event.record(&mut fields);
+            fields.result?;
+            line.push('\n');
+            writer.write_str(line)
+        })
     }
 }
 
@@ -90,63 +107,57 @@ fn level_column(level: Level) -> &'static str {
 
 /// Writes fields as [`super::plain_fields`] does: the message bare, the others `name=value`
 /// with `Debug` values, separated by single spaces.
-struct Fields<'a, 'w> {
-    writer: &'a mut Writer<'w>,
+struct Fields<'a> {
+    line: &'a mut String,
     first: bool,
     result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
+impl Fields<'_> {
     /// Starts a field: the separator, and `name=` unless it is the message.
-    fn start(&mut self, field: &Field) -> fmt::Result {
+    fn start(&mut self, field: &Field) {
         if !std::mem::take(&mut self.first) {
-            self.writer.write_str(" ")?;
+            self.line.push(' ');
         }
         if field.name() != "message" {
-            self.writer.write_str(field.name())?;
-            self.writer.write_str("=")?;
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = self.start(field);
-        }
-        if self.result.is_ok() {
-            self.result = value(self.writer);
+            self.line.push_str(field.name());
+            self.line.push('=');
         }
     }
 }
 
-impl tracing::field::Visit for Fields<'_, '_> {
+impl tracing::field::Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.write(field, |w| {
-            // `Debug` leaves printable ASCII other than `"` and `\` as it is; anything else
-            // gets `Debug`'s own escaping. (No early exit, so the compiler can vectorise it.)
-            let plain = value.bytes().fold(true, |ok, b| {
-                ok & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
-            });
-            if plain {
-                w.write_str("\"")?;
-                w.write_str(value)?;
-                w.write_str("\"")
-            } else {
-                write!(w, "{value:?}")
-            }
+        self.start(field);
+        // `Debug` leaves printable ASCII other than `"` and `\` as it is; anything else gets
+        // `Debug`'s own escaping. (No early exit, so the compiler can vectorise it.)
+        let plain = value.bytes().fold(true, |ok, b| {
+            ok & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
         });
+        if plain {
+            self.line.push('"');
+            self.line.push_str(value);
+            self.line.push('"');
+        } else if self.result.is_ok() {
+            self.result = write!(self.line, "{value:?}");
+        }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.write(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.start(field);
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.write(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.start(field);
+        self.line.push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.write(field, |w| write!(w, "{value:?}"));
+        self.start(field);
+        if self.result.is_ok() {
+            self.result = write!(self.line, "{value:?}");
+        }
     }
 }
 
