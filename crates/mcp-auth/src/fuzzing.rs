@@ -90,8 +90,8 @@ impl StepUpGuard {
     /// Runs the guard on a whole request, as the MCP endpoint does after authentication (the
     /// caller's [`AuthInfo`] in its extensions, the span not recorded): `true` when it passes.
     /// Header look-ups, the bounded body read and the request's re-assembly included.
-    pub async fn passes(&self, req: http::Request<axum::body::Body>) -> bool {
-        self.0.check(req, false, None).await.is_ok()
+    pub async fn passes(&self, mut req: http::Request<axum::body::Body>) -> bool {
+        self.0.check(&mut req, false, None).await.is_ok()
     }
 
     /// What the guard checks for a request with these headers and this body.

@@ -143,17 +143,16 @@ where
             // built on the stack and then copied into this future (1.5 KB here, 5.3 KB for
             // rmcp's below) on every request.
             let prepared = if span.is_disabled() {
-                pipeline.prepare(req, seen_here, &span).await
+                pipeline.prepare(&mut req, seen_here, &span).await
             } else {
                 pipeline
-                    .prepare(req, seen_here, &span)
+                    .prepare(&mut req, seen_here, &span)
                     .instrument(span.clone())
                     .await
             };
             let response = match prepared {
                 Err(refusal) => refusal,
                 Ok(Prepared {
-                    req,
                     lists_tools,
                     session,
                 }) => {
@@ -194,9 +193,8 @@ where
     }
 }
 
-/// A request that passed every check before rmcp, ready for it.
+/// What the checks before rmcp found in a request that passed them all.
 struct Prepared<'a> {
-    req: Request,
     /// A `tools/list` whose answer gets the scoped tools' `securitySchemes` hoisted.
     lists_tools: bool,
     /// Where to record the session the answer opens or closes, when sessions are on.
@@ -228,7 +226,7 @@ impl Pipeline {
     /// `debug`), which gets the tool's name before the tool runs.
     async fn prepare(
         &self,
-        req: Request,
+        req: &mut Request,
         mut seen: Option<&mut Option<String>>,
         span: &tracing::Span,
     ) -> Result<Prepared<'_>, Response> {
@@ -243,13 +241,13 @@ impl Pipeline {
             return Err(too_many_requests(retry_after));
         }
         let session = match &self.sessions {
-            Some(bindings) => match bindings.check(&req) {
+            Some(bindings) => match bindings.check(req) {
                 Ok(check) => Some((bindings, check)),
                 Err(refusal) => return Err(refusal.response()),
             },
             None => None,
         };
-        let (req, lists_tools) = match &self.step_up {
+        let lists_tools = match &self.step_up {
             Some(step_up) => {
                 // The handler names the tool it runs, but too late in two cases, where the
                 // guard looks for it itself: the request's span (at `debug` only) shows the tool
@@ -262,13 +260,11 @@ impl Pipeline {
                 {
                     span.record("tool", name.as_str());
                 }
-                let passed = checked?;
-                (passed.req, passed.lists_tools)
+                checked?.lists_tools
             }
-            None => (req, false),
+            None => false,
         };
         Ok(Prepared {
-            req,
             lists_tools,
             session,
         })

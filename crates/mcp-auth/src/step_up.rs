@@ -112,9 +112,8 @@ pub(crate) struct StepUp {
     marks_tools: bool,
 }
 
-/// A request the guard let through.
+/// What the guard found in a request it let through.
 pub(crate) struct Passed {
-    pub(crate) req: Request,
     /// The request is a `tools/list` (only looked for when some tool has scopes).
     pub(crate) lists_tools: bool,
 }
@@ -548,16 +547,13 @@ impl StepUp {
     /// parse the body for it even when the decision does not need a parse.
     pub(crate) async fn check(
         &self,
-        req: Request,
+        req: &mut Request,
         name_tool: bool,
         mut tool: Option<&mut Option<String>>,
     ) -> Result<Passed, Response> {
         let authenticated = req.extensions().get::<AuthInfo>().is_some();
         if req.method() != Method::POST || !(authenticated || self.marks_tools) {
-            return Ok(Passed {
-                req,
-                lists_tools: false,
-            });
+            return Ok(Passed { lists_tools: false });
         }
         if headers_are_verified(req.headers())
             && let Some(scan) = requested_by_headers(req.headers())
@@ -571,12 +567,12 @@ impl StepUp {
                 return Err(refusal);
             }
             return Ok(Passed {
-                req,
                 lists_tools: scan.lists_tools && self.marks_tools,
             });
         }
-        // Read the body once (bounded), look, and hand the same bytes on.
-        let (parts, body) = req.into_parts();
+        // Read the body once (bounded), look, and hand the same bytes on. The request itself is
+        // not moved: it is some 240 bytes, copied at each move.
+        let body = std::mem::take(req.body_mut());
         let bytes = match http_body_util::Limited::new(body, self.max_body_bytes)
             .collect()
             .await
@@ -594,13 +590,13 @@ impl StepUp {
         if let Some(slot) = tool {
             *slot = scan.first_tool();
         }
-        if let Some(info) = parts.extensions.get::<AuthInfo>()
-            && let Some(refusal) = refuse(self, info, &parts.headers, &scan.items)
+        if let Some(info) = req.extensions().get::<AuthInfo>()
+            && let Some(refusal) = refuse(self, info, req.headers(), &scan.items)
         {
             return Err(refusal);
         }
+        *req.body_mut() = Body::from(bytes);
         Ok(Passed {
-            req: Request::from_parts(parts, Body::from(bytes)),
             lists_tools: scan.lists_tools && self.marks_tools,
         })
     }
