@@ -8,9 +8,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{body::Body, extract::Request, response::Response};
+use axum::{extract::Request, response::Response};
 use http::StatusCode;
-use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use crate::{
@@ -234,19 +233,15 @@ impl State {
 
 /// Reads the whole body (at most `limit` bytes) and puts the same bytes back for the handler.
 async fn read_form(req: &mut Request, limit: usize) -> Result<bytes::Bytes, Response> {
-    let body = std::mem::take(req.body_mut());
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            *req.body_mut() = Body::from(bytes.clone());
-            Ok(bytes)
-        }
-        Err(_) => Err(plain_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "request body too large or unreadable",
-        )),
-    }
+    crate::body::take_whole(req.body_mut(), limit)
+        .await
+        .map_err(|_| {
+            plain_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large or unreadable",
+            )
+        })
 }
 
 async fn authenticate(
@@ -289,7 +284,8 @@ pub(crate) fn merge_scopes(granted: &[String], required: &[String]) -> Vec<Strin
 
 #[cfg(test)]
 mod tests {
-    use axum::{Extension, Router, routing::get};
+    use axum::{Extension, Router, body::Body, routing::get};
+    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     use super::*;

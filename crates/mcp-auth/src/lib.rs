@@ -35,6 +35,7 @@
 mod access_log;
 mod auth_info;
 pub mod bearer;
+mod body;
 mod challenge;
 pub mod clerk;
 mod fleet;

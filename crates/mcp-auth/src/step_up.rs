@@ -26,10 +26,9 @@
 
 use std::{borrow::Cow, fmt};
 
-use axum::{body::Body, extract::Request, response::Response};
+use axum::{extract::Request, response::Response};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, Method};
-use http_body_util::BodyExt;
 use serde::{
     Deserialize, Deserializer,
     de::{IgnoredAny, MapAccess, SeqAccess, Visitor},
@@ -572,19 +571,12 @@ impl StepUp {
         }
         // Read the body once (bounded), look, and hand the same bytes on. The request itself is
         // not moved: it is some 240 bytes, copied at each move.
-        let body = std::mem::take(req.body_mut());
-        let bytes = match http_body_util::Limited::new(body, self.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => {
-                return Err(plain_error(
-                    http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request",
-                    "request body too large or unreadable",
-                ));
-            }
+        let Ok(bytes) = crate::body::take_whole(req.body_mut(), self.max_body_bytes).await else {
+            return Err(plain_error(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large or unreadable",
+            ));
         };
         let scan = self.requested_in_body(&bytes, name_tool);
         if let Some(slot) = tool {
@@ -595,7 +587,6 @@ impl StepUp {
         {
             return Err(refusal);
         }
-        *req.body_mut() = Body::from(bytes);
         Ok(Passed {
             lists_tools: scan.lists_tools && self.marks_tools,
         })
