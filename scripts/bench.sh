@@ -7,6 +7,8 @@
 #   (d) the bad-token path: (b) with an invalid token (401 expected)
 # The floor gets the same request bytes as (b), bearer token included (it ignores the header):
 # reading and parsing an 800-byte header is the cost of the client's request, not of checking it.
+# And it answers with the same body as (b)'s whoami for the tokens minted here (same user id,
+# client and scopes; checked below): writing the answer is the tool's cost, not authentication's.
 # Every server logs at warn (RUST_LOG=warn), the level a loaded production server runs at.
 # Tokens and keys come from mcp-auth-issuer started here. Prints req/s, p50, p99, non-2xx,
 # peak RSS, the ratio to (a), and the server's CPU time per request with its ratio to (a)'s.
@@ -93,6 +95,12 @@ mint() { # issuer-port resource
     -H 'Content-Type: application/json' \
     -d "{\"user_id\":\"user_2aliceQx7Vn3Kp9Lm2Rt8Wz4Yb6\",\"client_id\":\"bench\",\"scopes\":[\"profile\",\"email\"],\"resource\":\"$2\"}" |
     sed -E 's/.*"token":"([^"]+)".*/\1/'
+}
+
+answer() { # port token: the body of one whoami call
+  curl -s -X POST "http://127.0.0.1:$1/mcp" -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' -H "Authorization: Bearer $2" \
+    -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 }
 
 start_timed() { # name port cmd... ; records start-to-ready time in READY_MS; output to $OUT
@@ -273,6 +281,15 @@ OUT=$LOGDIR/warn.log start_timed log-oidc-warn $LOG_OIDC_WARN_PORT env RUST_LOG=
 LOG_OIDC_WARN_PID=$LAST_PID
 JWT_L=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_PORT/mcp")
 JWT_LW=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_WARN_PORT/mcp")
+# The ratios measure authentication alone only if every stack answers with the same bytes.
+floor_body=$(answer $LOG_FLOOR_PORT "$JWT_L")
+for check in "$LOG_OIDC_PORT $JWT_L" "$LOG_OIDC_WARN_PORT $JWT_LW"; do
+  body=$(answer $check)
+  if [[ $body != "$floor_body" ]]; then
+    echo "the floor's answer differs from the oidc example's:" >&2
+    echo "  floor: $floor_body" >&2; echo "  oidc:  $body" >&2; exit 1
+  fi
+done
 for round in $(seq 1 "$ROUNDS"); do
   THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"
   THREADS=1 LOGFILE=$LOGDIR/as-shipped.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"

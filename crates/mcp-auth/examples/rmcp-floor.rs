@@ -2,6 +2,11 @@
 //! Streamable HTTP) with no authentication at all. `scripts/bench.sh` measures every mcp-auth
 //! stack as a ratio of this.
 //!
+//! It answers with the identity in the tokens `scripts/bench.sh` mints ([`BENCH_USER`], client
+//! `bench`, scopes `profile email`), so its answer is byte for byte the body the authenticated
+//! stacks' `whoami` sends: a ratio to it is the cost of authentication and of nothing else (the
+//! script checks that the bodies match).
+//!
 //! Run with `cargo run --release -p mcp-auth --example rmcp-floor -- 8790`; add `--sessions`
 //! for rmcp's session mode (the floor for opening sessions).
 
@@ -19,6 +24,9 @@ use rmcp::{
     },
 };
 use serde_json::json;
+
+/// The user id in the tokens `scripts/bench.sh` mints.
+const BENCH_USER: &str = "user_2aliceQx7Vn3Kp9Lm2Rt8Wz4Yb6";
 
 #[derive(Clone)]
 struct Floor;
@@ -48,9 +56,9 @@ impl ServerHandler for Floor {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let mut result = CallToolResult::structured(json!({
-            "user_id": "user_bench", "client_id": "bench", "scopes": ["profile", "email"],
+            "user_id": BENCH_USER, "client_id": "bench", "scopes": ["profile", "email"],
         }));
-        result.content = vec![rmcp::model::ContentBlock::text("user_bench")];
+        result.content = vec![rmcp::model::ContentBlock::text(BENCH_USER)];
         Ok(result.into())
     }
 }
