@@ -24,6 +24,8 @@
 //!   the `tools/list` wrapper that marks scoped tools (and optionally hides them).
 //! - `scopes`: [`ScopeHierarchy`] and the `offline_access` rule.
 //! - `step_up` / `session`: per-tool scope challenges and session-to-identity binding.
+//! - `body`: reading a request body whole within a limit, for the steps that look at it before
+//!   its handler (the form-body token check and the step-up guard).
 //! - `pipeline`: the MCP endpoint as one service: CORS for browsers, then Origin, body size,
 //!   auth, session binding, step-up, the access line (`access_log`).
 //! - `server`: [`McpServer::builder`], which wires everything into one `Router`.
