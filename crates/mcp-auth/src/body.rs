@@ -7,13 +7,30 @@
 //! MCP request's body nearly always arrives as one chunk, which is handed on as it is: no copy
 //! and no allocation beyond the body put back (`BENCHMARKS.md`, "Reading the body once").
 
-use axum::body::{Body, HttpBody};
+use axum::{
+    body::{Body, HttpBody},
+    response::Response,
+};
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 use http_body_util::BodyExt;
+
+use crate::challenge::plain_error;
 
 /// The body could not be read whole: longer than the limit, or the connection failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Unreadable;
+
+impl Unreadable {
+    /// The answer to a request whose body could not be read: 413 `invalid_request`.
+    pub(crate) fn response(self) -> Response {
+        plain_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "request body too large or unreadable",
+        )
+    }
+}
 
 /// Reads `body` whole, at most `limit` bytes (more is [`Unreadable`], as with
 /// `http_body_util::Limited`), and leaves a body of the same bytes in its place. Trailers are

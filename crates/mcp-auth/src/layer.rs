@@ -9,13 +9,12 @@ use std::{
 };
 
 use axum::{extract::Request, response::Response};
-use http::StatusCode;
 use tower::{Layer, Service};
 
 use crate::{
     AuthInfo,
     bearer::{self, Bearer},
-    challenge::{AuthError, Challenge, plain_error},
+    challenge::{AuthError, Challenge},
     scopes::ScopeHierarchy,
     verify::{TokenVerifier, memo},
 };
@@ -208,7 +207,9 @@ impl State {
         // Only form bodies can carry a token (RFC 6750 §2.2), so only they are read: MCP
         // requests (JSON) and most others never pay for this.
         let form = if bearer::is_form(req.headers()) {
-            Some(read_form(req, self.max_form_bytes).await?)
+            // Read whole (at most `max_form_bytes`), and the same bytes put back for the handler.
+            let read = crate::body::take_whole(req.body_mut(), self.max_form_bytes).await;
+            Some(read.map_err(crate::body::Unreadable::response)?)
         } else {
             None
         };
@@ -229,19 +230,6 @@ impl State {
             }
         }
     }
-}
-
-/// Reads the whole body (at most `limit` bytes) and puts the same bytes back for the handler.
-async fn read_form(req: &mut Request, limit: usize) -> Result<bytes::Bytes, Response> {
-    crate::body::take_whole(req.body_mut(), limit)
-        .await
-        .map_err(|_| {
-            plain_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body too large or unreadable",
-            )
-        })
 }
 
 async fn authenticate(
@@ -285,6 +273,7 @@ pub(crate) fn merge_scopes(granted: &[String], required: &[String]) -> Vec<Strin
 #[cfg(test)]
 mod tests {
     use axum::{Extension, Router, body::Body, routing::get};
+    use http::StatusCode;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 

@@ -36,7 +36,7 @@ use serde::{
 
 use crate::{
     AuthInfo,
-    challenge::{AuthError, Challenge, plain_error},
+    challenge::{AuthError, Challenge},
     layer::merge_scopes,
     resource_scopes::ResourceScopes,
     scopes::ScopeHierarchy,
@@ -571,13 +571,9 @@ impl StepUp {
         }
         // Read the body once (bounded), look, and hand the same bytes on. The request itself is
         // not moved: it is some 240 bytes, copied at each move.
-        let Ok(bytes) = crate::body::take_whole(req.body_mut(), self.max_body_bytes).await else {
-            return Err(plain_error(
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body too large or unreadable",
-            ));
-        };
+        let bytes = crate::body::take_whole(req.body_mut(), self.max_body_bytes)
+            .await
+            .map_err(crate::body::Unreadable::response)?;
         let scan = self.requested_in_body(&bytes, name_tool);
         if let Some(slot) = tool {
             *slot = scan.first_tool();
