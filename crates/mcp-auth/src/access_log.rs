@@ -1,10 +1,14 @@
 //! The access log: one line per MCP request at `info`, target `mcp_auth::access`, with the
 //! method, the caller (user and client), the tool, the status and the duration. Never the token.
 //!
-//! The line is one event written when the response is ready, every field in it. It used to be
-//! an event inside a span carrying the caller and the tool; the span cost a registry entry, its
-//! fields formatted up front, and subscriber work on every poll of every task rmcp runs for the
-//! request, a third of what the line cost (`BENCHMARKS.md`, "The access line as one event").
+//! The line is one event written when the response is ready, every field in it. Under this
+//! crate's own subscriber (`logging::init`) the same bytes skip the event machinery and go
+//! straight to the log writer (`logging::direct`); under any other it is an ordinary event.
+//!
+//! It used to be an event inside a span carrying the caller and the tool; the span cost a
+//! registry entry, its fields formatted up front, and subscriber work on every poll of every
+//! task rmcp runs for the request, a third of what the line cost (`BENCHMARKS.md`, "The access
+//! line as one event").
 //! The span is still there at `debug` (`mcp_auth::access=debug`), for a tool's own events.
 
 use std::{
@@ -13,6 +17,7 @@ use std::{
 };
 
 use axum::{extract::Request, response::Response};
+use tracing::{Level, metadata::Kind};
 
 use crate::AuthInfo;
 
@@ -100,37 +105,115 @@ impl Admitted {
     /// The line. `seen`: the tool the step-up guard found in the request, for a request that
     /// never reached a tool (refused by the guard, a batch that failed to parse).
     pub(crate) fn finished(self, response: &Response, seen: Option<String>) {
-        let tool = self.called.get().or(seen.as_deref());
         let caller = self.caller.as_ref();
-        tracing::info!(
-            target: ACCESS,
-            method = %self.method,
-            user = caller.map_or("", AuthInfo::user_id),
-            client = caller.and_then(AuthInfo::client_id).unwrap_or(""),
-            tool,
-            status = response.status().as_u16(),
-            duration_us = micros(self.started),
-            "request finished"
-        );
+        Line {
+            method: &self.method,
+            caller: Some(Caller {
+                user: caller.map_or("", AuthInfo::user_id),
+                client: caller.and_then(AuthInfo::client_id).unwrap_or(""),
+                tool: self.called.get().or(seen.as_deref()),
+            }),
+            status: response.status().as_u16(),
+            duration_us: micros(self.started),
+        }
+        .emit();
     }
 }
 
-/// The line of a request refused before it had an identity (bad Origin, too large, no or a bad
-/// token). The reason is logged at `debug` where the refusal is decided.
-pub(crate) fn refused(req: &Request, refusal: &Response, started: Instant) {
-    tracing::info!(
+/// Whether an admitted request's line is wanted: what the filter decides for that line's
+/// callsite (its target, level and field names: a directive may name fields, as in
+/// `mcp_auth::access[{user}]=info`). Asked once per request, before anything is noted for the
+/// line. A refused request's line has a subset of these fields, so it is wanted only if this
+/// one is; [`refused`] asks for its own.
+pub(crate) fn wanted() -> bool {
+    // `kind: EVENT`: `EnvFilter` matches a directive's field names only against an event's.
+    tracing::enabled!(
+        kind: Kind::EVENT,
         target: ACCESS,
-        method = %req.method(),
-        status = refusal.status().as_u16(),
-        duration_us = micros(started),
-        "request refused"
-    );
+        Level::INFO,
+        { message, method, user, client, tool, status, duration_us }
+    )
+}
+
+/// The line of a request refused before it had an identity (bad Origin, too large, no or a bad
+/// token), if [`wanted`] said yes. The reason is logged at `debug` where the refusal is decided.
+pub(crate) fn refused(req: &Request, refusal: &Response, started: Instant) {
+    if !tracing::enabled!(
+        kind: Kind::EVENT,
+        target: ACCESS,
+        Level::INFO,
+        { message, method, status, duration_us }
+    ) {
+        return;
+    }
+    Line {
+        method: req.method(),
+        caller: None,
+        status: refusal.status().as_u16(),
+        duration_us: micros(started),
+    }
+    .emit();
+}
+
+/// One access line's fields.
+pub(crate) struct Line<'a> {
+    pub(crate) method: &'a http::Method,
+    /// Who called and which tool ran: `None` for a request refused before it had an identity,
+    /// whose line has none of the three fields ("request refused").
+    pub(crate) caller: Option<Caller<'a>>,
+    pub(crate) status: u16,
+    pub(crate) duration_us: u64,
+}
+
+/// The fields of an admitted request's line ("request finished").
+pub(crate) struct Caller<'a> {
+    /// Empty for an anonymous request (optional authentication).
+    pub(crate) user: &'a str,
+    pub(crate) client: &'a str,
+    /// Left out of the line when no tool was named.
+    pub(crate) tool: Option<&'a str>,
+}
+
+impl Line<'_> {
+    /// Writes the line, which the filter wants (see [`wanted`]): straight to the log writer
+    /// when this crate's own subscriber ([`crate::logging::init`]) is the one in use, else as
+    /// a `tracing` event, which any subscriber can filter, format and send where it likes.
+    /// The bytes are the same either way.
+    pub(crate) fn emit(&self) {
+        #[cfg(feature = "logging")]
+        if crate::logging::direct::write(self) {
+            return;
+        }
+        match &self.caller {
+            Some(caller) => tracing::info!(
+                target: ACCESS,
+                method = %self.method,
+                user = caller.user,
+                client = caller.client,
+                tool = caller.tool,
+                status = self.status,
+                duration_us = self.duration_us,
+                "request finished"
+            ),
+            None => tracing::info!(
+                target: ACCESS,
+                method = %self.method,
+                status = self.status,
+                duration_us = self.duration_us,
+                "request refused"
+            ),
+        }
+    }
 }
 
 /// One span per admitted request, at `debug`, with who called and which tool (recorded by the
 /// pipeline once the step-up guard has looked): a tool's own events carry it. At the default
 /// `info` it is never created. Never the token.
 pub(crate) fn request_span(req: &Request) -> tracing::Span {
+    // Before the extension look-up the span's fields need: at `info` there is no span.
+    if !tracing::level_enabled!(Level::DEBUG) {
+        return tracing::Span::none();
+    }
     let auth = req.extensions().get::<AuthInfo>();
     tracing::debug_span!(
         target: ACCESS,

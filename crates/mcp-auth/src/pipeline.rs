@@ -30,11 +30,10 @@ use rmcp::{
 };
 use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
 use tower_http::cors::CorsLayer;
-use tracing::{Instrument, Level};
+use tracing::Instrument;
 
 use crate::{
-    AuthInfo,
-    access_log::{self, ACCESS},
+    AuthInfo, access_log,
     challenge::plain_error,
     layer,
     rate_limit::{RateLimiter, too_many_requests},
@@ -112,9 +111,9 @@ where
         route: Route,
     ) -> Result<Response, Infallible> {
         let pipeline = &self.pipeline;
-        // Whether the access line is wanted: one cached callsite check. A server logging at
-        // `warn` takes no note of the caller or the tool.
-        let log = tracing::enabled!(target: ACCESS, Level::INFO);
+        // Whether the access line is wanted: one callsite check. A server logging at `warn`
+        // takes no note of the caller or the tool.
+        let log = access_log::wanted();
         // One clock reading serves the access line and the metrics.
         #[cfg(feature = "metrics")]
         let timed = log || pipeline.metrics;

@@ -13,8 +13,9 @@
 //! - fields are written `name=value` without the per-field styling of `tracing-subscriber`'s
 //!   default field formatter, the timestamp is the default layout written from a per-second
 //!   cache, and colour codes only go to a terminal;
-//! - the access line, in that same layout byte for byte, is written directly rather than
-//!   through `core::fmt` (other events, and any event inside a span, take the default path).
+//! - the access line, in that same layout byte for byte, is written straight to the log
+//!   writer, without going through `tracing`'s event dispatch and `core::fmt` (other events,
+//!   an access line inside a span, and every line when colours are on take the default path).
 //!
 //! `BENCHMARKS.md` ("Logging defaults") measures each of these choices.
 //!
@@ -28,7 +29,7 @@
 
 mod batch;
 mod clock;
-mod line;
+pub(crate) mod direct;
 
 use std::{
     fmt,
@@ -36,9 +37,15 @@ use std::{
 };
 
 use tracing_subscriber::{
-    EnvFilter,
+    EnvFilter, Registry,
     field::MakeExt as _,
-    fmt::{FormatFields, format::Writer},
+    fmt::{
+        FormatEvent, FormatFields,
+        format::{Format, Writer},
+        time::FormatTime,
+    },
+    layer::SubscriberExt as _,
+    util::SubscriberInitExt as _,
 };
 
 /// The default filter of this project's binaries: every `info` line, the access lines among
@@ -73,17 +80,52 @@ pub fn init(default_filter: &str) -> Result<LogGuard, InitError> {
     };
     let (writer, thread) = batch::start(io::stdout(), batch::Limits::DEFAULT)
         .map_err(|e| InitError(format!("the log thread could not be started: {e}")))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        // Colour codes cost several times the formatting of the line itself, and do not
-        // belong in a file.
-        .with_ansi(io::stdout().is_terminal())
-        .event_format(line::Lines::new(clock::UtcMicros))
-        .fmt_fields(plain_fields())
-        .with_writer(writer)
+    // Colour codes cost several times the formatting of the line itself, and do not belong in
+    // a file.
+    subscriber(filter, writer, io::stdout().is_terminal())
         .try_init()
         .map_err(|e| InitError(format!("logging could not be set up: {e}")))?;
     Ok(LogGuard(thread))
+}
+
+/// The subscriber [`init`] installs, writing through `writer`: the default layout with
+/// `name=value` fields ([`plain_fields`]) and the given timer, colours when `ansi`, and the
+/// access line written directly when not (see `direct`).
+fn subscriber(
+    filter: EnvFilter,
+    writer: batch::BatchWriter,
+    ansi: bool,
+) -> impl tracing::Subscriber + Send + Sync + 'static {
+    let timer = clock::UtcMicros;
+    let events = Format::default().with_timer(timer);
+    subscriber_with(filter, writer, ansi, timer, plain_fields(), events)
+}
+
+/// [`subscriber`] with another timer, field and event format, for tests.
+fn subscriber_with<T, N, E>(
+    filter: EnvFilter,
+    writer: batch::BatchWriter,
+    ansi: bool,
+    timer: T,
+    fields: N,
+    events: E,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    T: FormatTime + Send + Sync + 'static,
+    N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+    E: FormatEvent<Registry, N> + Send + Sync + 'static,
+{
+    // Only a plain subscriber gets the direct path: with colours the access line is styled,
+    // which only the event path does.
+    let direct = (!ansi).then(|| direct::Direct::new(writer.clone(), timer));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .fmt_fields(fields)
+        .event_format(events)
+        .with_writer(writer)
+        .finish()
+        .with(direct)
 }
 
 /// Why [`init`] failed.
