@@ -4,8 +4,9 @@
 //! As a `tracing` event, the access line goes through the dispatcher, the event's value set
 //! and a `Visit` call per field, the fmt layer's own buffer, a `core::fmt` write for the
 //! method, and is copied once more from the fmt layer's buffer into the log batch: more than a
-//! third of what the line cost (`BENCHMARKS.md`, "The access line without the event"). Here the pipeline's fields are written in the same layout, byte for byte, into
-//! this thread's line buffer and handed to the same log writer.
+//! third of what the line cost (`BENCHMARKS.md`, "The access line without the event"). Here
+//! the pipeline's fields are written in the same layout, byte for byte, into this thread's
+//! line buffer and handed to the same log writer.
 //!
 //! Nothing else changes:
 //! - the filter decision is the one the event's own callsite would get (same target, level
@@ -154,11 +155,7 @@ fn push_quoted(line: &mut String, value: &str) -> fmt::Result {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io,
-        sync::{Arc, Mutex},
-        time::Instant,
-    };
+    use std::time::Instant;
 
     use axum::{body::Body, extract::Request, response::Response};
     use http::{Method, StatusCode};
@@ -170,27 +167,8 @@ mod tests {
     use super::*;
     use crate::{
         access_log::{self, Caller},
-        logging::{batch, plain_fields, subscriber_with},
+        logging::{batch, plain_fields, subscriber_with, tests::Captured},
     };
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
 
     /// A timer that always writes the same instant, so two paths' lines can be compared.
     #[derive(Clone, Copy)]

@@ -157,8 +157,9 @@ mod tests {
 
     use super::*;
 
+    /// An output that keeps what is written to it, for this module's tests and `direct`'s.
     #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Captured(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -167,6 +168,12 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    impl Captured {
+        pub(super) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
 
@@ -192,7 +199,7 @@ mod tests {
                 "request finished"
             );
         });
-        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line = captured.text();
         assert_eq!(
             line,
             " INFO mcp_auth::access: request finished method=POST user=\"user_1\" \
