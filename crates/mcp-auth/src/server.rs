@@ -108,7 +108,7 @@ pub struct McpServerBuilder {
     optional_auth: bool,
     health_checks: bool,
     #[cfg(feature = "metrics")]
-    metrics: Option<crate::metrics::PrometheusHandle>,
+    metrics: Option<crate::metrics::MetricsHandle>,
     cancellation: CancellationToken,
     rate_limit: Option<RateLimit>,
     shared_store: Option<FleetStore>,
@@ -539,7 +539,7 @@ impl McpServerBuilder {
     /// Default: off.
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-    pub fn metrics(mut self, handle: crate::metrics::PrometheusHandle) -> Self {
+    pub fn metrics(mut self, handle: crate::metrics::MetricsHandle) -> Self {
         self.metrics = Some(handle);
         self
     }

@@ -4,6 +4,7 @@
 //! cache's hits and misses, the Backend API calls by status, and request durations.
 //!
 //! The recorder is global to the process: every figure is a difference between two scrapes.
+//! Requests are counted per thread, and added up by the handle as it renders.
 //! Needs the feature (`required-features` in Cargo.toml): `cargo test -p mcp-auth --features
 //! metrics --test metrics`.
 
@@ -158,6 +159,37 @@ async fn metrics_count_outcomes_cache_and_backend_calls() {
             &before,
             &after,
             "mcp_auth_requests_total",
+            &[r#"outcome="forbidden""#]
+        ),
+        1.0
+    );
+
+    // The handle rendered directly (as on a metrics port of the server's own) has the figures
+    // counted per thread too.
+    let before = handle.render();
+    let resp = post(
+        &s.mcp,
+        Some(&s.token("user_alice", "openid")),
+        &call("admin-report", json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let after = handle.render();
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "mcp_auth_requests_total",
+            &[r#"outcome="forbidden""#]
+        ),
+        1.0
+    );
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "mcp_auth_request_duration_seconds_count",
             &[r#"outcome="forbidden""#]
         ),
         1.0

@@ -15,6 +15,17 @@
 //! | `mcp_auth_redis_fallbacks_total` | counter | | shared-store (Redis) operations not done because the store failed, timed out or was out, the replica using its own cache, backoff and rate limit instead (feature `redis`; [`FleetStats::fallbacks`](crate::FleetStats)) |
 //!
 //! All names start with `mcp_auth_`.
+//!
+//!
+//! Under the recorder [`install_recorder`] installs, the figures every request moves (the first
+//! three above) are counted by each runtime thread on its own, rather than in the recorder's
+//! counters that every thread would write, and [`MetricsHandle::render`] adds them up. The
+//! other two, and anything the application records through the facade, go to the recorder.
+
+#[cfg(feature = "metrics")]
+mod exposition;
+#[cfg(feature = "metrics")]
+mod tally;
 
 /// Where [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics) serves the metrics.
 pub const METRICS_PATH: &str = "/metrics";
@@ -50,26 +61,26 @@ pub(crate) enum CacheLayer {
 pub(crate) fn verify_cache(layer: CacheLayer, hit: bool) {
     #[cfg(feature = "metrics")]
     {
-        let index = match layer {
+        let kind = match layer {
             CacheLayer::Local => 0,
             CacheLayer::Shared => 2,
         } + usize::from(hit);
-        let register = || {
-            ::metrics::counter!(
-                VERIFY_CACHE_TOTAL,
-                "layer" => match layer { CacheLayer::Local => "local", CacheLayer::Shared => "shared" },
-                "result" => if hit { "hit" } else { "miss" },
-            )
-        };
-        match HANDLES.get() {
-            Some(handles) => handles.verify_cache[index]
-                .get_or_init(register)
-                .increment(1),
-            None => register().increment(1),
+        if tallying() {
+            tally::verify_cache(kind);
+        } else {
+            verify_cache_counter(kind).increment(1);
         }
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (layer, hit);
+}
+
+/// `mcp_auth_verify_cache_total`'s series for a look-up of kind `kind` (local miss, local hit,
+/// shared miss, shared hit), from the recorder in use.
+#[cfg(feature = "metrics")]
+fn verify_cache_counter(kind: usize) -> ::metrics::Counter {
+    let (layer, result) = exposition::verify_cache_labels(kind);
+    ::metrics::counter!(VERIFY_CACHE_TOTAL, "layer" => layer, "result" => result)
 }
 
 /// Counts one shared-store operation not done (store failed, timed out or out): the replica used
@@ -95,10 +106,14 @@ pub(crate) fn backend_api_call(status: Option<u16>) {
     let _ = status;
 }
 
-/// How a request to the MCP endpoint can end: the `outcome` label, with its `reason` where it
-/// has one. The index of an entry is its slot in [`Handles`].
+/// How many ways a request can end ([`OUTCOMES`]).
 #[cfg(feature = "metrics")]
-const OUTCOMES: [(&str, Option<&str>); 8] = [
+const OUTCOME_COUNT: usize = 8;
+
+/// How a request to the MCP endpoint can end: the `outcome` label, with its `reason` where it
+/// has one. The index of an entry is its place in the tallies ([`tally`]).
+#[cfg(feature = "metrics")]
+const OUTCOMES: [(&str, Option<&str>); OUTCOME_COUNT] = [
     ("ok", None),
     ("unauthorized", Some("missing_token")),
     ("unauthorized", Some("invalid_token")),
@@ -136,62 +151,95 @@ fn outcome(response: &http::Response<axum::body::Body>) -> usize {
 #[cfg(feature = "metrics")]
 pub(crate) fn request(response: &http::Response<axum::body::Body>, started: std::time::Instant) {
     let index = outcome(response);
-    let (outcome, reason) = OUTCOMES[index];
-    let counter = || match reason {
-        Some(reason) => {
-            ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome, "reason" => reason)
-        }
-        None => ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome),
-    };
-    let histogram = || ::metrics::histogram!(REQUEST_DURATION_SECONDS, "outcome" => outcome);
-    let seconds = started.elapsed().as_secs_f64();
-    match HANDLES.get() {
-        Some(handles) => {
-            handles.requests[index].get_or_init(counter).increment(1);
-            // Both `unauthorized` reasons share one histogram (it has no `reason` label).
-            let slot = if index == 2 { 1 } else { index };
-            handles.durations[slot]
-                .get_or_init(histogram)
-                .record(seconds);
-        }
-        None => {
-            counter().increment(1);
-            histogram().record(seconds);
-        }
+    // Both `unauthorized` reasons share one histogram (it has no `reason` label).
+    let histogram = if index == 2 { 1 } else { index };
+    let elapsed = started.elapsed();
+    if tallying() {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        tally::request(index, histogram, nanos);
+    } else {
+        requests_counter(index).increment(1);
+        durations_histogram(histogram).record(elapsed.as_secs_f64());
     }
 }
 
-/// Handles registered with the recorder [`install_recorder`] installed, each on its first use
-/// (so a series appears in `/metrics` when first counted, as with the `metrics` macros).
-///
-/// Registering through the `metrics` macros on every request costs a registry look-up each
-/// time: the key and its labels are built (and allocated) and hashed, a shard of the registry
-/// is locked and the handle's `Arc` cloned and dropped, three times per request. A handle
-/// kept here is one atomic add. Only set once `install_recorder` has made the Prometheus
-/// recorder the process's global recorder, which can never be replaced afterwards, so a kept
-/// handle points at the recorder the macros would find (outside a
-/// `metrics::with_local_recorder` scope); with any other global recorder (or none) the macros
-/// are used as before.
+/// `mcp_auth_requests_total`'s series for outcome `index`, from the recorder in use.
 #[cfg(feature = "metrics")]
-struct Handles {
-    /// `mcp_auth_requests_total`, by [`OUTCOMES`] index.
-    requests: [std::sync::OnceLock<::metrics::Counter>; 8],
-    /// `mcp_auth_request_duration_seconds`, by [`OUTCOMES`] index (slot 2 unused: the
-    /// histogram has no `reason`).
-    durations: [std::sync::OnceLock<::metrics::Histogram>; 8],
-    /// `mcp_auth_verify_cache_total`: local miss, local hit, shared miss, shared hit.
-    verify_cache: [std::sync::OnceLock<::metrics::Counter>; 4],
+fn requests_counter(index: usize) -> ::metrics::Counter {
+    match OUTCOMES[index] {
+        (outcome, Some(reason)) => {
+            ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome, "reason" => reason)
+        }
+        (outcome, None) => ::metrics::counter!(REQUESTS_TOTAL, "outcome" => outcome),
+    }
+}
+
+/// `mcp_auth_request_duration_seconds`'s series for outcome `index`, from the recorder in use.
+#[cfg(feature = "metrics")]
+fn durations_histogram(index: usize) -> ::metrics::Histogram {
+    ::metrics::histogram!(REQUEST_DURATION_SECONDS, "outcome" => OUTCOMES[index].0)
+}
+
+/// Whether the figures every request moves are tallied ([`tally`]) rather than recorded through
+/// the `metrics` facade: once [`install_recorder`] has made the Prometheus recorder the
+/// process's global recorder, which can never be replaced afterwards, so its
+/// [`MetricsHandle`] is the one that renders them. With any other global recorder (or none)
+/// they go through the facade to it.
+#[cfg(feature = "metrics")]
+static TALLYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(feature = "metrics")]
+#[inline]
+fn tallying() -> bool {
+    TALLYING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Renders the metrics in the Prometheus text format: the Prometheus recorder's, and the
+/// figures this crate counts per thread. From [`install_recorder`]; give it to
+/// [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics) to serve it at
+/// `GET /metrics`, or render it yourself (on a port of your own, say).
+///
+/// Render this handle, not the [`PrometheusHandle`] inside it: that one lacks
+/// `mcp_auth_requests_total`, `mcp_auth_request_duration_seconds` and
+/// `mcp_auth_verify_cache_total`.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+#[derive(Debug, Clone)]
+pub struct MetricsHandle {
+    prometheus: PrometheusHandle,
 }
 
 #[cfg(feature = "metrics")]
-static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
+impl MetricsHandle {
+    /// Every metric, in the Prometheus text format (version 0.0.4).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let handle = mcp_auth::metrics::install_recorder()?;
+    /// let text = handle.render();
+    /// # let _ = text; Ok(()) }
+    /// ```
+    pub fn render(&self) -> String {
+        let mut text = self.prometheus.render();
+        if tallying() {
+            exposition::write(&tally::Totals::now(), &mut text);
+        }
+        text
+    }
+
+    /// The Prometheus recorder's own handle (for what only it offers; see above for rendering).
+    pub fn prometheus(&self) -> &PrometheusHandle {
+        &self.prometheus
+    }
+}
 
 /// Installs the Prometheus recorder as the process's global `metrics` recorder, with this
-/// crate's histogram buckets and descriptions, and returns the handle that renders it (give it
-/// to [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics)). A process has one
-/// global recorder: the first call installs it, later calls return the same handle (so every
-/// server in the process reports into one registry). Upkeep (draining histogram samples into
-/// their buckets) runs every 5 s on a thread of its own, and each time `/metrics` renders.
+/// crate's descriptions, and returns the handle that renders it with this crate's per-thread
+/// figures (give it to [`McpServerBuilder::metrics`](crate::McpServerBuilder::metrics)). A
+/// process has one global recorder: the first call installs it, later calls return the same
+/// handle (so every server in the process reports into one registry). Upkeep (draining the
+/// samples of histograms recorded through the facade into their buckets) runs every 5 s on a
+/// thread of its own, and each time the handle renders.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -204,29 +252,26 @@ static HANDLES: std::sync::OnceLock<Handles> = std::sync::OnceLock::new();
 /// When another global recorder was installed first.
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-pub fn install_recorder() -> Result<PrometheusHandle, InstallError> {
-    static INSTALLED: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+pub fn install_recorder() -> Result<MetricsHandle, InstallError> {
+    static INSTALLED: std::sync::Mutex<Option<MetricsHandle>> = std::sync::Mutex::new(None);
     let mut installed = INSTALLED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
     }
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(REQUEST_DURATION_SECONDS.into()),
-            DURATION_BUCKETS,
-        )
-        .map_err(|e| InstallError(e.to_string()))?
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| InstallError(e.to_string()))?;
     describe();
     // The exporter keeps every histogram sample until upkeep drains it into the histogram's
     // buckets. `install_recorder` (unlike the exporter's own `install`) starts no upkeep, so
-    // with upkeep only at scrape time a server nobody scrapes grew by every request it served
-    // (about 100 MiB after a million requests in scripts/bench.sh). Drained every 5 s, the
-    // exporter's own default period, by a thread: this function may run outside a runtime.
-    let upkeep = handle.clone();
+    // with upkeep only at scrape time a server nobody scrapes grew by every sample recorded
+    // (about 100 MiB per million requests in scripts/bench.sh, when the request durations were
+    // such samples). This crate's durations are tallied now, but an application's own
+    // histograms go to this recorder. Drained every 5 s, the exporter's own default period, by
+    // a thread: this function may run outside a runtime.
+    let upkeep = prometheus.clone();
     std::thread::Builder::new()
         .name("mcp-auth-metrics-upkeep".into())
         .spawn(move || {
@@ -236,11 +281,8 @@ pub fn install_recorder() -> Result<PrometheusHandle, InstallError> {
             }
         })
         .map_err(|e| InstallError(format!("cannot start the upkeep thread: {e}")))?;
-    let _ = HANDLES.set(Handles {
-        requests: Default::default(),
-        durations: Default::default(),
-        verify_cache: Default::default(),
-    });
+    TALLYING.store(true, std::sync::atomic::Ordering::Relaxed);
+    let handle = MetricsHandle { prometheus };
     *installed = Some(handle.clone());
     Ok(handle)
 }
@@ -260,20 +302,11 @@ pub struct InstallError(String);
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
-/// The `# HELP` lines.
+/// The `# HELP` lines of the figures recorded through the recorder (the tallied ones have
+/// theirs in [`exposition`]).
 #[cfg(feature = "metrics")]
 fn describe() {
-    use ::metrics::{Unit, describe_counter, describe_histogram};
-    describe_counter!(REQUESTS_TOTAL, "Requests to the MCP endpoint, by outcome.");
-    describe_histogram!(
-        REQUEST_DURATION_SECONDS,
-        Unit::Seconds,
-        "Time to answer a request to the MCP endpoint, by outcome."
-    );
-    describe_counter!(
-        VERIFY_CACHE_TOTAL,
-        "Verified-token cache look-ups, by layer (local, shared) and result (hit, miss)."
-    );
+    use ::metrics::describe_counter;
     describe_counter!(
         BACKEND_API_CALLS_TOTAL,
         "Clerk Backend API calls (each attempt), by HTTP status or error."
@@ -286,14 +319,13 @@ fn describe() {
 
 /// `GET /metrics` rendering `handle`.
 #[cfg(feature = "metrics")]
-pub(crate) fn routes(handle: PrometheusHandle) -> axum::Router {
+pub(crate) fn routes(handle: MetricsHandle) -> axum::Router {
     use axum::{response::IntoResponse, routing::get};
     axum::Router::new().route(
         METRICS_PATH,
         get(move || {
             let handle = handle.clone();
             async move {
-                handle.run_upkeep();
                 (
                     [
                         (http::header::CONTENT_TYPE, "text/plain; version=0.0.4"),
