@@ -16,7 +16,6 @@
 //!
 //! All names start with `mcp_auth_`.
 //!
-//!
 //! Under the recorder [`install_recorder`] installs, the figures every request moves (the first
 //! three above) are counted by each runtime thread on its own, rather than in the recorder's
 //! counters that every thread would write, and [`MetricsHandle::render`] adds them up. The
@@ -181,10 +180,9 @@ fn durations_histogram(index: usize) -> ::metrics::Histogram {
 }
 
 /// Whether the figures every request moves are tallied ([`tally`]) rather than recorded through
-/// the `metrics` facade: once [`install_recorder`] has made the Prometheus recorder the
-/// process's global recorder, which can never be replaced afterwards, so its
-/// [`MetricsHandle`] is the one that renders them. With any other global recorder (or none)
-/// they go through the facade to it.
+/// the `metrics` facade: once [`install_recorder`] makes the Prometheus recorder the process's
+/// global recorder, which can never be replaced afterwards, so its [`MetricsHandle`] is the one
+/// that renders them. With any other global recorder (or none) they go through the facade.
 #[cfg(feature = "metrics")]
 static TALLYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -221,9 +219,7 @@ impl MetricsHandle {
     /// ```
     pub fn render(&self) -> String {
         let mut text = self.prometheus.render();
-        if tallying() {
-            exposition::write(&tally::Totals::now(), &mut text);
-        }
+        exposition::write(&tally::Totals::now(), &mut text);
         text
     }
 
@@ -260,9 +256,18 @@ pub fn install_recorder() -> Result<MetricsHandle, InstallError> {
     if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
     }
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| InstallError(e.to_string()))?;
+    // Tallying from before the recorder is in place: a figure recorded through the facade in
+    // between would make the recorder write a family of the same name as the tallies'.
+    TALLYING.store(true, std::sync::atomic::Ordering::Relaxed);
+    let prometheus = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()
+    {
+        Ok(prometheus) => prometheus,
+        Err(e) => {
+            // Another recorder is the process's: the figures go to it.
+            TALLYING.store(false, std::sync::atomic::Ordering::Relaxed);
+            return Err(InstallError(e.to_string()));
+        }
+    };
     describe();
     // The exporter keeps every histogram sample until upkeep drains it into the histogram's
     // buckets. `install_recorder` (unlike the exporter's own `install`) starts no upkeep, so
@@ -281,7 +286,6 @@ pub fn install_recorder() -> Result<MetricsHandle, InstallError> {
             }
         })
         .map_err(|e| InstallError(format!("cannot start the upkeep thread: {e}")))?;
-    TALLYING.store(true, std::sync::atomic::Ordering::Relaxed);
     let handle = MetricsHandle { prometheus };
     *installed = Some(handle.clone());
     Ok(handle)
