@@ -144,15 +144,18 @@ async fn metrics_count_outcomes_cache_and_backend_calls() {
 
     // 403: a JWT-protected server (its own `/metrics`, the same registry) with a scoped tool.
     let s = start_server_with(Options::default(), |b| b.metrics(handle.clone())).await;
+    let admin_report_without_its_scope = || async {
+        let resp = post(
+            &s.mcp,
+            Some(&s.token("user_alice", "openid")),
+            &call("admin-report", json!({})),
+            &[],
+        )
+        .await;
+        assert_eq!(resp.status(), 403);
+    };
     let before = scrape(s.addr).await;
-    let resp = post(
-        &s.mcp,
-        Some(&s.token("user_alice", "openid")),
-        &call("admin-report", json!({})),
-        &[],
-    )
-    .await;
-    assert_eq!(resp.status(), 403);
+    admin_report_without_its_scope().await;
     let after = scrape(s.addr).await;
     assert_eq!(
         delta(
@@ -167,14 +170,7 @@ async fn metrics_count_outcomes_cache_and_backend_calls() {
     // The handle rendered directly (as on a metrics port of the server's own) has the figures
     // counted per thread too.
     let before = handle.render();
-    let resp = post(
-        &s.mcp,
-        Some(&s.token("user_alice", "openid")),
-        &call("admin-report", json!({})),
-        &[],
-    )
-    .await;
-    assert_eq!(resp.status(), 403);
+    admin_report_without_its_scope().await;
     let after = handle.render();
     assert_eq!(
         delta(
