@@ -127,10 +127,7 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
         // lost and the server goes on.
         let _ = out.write_all(&batch);
         if dropped > 0 {
-            let _ = writeln!(
-                out,
-                "WARN mcp_auth::logging: {dropped} log lines dropped: the log output did not keep up"
-            );
+            let _ = out.write_all(&dropped_notice(dropped));
         }
         let _ = out.flush();
         if batch.capacity() > KEEP_CAPACITY {
@@ -143,6 +140,18 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
         }
         std::thread::sleep(PAUSE);
     }
+}
+
+/// The line that says how many lines were dropped, in the layout of the others (timestamp,
+/// level, target; `tracing-subscriber`'s default format, which right-aligns the level in five
+/// columns after one space), so that it sorts and filters with them.
+fn dropped_notice(dropped: u64) -> Vec<u8> {
+    let mut line = super::clock::UtcMicros::now().to_vec();
+    let _ = writeln!(
+        line,
+        "  WARN mcp_auth::logging: {dropped} log lines dropped: the log output did not keep up"
+    );
+    line
 }
 
 impl Write for &Shared {
@@ -192,6 +201,8 @@ impl Drop for LogThread {
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
+
+    use crate::logging::clock::{TEXT_LEN, UtcMicros};
 
     use super::*;
 
@@ -310,9 +321,9 @@ mod tests {
         release.send(()).unwrap();
         drop(thread);
         assert_eq!(
-            output.text(),
+            without_timestamps(&output.text()),
             "first\nqueued 0\nqueued 1\nqueued 2\n\
-             WARN mcp_auth::logging: 7 log lines dropped: the log output did not keep up\n"
+             <time>  WARN mcp_auth::logging: 7 log lines dropped: the log output did not keep up\n"
         );
     }
 
@@ -327,9 +338,51 @@ mod tests {
         release.send(()).unwrap();
         drop(thread);
         assert_eq!(
-            output.text(),
+            without_timestamps(&output.text()),
             "first\n0123456789\n\
-             WARN mcp_auth::logging: 1 log lines dropped: the log output did not keep up\n"
+             <time>  WARN mcp_auth::logging: 1 log lines dropped: the log output did not keep up\n"
+        );
+    }
+
+    /// The text with each line's leading timestamp (`2026-12-01T15:04:05.123456Z`, checked
+    /// digit by digit) replaced by `<time>`; lines without one are left as they are.
+    fn without_timestamps(text: &str) -> String {
+        text.split_inclusive('\n')
+            .map(|line| {
+                let stamp = line.as_bytes().get(..TEXT_LEN);
+                let is_stamp = stamp.is_some_and(|s| {
+                    s.iter().enumerate().all(|(i, &b)| match i {
+                        4 | 7 => b == b'-',
+                        10 => b == b'T',
+                        13 | 16 => b == b':',
+                        19 => b == b'.',
+                        26 => b == b'Z',
+                        _ => b.is_ascii_digit(),
+                    })
+                });
+                if is_stamp {
+                    format!("<time>{}", &line[TEXT_LEN..])
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect()
+    }
+
+    /// The notice is stamped with the time it is written, like every other line.
+    #[test]
+    fn the_dropped_notice_has_the_lines_layout() {
+        let before = String::from_utf8(UtcMicros::now().to_vec()).unwrap();
+        let notice = String::from_utf8(dropped_notice(3)).unwrap();
+        let after = String::from_utf8(UtcMicros::now().to_vec()).unwrap();
+        let stamp = &notice[..TEXT_LEN];
+        assert!(
+            before.as_str() <= stamp && stamp <= after.as_str(),
+            "{notice}"
+        );
+        assert_eq!(
+            without_timestamps(&notice),
+            "<time>  WARN mcp_auth::logging: 3 log lines dropped: the log output did not keep up\n"
         );
     }
 }

@@ -20,8 +20,22 @@ pub(crate) struct UtcMicros;
 /// `YYYY-MM-DDTHH:MM:SS.`
 const SECOND_LEN: usize = 20;
 
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(crate) const TEXT_LEN: usize = SECOND_LEN + 7;
+
 impl FormatTime for UtcMicros {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        let text = UtcMicros::now();
+        // Only ASCII digits and separators were written.
+        w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl UtcMicros {
+    /// The current time as the lines show it, for a line written without `tracing` (the log
+    /// thread's notice of dropped lines).
+    #[inline]
+    pub(crate) fn now() -> [u8; TEXT_LEN] {
         thread_local! {
             /// The second last written on this thread and its text.
             static SECOND: Cell<(u64, [u8; SECOND_LEN])> = const { Cell::new((u64::MAX, [0; SECOND_LEN])) };
@@ -31,7 +45,7 @@ impl FormatTime for UtcMicros {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let secs = now.as_secs();
-        let mut text = [0u8; SECOND_LEN + 7];
+        let mut text = [0u8; TEXT_LEN];
         let (cached, second) = SECOND.get();
         let second = if cached == secs {
             second
@@ -43,8 +57,7 @@ impl FormatTime for UtcMicros {
         text[..SECOND_LEN].copy_from_slice(&second);
         put_digits(&mut text[SECOND_LEN..SECOND_LEN + 6], now.subsec_micros());
         text[SECOND_LEN + 6] = b'Z';
-        // Only ASCII digits and separators were written.
-        w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        text
     }
 }
 
