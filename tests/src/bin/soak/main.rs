@@ -17,8 +17,9 @@
 //! memory and open descriptors other than client connections, TCP sockets caught opening or
 //! closing and sockets in no TCP table (reset connections not yet closed) flat (within 10 % of
 //! their level once every kind of key-endpoint fault has had its first window, at least 4
-//! descriptors of slack, compared at quiet moments); all descriptors and established connections back to that level at the
-//! end, clients gone (no task or connection leak, no socket stuck half-closed or reset).
+//! descriptors of slack, compared at quiet moments); all descriptors and established
+//! connections back to that level at the end, clients gone (no task or connection leak, no
+//! socket stuck half-closed or reset).
 //!
 //! ```sh
 //! soak --seconds 600 --bin-dir target/debug --out target/soak
@@ -968,8 +969,10 @@ fn report(
     // window than after the first hang window, and nothing else wrong. So the baseline is the
     // quiet end (nothing failed for 8 s) of the slot in which the last kind of fault had its
     // first window, and every later quiet sample is compared with it: growth after that is
-    // growth the faults already seen do not explain. Then the end state, after every client is
-    // gone, against the same baseline.
+    // growth the faults already seen do not explain. (A stall of the machine that leaves the
+    // servers behind the load after that can still set a new mark and fail the check: resident
+    // memory cannot tell that from a leak; the per-slot levels printed here show a step or a
+    // trend.) Then the end state, after every client is gone, against the same baseline.
     let base_slot = f64::from(CYCLE - 1) * SLOT;
     let _ = writeln!(
         out,
