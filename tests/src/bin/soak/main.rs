@@ -1,7 +1,8 @@
 //! The soak with injected faults (`scripts/soak.sh`, issue 14): `examples/oidc-resource-server`
 //! (JWTs) and `examples/quickstart` in Clerk mode (opaque `oat_…` tokens and JWTs), both fed by
 //! `mcp-auth-issuer` through a fault proxy, under a mix of valid, expired, wrong-audience and
-//! garbage tokens at about half of each server's measured maximum throughput, while
+//! garbage tokens at about half of each server's maximum throughput (measured with both
+//! servers loaded at once, as they run here), while
 //!
 //! - the signing key rotates every 30 s (new key published and used at once; the old one
 //!   withdrawn from the published set after a 20 s grace period);
