@@ -791,9 +791,9 @@ async fn main() -> std::process::ExitCode {
     // Maximum throughput of each server with a valid JWT, no faults; the soak runs at half.
     // Both are measured at the same time, as they run in the soak: measured one after the
     // other, each had the whole machine, so half of each, offered together, was all of it, and
-    // the servers spent the soak at the in-flight cap, which is overload, not the faults under
-    // test (a run of 2026-12-01 on a fast machine, 7,462 and 6,693 req/s measured apart, had
-    // both servers at the cap for most of its quiet moments).
+    // the servers spent much of the soak at the in-flight cap, which is overload, not the
+    // faults under test (a run of 2026-12-01 on a fast machine, 7,462 and 6,693 req/s measured
+    // apart, held 532 and 446 descriptors at its baseline, a quiet moment).
     let token = |target| {
         ctx.pool(target)
             .pick_valid(Some(false))
