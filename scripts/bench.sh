@@ -152,6 +152,18 @@ lowest() { values "$1" | sort -g | head -1; }
 paired_ratios() { # floor's per-round list, a stack's -> each round's stack/floor, space-separated
   paste -d' ' <(values "$1") <(values "$2") | awk '{printf "%.4f ", $2 / $1}'
 }
+median_ci() { # a per-round list -> "LOW-HIGH": its median's 90 % bootstrap interval (2,000 resamples)
+  values "$1" | awk 'BEGIN {srand(14)} {v[NR] = $1}
+    function median(a, n,   i, j, t) { # sorts a[1..n] in place (insertion sort: n is small)
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    END {
+      if (NR < 2) { printf "-"; exit }
+      for (b = 1; b <= 2000; b++) { for (i = 1; i <= NR; i++) s[i] = v[int(rand() * NR) + 1]; m[b] = median(s, NR) }
+      median(m, 2000); printf "%.2f-%.2f", m[101], m[1900]
+    }'
+}
 
 if want load; then
 start_timed floor $FLOOR_PORT $BIN/examples/rmcp-floor $FLOOR_PORT; FLOOR_PID=$LAST_PID; FLOOR_READY=$READY_MS
@@ -304,8 +316,10 @@ echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s a
 # less, but a round can still straddle a change of speed. "best CPU": the floor's lowest server
 # CPU per request over the stack's lowest, each stack's best round (rounds at the machine's
 # slower speed drop out). The target counts as met only when the paired ratio and the best-CPU
-# ratio both reach it.
-printf '%-24s %10s %9s %9s %9s %7s %7s %12s %9s %9s %10s %8s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio paired "CPU us/req" "CPU ratio" "best CPU" lines/req target met
+# ratio both reach it. "paired 90%": the interval in which the paired ratio's median lies in
+# 90 % of resamples of the rounds (bootstrap): how finely this run, on this machine, could tell
+# the ratio. An interval that straddles the target says the run cannot decide it either way.
+printf '%-24s %10s %9s %9s %9s %7s %7s %11s %12s %9s %9s %10s %8s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio paired "paired 90%" "CPU us/req" "CPU ratio" "best CPU" lines/req target met
 floor=$(median "${RPS[log-a-rmcp-floor]}")
 floor_cpu=$(median "${CPU[log-a-rmcp-floor]}")
 for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
@@ -316,14 +330,16 @@ for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
   esac
   rps=$(median "${RPS[$name]}")
   ratio=$(awk -v a="$rps" -v f="$floor" 'BEGIN {printf "%.2f", a/f}')
-  paired=$(median "$(paired_ratios "${RPS[log-a-rmcp-floor]}" "${RPS[$name]}")")
+  pairs=$(paired_ratios "${RPS[log-a-rmcp-floor]}" "${RPS[$name]}")
+  paired=$(median "$pairs")
+  interval=-; [[ $name == log-a-rmcp-floor ]] || interval=$(median_ci "$pairs")
   cpu=$(median "${CPU[$name]}")
   cpu_ratio=$(awk -v c="$cpu" -v f="$floor_cpu" 'BEGIN {printf "%.2f", f/c}')
   best=$(awk -v f="$(lowest "${CPU[log-a-rmcp-floor]}")" -v c="$(lowest "${CPU[$name]}")" 'BEGIN {printf "%.2f", f/c}')
   lines=-; [[ -z ${LINES[$name]:-} ]] || lines=$(median "${LINES[$name]}")
   met=-; [[ -z $target ]] || met=$(awk -v r="$paired" -v b="$best" -v t="$target" 'BEGIN {print (r >= t && b >= t ? "yes" : "NO")}')
-  printf '%-24s %10s %9s %9s %9s %7s %7s %12s %9s %9s %10s %8s %5s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
-    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "$ratio" "$paired" "$cpu" "$cpu_ratio" \
+  printf '%-24s %10s %9s %9s %9s %7s %7s %11s %12s %9s %9s %10s %8s %5s\n' "$name" "$rps" "$(median "${P50[$name]}")" \
+    "$(median "${P99[$name]}")" "$(median "${NON2XX[$name]}" | cut -d. -f1)" "$ratio" "$paired" "$interval" "$cpu" "$cpu_ratio" \
     "$best" "$lines" "${target:+>= $target}" "$met"
 done
 echo "per round req/s, and server CPU us per request:"
