@@ -24,7 +24,8 @@
 # asked only on a local miss).
 # Last, the logging defaults, in the release profile with a one-thread wrk: the rmcp floor, the
 # oidc example as shipped (no RUST_LOG: its default filter, logs to a file) and at RUST_LOG=warn,
-# in interleaved rounds; prints each one's ratio to the floor and the log lines per request.
+# in interleaved rounds, each round with freshly started servers; prints each one's ratio to the
+# floor (with the paired ratio's 90 % bootstrap interval) and the log lines per request.
 #
 #   scripts/bench.sh                    # 5 rounds of 20 s per stack after a 5 s warm-up, c=32
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
@@ -281,35 +282,43 @@ fi
 if want logging; then
 # The logging defaults as a user meets them: the release profile, the oidc example with no
 # RUST_LOG (its default filter) and its output going to a file, beside the same binary at
-# RUST_LOG=warn and the floor, all fresh, measured with a one-thread wrk in interleaved rounds.
+# RUST_LOG=warn and the floor, measured with a one-thread wrk in interleaved rounds, each round
+# with freshly started servers.
 REL=$TARGET_DIR/release
 LOGDIR=$(mktemp -d)
-start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
-OUT=$LOGDIR/as-shipped.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \
-  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_PORT
-LOG_OIDC_PID=$LAST_PID
-OUT=$LOGDIR/warn.log start_timed log-oidc-warn $LOG_OIDC_WARN_PORT env RUST_LOG=warn $REL/oidc-resource-server \
-  --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_WARN_PORT
-LOG_OIDC_WARN_PID=$LAST_PID
 JWT_L=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_PORT/mcp")
 JWT_LW=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_WARN_PORT/mcp")
-# The ratios measure authentication alone only if every stack answers with the same bytes.
-floor_body=$(answer $LOG_FLOOR_PORT "$JWT_L")
-for check in "$LOG_OIDC_PORT $JWT_L" "$LOG_OIDC_WARN_PORT $JWT_LW"; do
-  body=$(answer $check)
-  if [[ $body != "$floor_body" ]]; then
-    echo "the floor's answer differs from the oidc example's:" >&2
-    echo "  floor: $floor_body" >&2; echo "  oidc:  $body" >&2; exit 1
-  fi
-done
+# Fresh servers for every round. Identical processes of one binary, measured side by side in
+# one run, came out up to 2 us apart per request (BENCHMARKS.md, "How finely a run can tell"),
+# about what authentication costs. With one process per stack for the whole run, whatever part
+# of that belongs to the process (its memory layout, its threads' placement) was a bias fixed for
+# the run; with fresh ones it is noise from round to round, which the paired median averages.
 for round in $(seq 1 "$ROUNDS"); do
+  start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
+  OUT=$LOGDIR/as-shipped-$round.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \
+    --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_PORT
+  LOG_OIDC_PID=$LAST_PID
+  OUT=$LOGDIR/warn-$round.log start_timed log-oidc-warn $LOG_OIDC_WARN_PORT env RUST_LOG=warn $REL/oidc-resource-server \
+    --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_WARN_PORT
+  LOG_OIDC_WARN_PID=$LAST_PID
+  # The ratios measure authentication alone only if every stack answers with the same bytes.
+  floor_body=$(answer $LOG_FLOOR_PORT "$JWT_L")
+  for check in "$LOG_OIDC_PORT $JWT_L" "$LOG_OIDC_WARN_PORT $JWT_LW"; do
+    body=$(answer $check)
+    if [[ $body != "$floor_body" ]]; then
+      echo "the floor's answer differs from the oidc example's:" >&2
+      echo "  floor: $floor_body" >&2; echo "  oidc:  $body" >&2; exit 1
+    fi
+  done
   THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"
-  THREADS=1 LOGFILE=$LOGDIR/as-shipped.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"
-  THREADS=1 LOGFILE=$LOGDIR/warn.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"
+  THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"
+  THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"
+  kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID
+  wait $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null || true
 done
 
 echo
-echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds; logs in $LOGDIR (removed at exit unless KEEP_LOGS=1)"
+echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s after ${WARMUP}s warm-up; median of $ROUNDS rounds, fresh servers in each; logs in $LOGDIR (removed at exit unless KEEP_LOGS=1)"
 # "paired": the median over rounds of this stack's req/s over the floor's in the same round.
 # This machine's speed drifts by 10-20 % from one round to the next; a ratio of two medians
 # taken over different rounds carries that drift, a ratio within a round (seconds apart) much
