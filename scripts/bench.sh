@@ -313,7 +313,8 @@ for round in $(seq 1 "$ROUNDS"); do
   THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"
   THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"
   THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"
-  kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID
+  kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null ||
+    { echo "a server of round $round exited before the round ended (its log: $LOGDIR)" >&2; KEEP_LOGS=1; exit 1; }
   wait $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null || true
 done
 
