@@ -11,6 +11,9 @@
 //! - clients disconnect mid-request (half a body; a whole request, then gone) and send whole
 //!   requests byte by byte.
 //!
+//! A run shorter than 165 s has the same faults in the same order in shorter slots (at two
+//! minutes, the test command's run: 10 s windows, 1.5 s bursts; see `Schedule`).
+//!
 //! It asserts, and exits non-zero on any violation: no valid token whose cached state covers
 //! the moment is refused or delayed into a 503 (every one of them gets 200 with its own user
 //! id); no valid token is ever answered 401; no invalid token is ever answered 200; every 503
@@ -63,47 +66,105 @@ const USERS: usize = 4;
 const BODY: &str =
     r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
 
-/// The fault schedule, in seconds since the end of warm-up, in 35 s slots: the key endpoint
-/// fails for the first 20 s of each slot (500, hang, garbage in turn), the Backend API has a
-/// 429 burst at 2-5 s, a 5xx burst at 8-11 s and hangs at 14-17 s; from 28 s to the end of the
-/// slot nothing has failed for 8 s (the longest a hung call is held), which is when resources
-/// are compared.
-const SLOT: f64 = 35.0;
-
 /// The key endpoint's three ways of failing take turns, one per slot, so every kind of fault has
 /// had its first window after this many slots. The resource baseline is the quiet end of the
-/// last of them (see `report`).
+/// last of them (see `report`), compared with the quiet end of at least one slot after it.
 const CYCLE: u32 = 3;
 
-fn jwks_fault(tau: f64) -> JwksFault {
-    if tau < 0.0 {
-        return JwksFault::Normal;
-    }
-    let slot = (tau / SLOT) as u64;
-    if tau % SLOT >= 20.0 {
-        return JwksFault::Normal;
-    }
-    match slot % 3 {
-        0 => JwksFault::Status500,
-        1 => JwksFault::Hang,
-        _ => JwksFault::Garbage,
-    }
+/// A slot of a run long enough for it: the key endpoint fails for 20 s windows.
+const FULL_SLOT: f64 = 35.0;
+/// The shortest slot a run gets: the key endpoint fails for 10 s windows. With it, a run of
+/// two minutes (the test command's) has its four slots after the 20 s warm-up.
+const SHORTEST_SLOT: f64 = 25.0;
+/// The longest a call held by a hung upstream is held (the servers' upstream timeouts), so a
+/// slot's quiet part starts this long after its last fault.
+const HOLD: f64 = 8.0;
+/// How long the end of each slot is quiet (nothing has failed for [`HOLD`] seconds): when
+/// resources are compared.
+const QUIET: f64 = 7.0;
+
+/// The fault schedule, in seconds since the end of warm-up, in slots of `slot` seconds: the
+/// key endpoint fails for the first `slot - HOLD - QUIET` seconds of each slot (500, hang,
+/// garbage in turn); inside that window the Backend API has a 429 burst, a 5xx burst and then
+/// hangs (at 2-5, 8-11 and 14-17 s of a 20 s window, scaled with the window); the last
+/// [`QUIET`] seconds of the slot are quiet.
+///
+/// A run of 165 s or more has 35 s slots, 20 s windows: the issue's schedule. A shorter run gets
+/// shorter slots, down to [`SHORTEST_SLOT`], so that it still has [`CYCLE`] slots for the
+/// baseline and one after it: the same faults in the same order, each for less time.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    /// Seconds of load before the first slot: 15 % of the run, from 20 to 60 s.
+    warmup: f64,
+    slot: f64,
 }
 
-fn backend_fault(tau: f64) -> BackendFault {
-    if tau < 0.0 {
-        return BackendFault::Normal;
+impl Schedule {
+    fn for_run(seconds: f64) -> Self {
+        let warmup = (seconds * 0.15).clamp(20.0, 60.0);
+        let slots = f64::from(CYCLE + 1);
+        Schedule {
+            warmup,
+            slot: ((seconds - warmup) / slots).clamp(SHORTEST_SLOT, FULL_SLOT),
+        }
     }
-    match tau % SLOT {
-        t if (2.0..5.0).contains(&t) => BackendFault::RateLimited,
-        t if (8.0..11.0).contains(&t) => BackendFault::ServerError,
-        t if (14.0..17.0).contains(&t) => BackendFault::Hang,
-        _ => BackendFault::Normal,
-    }
-}
 
-fn quiet(tau: f64) -> bool {
-    tau < 0.0 || tau % SLOT >= 28.0
+    /// The shortest run whose resource checks can run (with a warm-up of this run's length).
+    fn shortest_run(self) -> f64 {
+        self.warmup + f64::from(CYCLE + 1) * SHORTEST_SLOT
+    }
+
+    /// When the first key rotation comes, after the run's start. Rotations come every 30 s; the
+    /// interesting ones land in a key-endpoint window (a token signed with a key the server
+    /// cannot fetch yet: 503, not 401). In a run of 165 s, the first comes 30 s after the start,
+    /// 5 s into the first window (500), and the next at the start of the second (hang).
+    /// With 25 s slots the same start would put every rotation outside the 10 s windows (at
+    /// 10, 15, 20 s into the slots of a two-minute run), so a shorter run has its first
+    /// rotation 1 s into the first slot: the next comes 6 s into the second.
+    fn first_rotation(self) -> Duration {
+        if self.slot >= FULL_SLOT {
+            ROTATE_EVERY
+        } else {
+            Duration::from_secs_f64(self.warmup + 1.0)
+        }
+    }
+
+    /// How long the key endpoint fails at the start of each slot.
+    fn window(self) -> f64 {
+        self.slot - HOLD - QUIET
+    }
+
+    fn index(self, tau: f64) -> u64 {
+        (tau / self.slot) as u64
+    }
+
+    fn jwks_fault(self, tau: f64) -> JwksFault {
+        if tau < 0.0 || tau % self.slot >= self.window() {
+            return JwksFault::Normal;
+        }
+        match self.index(tau) % u64::from(CYCLE) {
+            0 => JwksFault::Status500,
+            1 => JwksFault::Hang,
+            _ => JwksFault::Garbage,
+        }
+    }
+
+    fn backend_fault(self, tau: f64) -> BackendFault {
+        if tau < 0.0 {
+            return BackendFault::Normal;
+        }
+        // Where in a 20 s window this moment falls.
+        match (tau % self.slot) * 20.0 / self.window() {
+            t if (2.0..5.0).contains(&t) => BackendFault::RateLimited,
+            t if (8.0..11.0).contains(&t) => BackendFault::ServerError,
+            t if (14.0..17.0).contains(&t) => BackendFault::Hang,
+            _ => BackendFault::Normal,
+        }
+    }
+
+    fn quiet(self, tau: f64) -> bool {
+        tau < 0.0 || tau % self.slot >= self.slot - QUIET
+    }
 }
 
 /// Which server a request goes to.
@@ -643,7 +704,7 @@ struct Sample {
 async fn main() -> std::process::ExitCode {
     let args = args();
     std::fs::create_dir_all(&args.out).expect("the output directory");
-    let warmup = (args.seconds as f64 * 0.15).clamp(20.0, 60.0);
+    let schedule = Schedule::for_run(args.seconds as f64);
 
     // The proxy first: the issuer's public URL is the proxy's.
     let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -816,7 +877,7 @@ async fn main() -> std::process::ExitCode {
 
     let started = Instant::now();
     let total = Duration::from_secs(args.seconds);
-    let tau = move || started.elapsed().as_secs_f64() - warmup;
+    let tau = move || started.elapsed().as_secs_f64() - schedule.warmup;
     let mut workers = vec![
         tokio::spawn(load(ctx.clone(), Target::Oidc, (rates[0] / 2.0).max(1.0))),
         tokio::spawn(load(
@@ -828,7 +889,7 @@ async fn main() -> std::process::ExitCode {
     ];
     // Faults, rotations, fresh opaque tokens, and one resource sample per second.
     let mut samples: Vec<Sample> = Vec::new();
-    let mut next_rotation = started + ROTATE_EVERY;
+    let mut next_rotation = started + schedule.first_rotation();
     let mut next_opaque = started + Duration::from_secs(20);
     let mut rotations = 0;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
@@ -836,8 +897,8 @@ async fn main() -> std::process::ExitCode {
     while started.elapsed() < total {
         ticker.tick().await;
         let t = tau();
-        *proxy.jwks_fault.lock().unwrap() = jwks_fault(t);
-        *proxy.backend_fault.lock().unwrap() = backend_fault(t);
+        *proxy.jwks_fault.lock().unwrap() = schedule.jwks_fault(t);
+        *proxy.backend_fault.lock().unwrap() = schedule.backend_fault(t);
         if Instant::now() >= next_rotation {
             ctx.rotate().await;
             rotations += 1;
@@ -873,7 +934,7 @@ async fn main() -> std::process::ExitCode {
     }
 
     write_samples(&args.out.join("samples.tsv"), &samples);
-    let report = report(&ctx, &samples, warmup, pids, &rates, rotations, started);
+    let report = report(&ctx, &samples, schedule, pids, &rates, rotations, started);
     std::fs::write(args.out.join("report.txt"), &report).ok();
     println!("{report}");
     let failed = !ctx.tally.violations.lock().unwrap().is_empty();
@@ -914,10 +975,13 @@ fn write_samples(path: &std::path::Path, samples: &[Sample]) {
 
 /// Each server's mean resident memory at the quiet end of each slot: a leak shows as a trend,
 /// a high-water mark as a step.
-fn quiet_ends(samples: &[Sample]) -> String {
+fn quiet_ends(samples: &[Sample], schedule: Schedule) -> String {
     let mut slots: BTreeMap<u64, ([u64; 2], u64)> = BTreeMap::new();
-    for s in samples.iter().filter(|s| s.tau >= 0.0 && quiet(s.tau)) {
-        let slot = slots.entry((s.tau / SLOT) as u64).or_default();
+    for s in samples
+        .iter()
+        .filter(|s| s.tau >= 0.0 && schedule.quiet(s.tau))
+    {
+        let slot = slots.entry(schedule.index(s.tau)).or_default();
         slot.0[0] += s.usage[0].rss_kib;
         slot.0[1] += s.usage[1].rss_kib;
         slot.1 += 1;
@@ -940,7 +1004,7 @@ fn quiet_ends(samples: &[Sample]) -> String {
 fn report(
     ctx: &Ctx,
     samples: &[Sample],
-    warmup: f64,
+    schedule: Schedule,
     pids: [u32; 2],
     rates: &[f64; 2],
     rotations: u32,
@@ -952,8 +1016,10 @@ fn report(
     let sent = ctx.sent.load(Ordering::Relaxed);
     let _ = writeln!(
         out,
-        "soak: {elapsed:.0} s (warm-up {warmup:.0} s), {sent} requests offered at half of the measured maximum \
+        "soak: {elapsed:.0} s (warm-up {:.0} s, {:.0} s slots), {sent} requests offered at half of the measured maximum \
          (oidc {:.0}/s, quickstart {:.0}/s), {} not sent (no token of that kind yet, or 512 in flight), {rotations} key rotations",
+        schedule.warmup,
+        schedule.slot,
         rates[0] / 2.0,
         rates[1] / 2.0,
         ctx.skipped.load(Ordering::Relaxed),
@@ -984,22 +1050,24 @@ fn report(
     // servers behind the load after that can still set a new mark and fail the check: resident
     // memory cannot tell that from a leak; the per-slot levels printed here show a step or a
     // trend.) Then the end state, after every client is gone, against the same baseline.
-    let base_slot = f64::from(CYCLE - 1) * SLOT;
+    let base_slot = f64::from(CYCLE - 1) * schedule.slot;
     let _ = writeln!(
         out,
         "RSS at each slot's quiet end, MiB (baseline: slot {}): {}",
         CYCLE - 1,
-        quiet_ends(samples)
+        quiet_ends(samples, schedule)
     );
     for (i, name) in ["oidc-resource-server", "quickstart"].iter().enumerate() {
         let base: Vec<&Usage> = samples
             .iter()
-            .filter(|s| (base_slot..base_slot + SLOT).contains(&s.tau) && quiet(s.tau))
+            .filter(|s| {
+                (base_slot..base_slot + schedule.slot).contains(&s.tau) && schedule.quiet(s.tau)
+            })
             .map(|s| &s.usage[i])
             .collect();
         let later: Vec<&Usage> = samples
             .iter()
-            .filter(|s| s.tau >= base_slot + SLOT && quiet(s.tau))
+            .filter(|s| s.tau >= base_slot + schedule.slot && schedule.quiet(s.tau))
             .map(|s| &s.usage[i])
             .collect();
         let all_later: Vec<&Usage> = samples
@@ -1010,7 +1078,8 @@ fn report(
         if base.is_empty() || later.is_empty() {
             let _ = writeln!(
                 out,
-                "{name}: too short for resource checks (they need a run of 160 s or more)"
+                "{name}: too short for resource checks (they need a run of {:.0} s or more)",
+                schedule.shortest_run(),
             );
             continue;
         }
@@ -1112,4 +1181,128 @@ fn alg_none(jwt: &str) -> String {
     let header =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#);
     format!("{header}.{payload}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every fault of a slot, as (start, end) in seconds into the slot, sampled every 10 ms.
+    fn faults(schedule: Schedule, slot: u64) -> Vec<(f64, JwksFault, BackendFault)> {
+        let start = slot as f64 * schedule.slot;
+        (0..(schedule.slot * 100.0) as u64)
+            .map(|i| start + i as f64 / 100.0)
+            .map(|tau| {
+                (
+                    tau - start,
+                    schedule.jwks_fault(tau),
+                    schedule.backend_fault(tau),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_of_165_seconds_or_more_keep_the_issues_schedule() {
+        for seconds in [165.0, 600.0, 3600.0] {
+            let schedule = Schedule::for_run(seconds);
+            assert_eq!(schedule.slot, 35.0, "{seconds} s");
+            assert_eq!(schedule.window(), 20.0);
+            assert_eq!(schedule.jwks_fault(0.0), JwksFault::Status500);
+            assert_eq!(schedule.jwks_fault(19.9), JwksFault::Status500);
+            assert_eq!(schedule.jwks_fault(20.0), JwksFault::Normal);
+            assert_eq!(schedule.jwks_fault(35.0), JwksFault::Hang);
+            assert_eq!(schedule.jwks_fault(70.0), JwksFault::Garbage);
+            assert_eq!(schedule.jwks_fault(105.0), JwksFault::Status500);
+            assert_eq!(schedule.backend_fault(2.0), BackendFault::RateLimited);
+            assert_eq!(schedule.backend_fault(10.9), BackendFault::ServerError);
+            assert_eq!(schedule.backend_fault(14.0), BackendFault::Hang);
+            assert_eq!(schedule.backend_fault(17.0), BackendFault::Normal);
+            assert!(!schedule.quiet(27.9) && schedule.quiet(28.0));
+        }
+    }
+
+    #[test]
+    fn a_two_minute_run_has_its_baseline_and_a_slot_after_it() {
+        let schedule = Schedule::for_run(120.0);
+        assert_eq!(schedule.warmup, 20.0);
+        assert_eq!(schedule.slot, 25.0);
+        assert_eq!(schedule.shortest_run(), 120.0);
+        // The warm-up, the baseline's slots and one more fit in the run.
+        assert!(schedule.warmup + f64::from(CYCLE + 1) * schedule.slot <= 120.0);
+        // Shorter runs are too short for the resource checks, and say so.
+        assert!(Schedule::for_run(110.0).shortest_run() > 110.0);
+    }
+
+    /// The key-endpoint faults the run's rotations land in.
+    fn rotations_in_windows(seconds: f64) -> Vec<JwksFault> {
+        let schedule = Schedule::for_run(seconds);
+        let first = schedule.first_rotation().as_secs_f64() - schedule.warmup;
+        (0..)
+            .map(|k| first + f64::from(k) * ROTATE_EVERY.as_secs_f64())
+            .take_while(|tau| *tau < seconds - schedule.warmup)
+            .map(|tau| schedule.jwks_fault(tau))
+            .filter(|fault| *fault != JwksFault::Normal)
+            .collect()
+    }
+
+    #[test]
+    fn key_rotations_land_in_key_endpoint_outages() {
+        // The case a rotation during an outage tests: a token signed with a key the server
+        // cannot fetch yet. As in a 165 s run, the 500 and the hang windows each have one.
+        for seconds in [120.0, 165.0] {
+            assert_eq!(
+                rotations_in_windows(seconds),
+                [JwksFault::Status500, JwksFault::Hang],
+                "{seconds} s"
+            );
+        }
+    }
+
+    #[test]
+    fn every_run_length_has_each_fault_in_the_baselines_slots_and_quiet_ends_after_a_hold() {
+        for seconds in [120.0, 130.0, 145.0, 160.0, 165.0, 600.0] {
+            let schedule = Schedule::for_run(seconds);
+            let mut kinds = Vec::new();
+            for slot in 0..u64::from(CYCLE) {
+                let faults = faults(schedule, slot);
+                for kind in [
+                    BackendFault::RateLimited,
+                    BackendFault::ServerError,
+                    BackendFault::Hang,
+                ] {
+                    assert!(
+                        faults.iter().any(|f| f.2 == kind),
+                        "{seconds} s, slot {slot}: no {kind:?}"
+                    );
+                }
+                kinds.extend(
+                    faults
+                        .iter()
+                        .map(|f| f.1)
+                        .filter(|k| *k != JwksFault::Normal),
+                );
+                // The quiet part starts at least HOLD after the slot's last fault, and lasts
+                // QUIET seconds.
+                let last_fault = faults
+                    .iter()
+                    .filter(|f| f.1 != JwksFault::Normal || f.2 != BackendFault::Normal)
+                    .map(|f| f.0)
+                    .fold(0.0, f64::max);
+                let first_quiet = faults
+                    .iter()
+                    .find(|f| schedule.quiet(slot as f64 * schedule.slot + f.0))
+                    .map(|f| f.0)
+                    .unwrap();
+                assert!(first_quiet - last_fault >= HOLD - 0.02, "{seconds} s");
+                assert!(
+                    (schedule.slot - first_quiet - QUIET).abs() < 0.02,
+                    "{seconds} s"
+                );
+            }
+            for kind in [JwksFault::Status500, JwksFault::Hang, JwksFault::Garbage] {
+                assert!(kinds.contains(&kind), "{seconds} s: no {kind:?}");
+            }
+        }
+    }
 }
