@@ -1187,7 +1187,7 @@ fn alg_none(jwt: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Every fault of a slot, as (start, end) in seconds into the slot, sampled every 10 ms.
+    /// A slot every 10 ms: the moment's offset into the slot (s) and the faults then.
     fn faults(schedule: Schedule, slot: u64) -> Vec<(f64, JwksFault, BackendFault)> {
         let start = slot as f64 * schedule.slot;
         (0..(schedule.slot * 100.0) as u64)
