@@ -293,6 +293,10 @@ JWT_LW=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_WARN_PORT/mcp")
 # about what authentication costs. With one process per stack for the whole run, whatever part
 # of that belongs to the process (its memory layout, its threads' placement) was a bias fixed for
 # the run; with fresh ones it is noise from round to round, which the paired median averages.
+# One measured run of each stack, in the current round with that round's servers.
+measure_floor() { THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"; }
+measure_shipped() { THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"; }
+measure_warn() { THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"; }
 for round in $(seq 1 "$ROUNDS"); do
   start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
   OUT=$LOGDIR/as-shipped-$round.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \
@@ -310,9 +314,14 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "  floor: $floor_body" >&2; echo "  oidc:  $body" >&2; exit 1
     fi
   done
-  THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"
-  THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"
-  THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"
+  # The order is reversed every other round (floor, as shipped, warn; then warn, as shipped,
+  # floor), so that no stack always comes first or last in its round: a round's speed can drift
+  # from its first measurement to its last.
+  if (( round % 2 )); then
+    measure_floor; measure_shipped; measure_warn
+  else
+    measure_warn; measure_shipped; measure_floor
+  fi
   kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null ||
     { echo "a server of round $round exited before the round ended (its log: $LOGDIR)" >&2; KEEP_LOGS=1; exit 1; }
   wait $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null || true
