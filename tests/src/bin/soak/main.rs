@@ -165,6 +165,11 @@ impl Schedule {
     fn quiet(self, tau: f64) -> bool {
         tau < 0.0 || tau % self.slot >= self.slot - QUIET
     }
+
+    /// The slot whose quiet end this moment falls in, if it does (not during the warm-up).
+    fn quiet_end_of(self, tau: f64) -> Option<u64> {
+        (tau >= 0.0 && self.quiet(tau)).then(|| self.index(tau))
+    }
 }
 
 /// Which server a request goes to.
@@ -977,11 +982,11 @@ fn write_samples(path: &std::path::Path, samples: &[Sample]) {
 /// a high-water mark as a step.
 fn quiet_ends(samples: &[Sample], schedule: Schedule) -> String {
     let mut slots: BTreeMap<u64, ([u64; 2], u64)> = BTreeMap::new();
-    for s in samples
-        .iter()
-        .filter(|s| s.tau >= 0.0 && schedule.quiet(s.tau))
-    {
-        let slot = slots.entry(schedule.index(s.tau)).or_default();
+    for s in samples {
+        let Some(index) = schedule.quiet_end_of(s.tau) else {
+            continue;
+        };
+        let slot = slots.entry(index).or_default();
         slot.0[0] += s.usage[0].rss_kib;
         slot.0[1] += s.usage[1].rss_kib;
         slot.1 += 1;
@@ -1050,7 +1055,6 @@ fn report(
     // servers behind the load after that can still set a new mark and fail the check: resident
     // memory cannot tell that from a leak; the per-slot levels printed here show a step or a
     // trend.) Then the end state, after every client is gone, against the same baseline.
-    let base_slot = f64::from(CYCLE - 1) * schedule.slot;
     let _ = writeln!(
         out,
         "RSS at each slot's quiet end, MiB (baseline: slot {}): {}",
@@ -1060,14 +1064,16 @@ fn report(
     for (i, name) in ["oidc-resource-server", "quickstart"].iter().enumerate() {
         let base: Vec<&Usage> = samples
             .iter()
-            .filter(|s| {
-                (base_slot..base_slot + schedule.slot).contains(&s.tau) && schedule.quiet(s.tau)
-            })
+            .filter(|s| schedule.quiet_end_of(s.tau) == Some(u64::from(CYCLE - 1)))
             .map(|s| &s.usage[i])
             .collect();
         let later: Vec<&Usage> = samples
             .iter()
-            .filter(|s| s.tau >= base_slot + schedule.slot && schedule.quiet(s.tau))
+            .filter(|s| {
+                schedule
+                    .quiet_end_of(s.tau)
+                    .is_some_and(|slot| slot >= u64::from(CYCLE))
+            })
             .map(|s| &s.usage[i])
             .collect();
         let all_later: Vec<&Usage> = samples
@@ -1232,6 +1238,11 @@ mod tests {
         assert!(schedule.warmup + f64::from(CYCLE + 1) * schedule.slot <= 120.0);
         // Shorter runs are too short for the resource checks, and say so.
         assert!(Schedule::for_run(110.0).shortest_run() > 110.0);
+        // The samples compared: the last 7 s of each slot, none from the warm-up.
+        assert_eq!(schedule.quiet_end_of(-1.0), None);
+        assert_eq!(schedule.quiet_end_of(2.0 * 25.0 + 17.9), None);
+        assert_eq!(schedule.quiet_end_of(2.0 * 25.0 + 18.0), Some(2));
+        assert_eq!(schedule.quiet_end_of(3.0 * 25.0 + 24.9), Some(3));
     }
 
     /// The key-endpoint faults the run's rotations land in.
