@@ -11,7 +11,7 @@ use rmcp::{
 
 use crate::{
     AuthInfo,
-    access_log::CalledTool,
+    access_log::{self, CalledTool},
     scopes::{ScopeHierarchy, advertisable},
     tools::{ToolScopes, auth_from_context},
 };
@@ -283,12 +283,14 @@ impl<H: ServerHandler> ServerHandler for ScopedToolList<H> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
-        // Names the tool on the request's access line (the slot is there only when the line is
-        // wanted).
-        if let Some(called) = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<CalledTool>())
+        // Names the tool on the request's access line. The slot is there only when the line is
+        // wanted, so a server that does not want it (at `warn`) does not look for the slot: two
+        // extension look-ups per call, for nothing.
+        if access_log::wanted()
+            && let Some(called) = context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<CalledTool>())
         {
             called.record(&request.name);
         }

@@ -1,22 +1,20 @@
 //! Tools: the [`AuthInfo`] extractor for rmcp handlers, closure-registered tools, and the
 //! per-tool scope table.
 
-use std::{borrow::Cow, collections::HashMap, future::Future, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, future::Future, pin::Pin, sync::Arc};
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{
         common::{AsRequestContext, FromContextPart},
-        tool::{
-            IntoCallToolResult, ToolCallContext, ToolRoute, ToolRouter, parse_json_object,
-            schema_for_input,
-        },
+        tool::{IntoCallToolResult, parse_json_object, schema_for_input},
     },
     model::{
-        CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
+        Implementation, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+        ServerConfig, Tool,
     },
-    service::RequestContext,
+    service::{MaybeSendFuture, RequestContext},
 };
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -103,11 +101,30 @@ pub struct ClosureTools {
 }
 
 struct Shared {
-    router: ToolRouter<ClosureTools>,
+    /// Sorted by name (the order `tools/list` answers in), one per name.
+    routes: Box<[Route]>,
     info: ServerConfig,
     /// For the in-tool scope check, which must agree with the HTTP-level one.
     hierarchy: ScopeHierarchy,
 }
+
+/// One closure tool: what `tools/list` says of it, the scopes it needs, and its handler.
+///
+/// The tools are called from here rather than through rmcp's `ToolRouter`: a `tools/call`
+/// then crosses one dynamic call instead of the router's future, its name hashing and its
+/// `ToolCallContext`, code every request runs cold in the instruction cache
+/// (`BENCHMARKS.md`, "The tool called directly").
+struct Route {
+    tool: Tool,
+    required: Box<[String]>,
+    call: Box<CallHandler>,
+}
+
+/// A tool's handler, erased: the call's arguments (not yet parsed) and the caller in, the
+/// answer out.
+type CallHandler = dyn Fn(JsonObject, AuthInfo) -> Answer + Send + Sync;
+
+type Answer = Pin<Box<dyn Future<Output = Result<CallToolResponse, ErrorData>> + Send>>;
 
 impl std::fmt::Debug for ClosureTools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,10 +133,9 @@ impl std::fmt::Debug for ClosureTools {
                 "tools",
                 &self
                     .shared
-                    .router
-                    .list_all()
+                    .routes
                     .iter()
-                    .map(|t| t.name.clone())
+                    .map(|route| &route.tool.name)
                     .collect::<Vec<_>>(),
             )
             .finish()
@@ -129,7 +145,7 @@ impl std::fmt::Debug for ClosureTools {
 /// Collects closure tools before the server is built.
 #[derive(Default)]
 pub(crate) struct ClosureToolsBuilder {
-    router: ToolRouter<ClosureTools>,
+    routes: Vec<Route>,
 }
 
 impl ClosureToolsBuilder {
@@ -150,49 +166,70 @@ impl ClosureToolsBuilder {
             object.insert("type".into(), "object".into());
             Arc::new(object)
         });
-        let attr = Tool::new(name, description, schema);
-        let required: Box<[String]> = required_scopes.into();
-        // Everything before the handler's own future runs here, borrowing the route and the
-        // server: the identity is taken out of this call's context (which is dropped when this
-        // returns) and nothing shared is cloned. Each clone of an `Arc` every request shares is
-        // a write to a cache line both runtime workers use (`BENCHMARKS.md`).
-        let route = ToolRoute::new_dyn(attr, move |mut ctx: ToolCallContext<'_, ClosureTools>| {
-            let prepared = take_auth(&mut ctx.request_context)
-                .and_then(|auth| {
-                    let missing = ctx
-                        .service
-                        .shared
-                        .hierarchy
-                        .missing(auth.scopes(), &required);
-                    if missing.is_empty() {
-                        Ok(auth)
-                    } else {
-                        Err(ErrorData::invalid_request(
-                            format!(
-                                "insufficient scope: this tool requires {}",
-                                missing.join(" ")
-                            ),
-                            None,
-                        ))
-                    }
-                })
-                .and_then(|auth| {
-                    let args: T = parse_json_object(ctx.arguments.take().unwrap_or_default())?;
-                    Ok(handler(args, auth))
-                });
-            Box::pin(async move { prepared?.await.into_call_tool_result() })
-        });
-        self.router.add_route(route);
+        let tool = Tool::new(name, description, schema);
+        let call = move |arguments: JsonObject, auth: AuthInfo| -> Answer {
+            match parse_json_object::<T>(arguments) {
+                Ok(args) => {
+                    let running = handler(args, auth);
+                    Box::pin(async move {
+                        argument_error_as_result(running.await.into_call_tool_result())
+                    })
+                }
+                Err(error) => Box::pin(std::future::ready(argument_error_as_result(Err(error)))),
+            }
+        };
+        let route = Route {
+            tool,
+            required: required_scopes.into(),
+            call: Box::new(call),
+        };
+        // A name registered again replaces the earlier tool, as rmcp's router does.
+        match self
+            .routes
+            .binary_search_by(|r| r.tool.name.as_ref().cmp(route.tool.name.as_ref()))
+        {
+            Ok(at) => self.routes[at] = route,
+            Err(at) => self.routes.insert(at, route),
+        }
     }
 
     pub(crate) fn build(self, info: ServerConfig, hierarchy: ScopeHierarchy) -> ClosureTools {
         ClosureTools {
             shared: Arc::new(Shared {
-                router: self.router,
+                routes: self.routes.into(),
                 info,
                 hierarchy,
             }),
         }
+    }
+}
+
+/// Arguments that do not deserialize are answered with a tool result marked `isError` (which
+/// the model can read and correct), not a protocol error: what rmcp's router does with the
+/// error `parse_json_object` makes (rmcp 3.11, `src/handler/server/router/tool.rs`,
+/// `into_tool_argument_error`, lines 144–156), whether the parsing or the handler returned it.
+fn argument_error_as_result(
+    result: Result<CallToolResponse, ErrorData>,
+) -> Result<CallToolResponse, ErrorData> {
+    match result {
+        Err(error)
+            if error.code == ErrorCode::INVALID_PARAMS
+                && error
+                    .message
+                    .starts_with("failed to deserialize parameters:") =>
+        {
+            Ok(CallToolResult::error(vec![ContentBlock::text(error.message)]).into())
+        }
+        result => result,
+    }
+}
+
+impl Shared {
+    fn route(&self, name: &str) -> Option<&Route> {
+        self.routes
+            .binary_search_by(|r| r.tool.name.as_ref().cmp(name))
+            .ok()
+            .map(|at| &self.routes[at])
     }
 }
 
@@ -213,22 +250,44 @@ impl ServerHandler for ClosureTools {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(
-            self.shared.router.list_all(),
+            self.shared.routes.iter().map(|r| r.tool.clone()).collect(),
         ))
     }
 
-    async fn call_tool(
+    fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        self.shared
-            .router
-            .call(ToolCallContext::new(self, request, context))
-            .await
+        mut context: RequestContext<RoleServer>,
+    ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
+        // Everything before the handler's own future runs here: the identity is taken out of
+        // this call's context (dropped when this returns) and nothing shared is cloned. Each
+        // clone of an `Arc` every request shares is a write to a cache line both runtime
+        // workers use (`BENCHMARKS.md`).
+        let running = match self.shared.route(&request.name) {
+            // rmcp's router's answer to an unknown name.
+            None => Err(ErrorData::invalid_params("tool not found", None)),
+            Some(route) => take_auth(&mut context).and_then(|auth| {
+                let missing = self
+                    .shared
+                    .hierarchy
+                    .missing(auth.scopes(), &route.required);
+                if missing.is_empty() {
+                    Ok((route.call)(request.arguments.unwrap_or_default(), auth))
+                } else {
+                    Err(ErrorData::invalid_request(
+                        format!(
+                            "insufficient scope: this tool requires {}",
+                            missing.join(" ")
+                        ),
+                        None,
+                    ))
+                }
+            }),
+        };
+        async move { running?.await }
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.shared.router.get(name).cloned()
+        self.shared.route(name).map(|r| r.tool.clone())
     }
 }

@@ -89,6 +89,69 @@ async fn closure_tools_never_run_anonymously() {
     );
 }
 
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Echo {
+    text: String,
+}
+
+/// Closure tools answer as rmcp's `ToolRouter` did before they were dispatched directly: an
+/// unknown name is a JSON-RPC `invalid_params` error "tool not found"; arguments that do not
+/// deserialize are a tool result with `isError` (the model can correct them), carrying rmcp's
+/// message; a name registered again replaces the earlier tool; `tools/list` is sorted by name.
+#[tokio::test]
+async fn closure_tools_dispatch_as_rmcps_router_did() {
+    let s = start_server_with(Options::default(), |b| {
+        b.tool(
+            "echo",
+            "Says it back",
+            |args: Echo, _: AuthInfo| async move { args.text },
+        )
+        // Registered again (with a structured answer) after this closure: that one wins.
+        .tool("whoami", "replaced", |_: NoArgs, _: AuthInfo| async move {
+            String::from("the first whoami")
+        })
+    })
+    .await;
+    let token = s.token("user_alice", "openid");
+    let rpc = |tool: &str, args: Value| {
+        let (mcp, token, body) = (s.mcp.clone(), token.clone(), call(tool, args));
+        async move { rpc_result(post(&mcp, Some(&token), &body, &[]).await).await }
+    };
+
+    let r = rpc("no-such-tool", json!({})).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert_eq!(r["error"]["message"], "tool not found", "{r}");
+
+    let r = rpc("echo", json!({"text": 5})).await;
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let text = r["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.starts_with("failed to deserialize parameters:"), "{r}");
+    let r = rpc("echo", json!({"text": "hello"})).await;
+    assert_eq!(r["result"]["content"][0]["text"], "hello", "{r}");
+    assert_ne!(r["result"]["isError"], true, "{r}");
+
+    let r = rpc("whoami", json!({})).await;
+    assert_eq!(
+        r["result"]["structuredContent"]["user_id"], "user_alice",
+        "{r}"
+    );
+
+    let names: Vec<Value> = listed_tools(&s, "openid")
+        .await
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        json!(["admin-report", "audit-log", "echo", "whoami"])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+}
+
 /// A 2025-03-26 style batch hiding a scoped call behind an unscoped one is still refused.
 #[tokio::test]
 async fn batch_cannot_smuggle_a_scoped_call() {
