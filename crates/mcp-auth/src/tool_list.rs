@@ -11,7 +11,7 @@ use rmcp::{
 
 use crate::{
     AuthInfo,
-    access_log::{self, CalledTool},
+    access_log::CalledTool,
     scopes::{ScopeHierarchy, advertisable},
     tools::{ToolScopes, auth_from_context},
 };
@@ -284,9 +284,10 @@ impl<H: ServerHandler> ServerHandler for ScopedToolList<H> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
         // Names the tool on the request's access line. The slot is there only when the line is
-        // wanted, so a server that does not want it (at `warn`) does not look for the slot: two
-        // extension look-ups per call, for nothing.
-        if access_log::wanted()
+        // wanted, which it cannot be while nothing at `info` is (a server at `warn`): then the
+        // two extension look-ups are skipped. Only the global level is asked here, one load;
+        // the filter itself was asked when the slot was made.
+        if tracing::level_enabled!(tracing::Level::INFO)
             && let Some(called) = context
                 .extensions
                 .get::<http::request::Parts>()

@@ -210,3 +210,35 @@ async fn with_sessions_the_access_line_names_the_tool() {
     assert!(access[2].contains("tool=\"whoami\""), "{}", access[2]);
     assert!(!access[0].contains("tool="), "{}", access[0]);
 }
+
+/// A server that keeps everything at `warn` but the access line (`warn,mcp_auth::access=info`)
+/// still gets the tool's name on each line: the tool handler, which names it, asks whether
+/// anything at `info` is wanted, and the access target is.
+#[tokio::test(flavor = "current_thread")]
+async fn only_the_access_line_at_info_still_names_the_tool() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "warn,mcp_auth::access=info",
+        ))
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = start_server(Options::default()).await;
+    let alice = s.token("user_alice", "openid");
+    let resp = post(&s.mcp, Some(&alice), &call("whoami", json!({})), &[]).await;
+    assert_eq!(resp.status(), 200);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "the access line and nothing else:\n{log}");
+    for field in ["mcp_auth::access", "tool=\"whoami\"", "status=200"] {
+        assert!(
+            lines[0].contains(field),
+            "{field} missing from: {}",
+            lines[0]
+        );
+    }
+}
