@@ -264,7 +264,8 @@ impl ServerHandler for ClosureTools {
         // clone of an `Arc` every request shares is a write to a cache line both runtime
         // workers use (`BENCHMARKS.md`).
         let running = match self.shared.route(&request.name) {
-            // rmcp's router's answer to an unknown name.
+            // rmcp's router's answer to an unknown name (rmcp 3.11,
+            // `src/handler/server/router/tool.rs`, `ToolRouter::call`, lines 560–579).
             None => Err(ErrorData::invalid_params("tool not found", None)),
             Some(route) => take_auth(&mut context).and_then(|auth| {
                 let missing = self
