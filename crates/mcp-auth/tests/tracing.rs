@@ -43,6 +43,17 @@ fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuar
     (captured, tracing::subscriber::set_default(subscriber))
 }
 
+/// [`capture`], with an `EnvFilter` of `directives` instead of a single level.
+fn capture_filtered(directives: &str) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
+        .with_ansi(false)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 /// One access line per request at `info` (target `mcp_auth::access`): for an admitted request
 /// the method, user, client, tool, status and duration; for a refused one the method, status
 /// and duration. Neither the accepted nor a refused token appears anywhere in the log.
@@ -143,15 +154,7 @@ async fn nothing_is_logged_per_request_at_warn() {
 /// (asserted in the test above).
 #[tokio::test(flavor = "current_thread")]
 async fn at_debug_a_tools_own_events_carry_the_request_span() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "warn,mcp_auth::access=debug,tool_events=info",
-        ))
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_filtered("warn,mcp_auth::access=debug,tool_events=info");
 
     let s = start_server_with(Options::default(), |b| {
         b.tool(
@@ -216,15 +219,7 @@ async fn with_sessions_the_access_line_names_the_tool() {
 /// anything at `info` is wanted, and the access target is.
 #[tokio::test(flavor = "current_thread")]
 async fn only_the_access_line_at_info_still_names_the_tool() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "warn,mcp_auth::access=info",
-        ))
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_filtered("warn,mcp_auth::access=info");
 
     let s = start_server(Options::default()).await;
     let alice = s.token("user_alice", "openid");
