@@ -65,12 +65,17 @@ pub struct ToolScopes {
 }
 
 impl ToolScopes {
-    /// Requires `scopes` for `tool`.
+    /// Requires `scopes` for `tool`, in place of whatever an earlier call required for it; an
+    /// empty list leaves `tool` needing no scope. (A tool registered again replaces the earlier
+    /// one, its scopes included: keeping the old requirement would make the HTTP-level guard
+    /// ask for more than the tool that now runs.)
     pub fn insert(&mut self, tool: impl Into<String>, scopes: Vec<String>) {
+        let tool = tool.into();
         if scopes.is_empty() {
-            return;
+            self.by_tool.remove(&tool);
+        } else {
+            self.by_tool.insert(tool, scopes);
         }
-        self.by_tool.insert(tool.into(), scopes);
     }
 
     /// The scopes `tool` needs (empty when none).

@@ -152,6 +152,45 @@ async fn closure_tools_dispatch_as_rmcps_router_did() {
     );
 }
 
+/// A tool registered first with scopes and again without needs none: the HTTP-level guard and
+/// `tools/list` follow the registration that runs, as the tool itself does.
+#[tokio::test]
+async fn a_tool_registered_again_without_scopes_needs_none() {
+    let s = start_server_with(Options::default(), |b| {
+        b.scoped_tool(
+            "echo",
+            "Says it back, for admins",
+            ["admin:read"],
+            |args: Echo, _: AuthInfo| async move { format!("admin: {}", args.text) },
+        )
+        .tool(
+            "echo",
+            "Says it back",
+            |args: Echo, _: AuthInfo| async move { args.text },
+        )
+    })
+    .await;
+    let narrow = s.token("user_alice", "openid");
+    let resp = post(
+        &s.mcp,
+        Some(&narrow),
+        &call("echo", json!({"text": "hello"})),
+        &[],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let r = rpc_result(resp).await;
+    assert_eq!(r["result"]["content"][0]["text"], "hello", "{r}");
+
+    let tools = listed_tools(&s, "openid").await;
+    let echo = tool(&tools, "echo").expect("echo is listed");
+    assert_eq!(echo["description"], "Says it back", "{echo}");
+    assert!(echo.get("securitySchemes").is_none(), "{echo}");
+    // The tools registered with scopes once keep them.
+    let admin = tool(&tools, "admin-report").expect("admin-report is listed");
+    assert!(admin.get("securitySchemes").is_some(), "{admin}");
+}
+
 /// A 2025-03-26 style batch hiding a scoped call behind an unscoped one is still refused.
 #[tokio::test]
 async fn batch_cannot_smuggle_a_scoped_call() {
