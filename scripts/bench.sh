@@ -25,7 +25,9 @@
 # Last, the logging defaults, in the release profile with a one-thread wrk: the rmcp floor, the
 # oidc example as shipped (no RUST_LOG: its default filter, logs to a file) and at RUST_LOG=warn,
 # in interleaved rounds, each round with freshly started servers; prints each one's ratio to the
-# floor (with the paired ratio's 90 % bootstrap interval) and the log lines per request.
+# floor (with the paired ratio's 90 % bootstrap interval) and the log lines per request. A second
+# floor (the same binary, another fresh process) is measured beside them and judged the same way:
+# how far this run's estimators stray from 1.00 when nothing differs.
 #
 #   scripts/bench.sh                    # 5 rounds of 20 s per stack after a 5 s warm-up, c=32
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
@@ -83,7 +85,7 @@ wait_http() { # url
 SECRET=sk_test_benchbenchbenchbenchbenchbench
 JWT_ISSUER_PORT=8798 OPAQUE_ISSUER_PORT=8799
 FLOOR_PORT=8790 OIDC_PORT=8791 QUICKSTART_PORT=8792 OIDC_SESSIONS_PORT=8793 FLOOR_SESSIONS_PORT=8794
-LOG_FLOOR_PORT=8795 LOG_OIDC_PORT=8796 LOG_OIDC_WARN_PORT=8797
+LOG_FLOOR_PORT=8795 LOG_OIDC_PORT=8796 LOG_OIDC_WARN_PORT=8797 LOG_FLOOR_AGAIN_PORT=8789
 SHARED_REDIS_PORT=8780 SHARED_QS_PORT=8781 LOCAL_QS_PORT=8782
 
 $TARGET_DIR/release/mcp-auth-issuer --ephemeral --port $JWT_ISSUER_PORT --secret-key $SECRET --rate-limit 100000 >/dev/null 2>&1 & PIDS+=($!)
@@ -293,12 +295,18 @@ JWT_LW=$(mint $JWT_ISSUER_PORT "http://127.0.0.1:$LOG_OIDC_WARN_PORT/mcp")
 # about what authentication costs. With one process per stack for the whole run, whatever part
 # of that belongs to the process (its memory layout, its threads' placement) was a bias fixed for
 # the run; with fresh ones it is noise from round to round, which the paired median averages.
+# The floor against itself: a second process of the floor's binary, measured and judged like the
+# stacks. Its ratios differ from 1.00 by this run's noise alone, so they show how finely the run
+# could tell a stack's ratio (BENCHMARKS.md, "The floor against itself").
 # One measured run of each stack, in the current round with that round's servers.
 measure_floor() { THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PID "$JWT_L" "$round"; }
+measure_floor_again() { THREADS=1 run "log-d-rmcp-floor-again" $LOG_FLOOR_AGAIN_PORT $LOG_FLOOR_AGAIN_PID "$JWT_L" "$round"; }
 measure_shipped() { THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"; }
 measure_warn() { THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"; }
 for round in $(seq 1 "$ROUNDS"); do
   start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
+  start_timed log-floor-again $LOG_FLOOR_AGAIN_PORT $REL/examples/rmcp-floor $LOG_FLOOR_AGAIN_PORT
+  LOG_FLOOR_AGAIN_PID=$LAST_PID
   OUT=$LOGDIR/as-shipped-$round.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \
     --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_PORT
   LOG_OIDC_PID=$LAST_PID
@@ -307,24 +315,24 @@ for round in $(seq 1 "$ROUNDS"); do
   LOG_OIDC_WARN_PID=$LAST_PID
   # The ratios measure authentication alone only if every stack answers with the same bytes.
   floor_body=$(answer $LOG_FLOOR_PORT "$JWT_L")
-  for check in "$LOG_OIDC_PORT $JWT_L" "$LOG_OIDC_WARN_PORT $JWT_LW"; do
+  for check in "$LOG_OIDC_PORT $JWT_L" "$LOG_OIDC_WARN_PORT $JWT_LW" "$LOG_FLOOR_AGAIN_PORT $JWT_L"; do
     body=$(answer $check)
     if [[ $body != "$floor_body" ]]; then
-      echo "the floor's answer differs from the oidc example's:" >&2
-      echo "  floor: $floor_body" >&2; echo "  oidc:  $body" >&2; exit 1
+      echo "the floor's answer differs from the one on port ${check%% *}:" >&2
+      echo "  floor: $floor_body" >&2; echo "  other: $body" >&2; exit 1
     fi
   done
-  # The order is reversed every other round (floor, as shipped, warn; then warn, as shipped,
-  # floor), so that no stack always comes first or last in its round: a round's speed can drift
-  # from its first measurement to its last.
+  # The order is reversed every other round (floor, as shipped, warn, floor again; then floor
+  # again, warn, as shipped, floor), so that no stack always comes first or last in its round: a
+  # round's speed can drift from its first measurement to its last.
   if (( round % 2 )); then
-    measure_floor; measure_shipped; measure_warn
+    measure_floor; measure_shipped; measure_warn; measure_floor_again
   else
-    measure_warn; measure_shipped; measure_floor
+    measure_floor_again; measure_warn; measure_shipped; measure_floor
   fi
-  kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null ||
+  kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID $LOG_FLOOR_AGAIN_PID 2>/dev/null ||
     { echo "a server of round $round exited before the round ended (its log: $LOGDIR)" >&2; KEEP_LOGS=1; exit 1; }
-  wait $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID 2>/dev/null || true
+  wait $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID $LOG_FLOOR_AGAIN_PID 2>/dev/null || true
 done
 
 echo
@@ -338,13 +346,15 @@ echo "logging defaults: release profile; wrk -t1 -c$CONNECTIONS -d${DURATION}s a
 # ratio both reach it. "paired 90%": the interval in which the paired ratio's median lies in
 # 90 % of resamples of the rounds (bootstrap): how finely this run, on this machine, could tell
 # the ratio. An interval that straddles the target says the run cannot decide it either way.
+# "floor again" is judged against the `warn` target: were it a stack, would this run have passed
+# the floor itself? When it does not, the run's noise alone is enough to fail a stack.
 printf '%-24s %10s %9s %9s %9s %7s %7s %11s %12s %9s %9s %10s %8s %5s\n' stack req/s "p50 ms" "p99 ms" non-2xx ratio paired "paired 90%" "CPU us/req" "CPU ratio" "best CPU" lines/req target met
 floor=$(median "${RPS[log-a-rmcp-floor]}")
 floor_cpu=$(median "${CPU[log-a-rmcp-floor]}")
-for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
+for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn log-d-rmcp-floor-again; do
   case $name in
     log-b-oidc-as-shipped) target=0.90 ;;
-    log-c-oidc-warn) target=0.95 ;;
+    log-c-oidc-warn | log-d-rmcp-floor-again) target=0.95 ;;
     *) target="" ;;
   esac
   rps=$(median "${RPS[$name]}")
@@ -362,6 +372,7 @@ for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do
     "$best" "$lines" "${target:+>= $target}" "$met"
 done
 echo "per round req/s, and server CPU us per request:"
-for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done
+for name in log-a-rmcp-floor log-b-oidc-as-shipped log-c-oidc-warn log-d-rmcp-floor-again; do echo "  $name: ${RPS[$name]}| ${CPU[$name]}"; done
 echo "lines/req: lines in the server's log file during the measured run over the requests served."
+echo "log-d-rmcp-floor-again: the floor's binary again, a fresh process each round; its ratios are this run's noise."
 fi
