@@ -303,6 +303,8 @@ measure_floor() { THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PI
 measure_floor_again() { THREADS=1 run "log-d-rmcp-floor-again" $LOG_FLOOR_AGAIN_PORT $LOG_FLOOR_AGAIN_PID "$JWT_L" "$round"; }
 measure_shipped() { THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"; }
 measure_warn() { THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"; }
+ORDERS=("floor shipped floor_again warn" "shipped warn floor floor_again"
+  "warn floor_again shipped floor" "floor_again floor warn shipped")
 for round in $(seq 1 "$ROUNDS"); do
   start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
   start_timed log-floor-again $LOG_FLOOR_AGAIN_PORT $REL/examples/rmcp-floor $LOG_FLOOR_AGAIN_PORT
@@ -322,14 +324,15 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "  floor: $floor_body" >&2; echo "  other: $body" >&2; exit 1
     fi
   done
-  # The order is reversed every other round (floor, as shipped, warn, floor again; then floor
-  # again, warn, as shipped, floor), so that no stack always comes first or last in its round: a
-  # round's speed can drift from its first measurement to its last.
-  if (( round % 2 )); then
-    measure_floor; measure_shipped; measure_warn; measure_floor_again
-  else
-    measure_floor_again; measure_warn; measure_shipped; measure_floor
-  fi
+  # The order within a round follows a balanced Latin square (Williams' design) over four
+  # rounds: each stack takes each place once, and each stack comes right after each other stack
+  # once. So neither a place in the round (its speed can drift from first to last) nor what ran
+  # just before (the as-shipped server can leave ~40 MB of log to be written back) lands on one
+  # stack more than another; a ROUNDS that is a multiple of 4 balances it exactly. (Until
+  # session 22 the order was reversed every other round: the floor then came right after the
+  # as-shipped server in every other round and its twin never did; over runs 21-23 the twin
+  # came out 1.05 x the floor, BENCHMARKS.md.)
+  for stack in ${ORDERS[(round - 1) % 4]}; do "measure_$stack"; done
   kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID $LOG_FLOOR_AGAIN_PID 2>/dev/null ||
     { echo "a server of round $round exited before the round ended (its log: $LOGDIR)" >&2; KEEP_LOGS=1; exit 1; }
   wait $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID $LOG_FLOOR_AGAIN_PID 2>/dev/null || true
