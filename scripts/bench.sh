@@ -303,18 +303,30 @@ measure_floor() { THREADS=1 run "log-a-rmcp-floor" $LOG_FLOOR_PORT $LOG_FLOOR_PI
 measure_floor_again() { THREADS=1 run "log-d-rmcp-floor-again" $LOG_FLOOR_AGAIN_PORT $LOG_FLOOR_AGAIN_PID "$JWT_L" "$round"; }
 measure_shipped() { THREADS=1 LOGFILE=$LOGDIR/as-shipped-$round.log run "log-b-oidc-as-shipped" $LOG_OIDC_PORT $LOG_OIDC_PID "$JWT_L" "$round"; }
 measure_warn() { THREADS=1 LOGFILE=$LOGDIR/warn-$round.log run "log-c-oidc-warn" $LOG_OIDC_WARN_PORT $LOG_OIDC_WARN_PID "$JWT_LW" "$round"; }
-ORDERS=("floor shipped floor_again warn" "shipped warn floor floor_again"
-  "warn floor_again shipped floor" "floor_again floor warn shipped")
-for round in $(seq 1 "$ROUNDS"); do
-  start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID
+start_floor() { start_timed log-floor $LOG_FLOOR_PORT $REL/examples/rmcp-floor $LOG_FLOOR_PORT; LOG_FLOOR_PID=$LAST_PID; }
+start_floor_again() {
   start_timed log-floor-again $LOG_FLOOR_AGAIN_PORT $REL/examples/rmcp-floor $LOG_FLOOR_AGAIN_PORT
   LOG_FLOOR_AGAIN_PID=$LAST_PID
+}
+start_shipped() {
   OUT=$LOGDIR/as-shipped-$round.log start_timed log-oidc $LOG_OIDC_PORT env -u RUST_LOG $REL/oidc-resource-server \
     --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_PORT
   LOG_OIDC_PID=$LAST_PID
+}
+start_warn() {
   OUT=$LOGDIR/warn-$round.log start_timed log-oidc-warn $LOG_OIDC_WARN_PORT env RUST_LOG=warn $REL/oidc-resource-server \
     --issuer http://127.0.0.1:$JWT_ISSUER_PORT --port $LOG_OIDC_WARN_PORT
   LOG_OIDC_WARN_PID=$LAST_PID
+}
+# Each round's order, for starting its servers and for measuring them: a balanced Latin square
+# (Williams' design) over four rounds, see below.
+ORDERS=("floor shipped floor_again warn" "shipped warn floor floor_again"
+  "warn floor_again shipped floor" "floor_again floor warn shipped")
+for round in $(seq 1 "$ROUNDS"); do
+  # Started in the round's order too: until session 22 the floor was always started first
+  # (right after the last round's servers were stopped), and its twin, started second, came out
+  # 0.99-1.06 x the floor by the paired ratio in runs 21-26, 1.03 on average (BENCHMARKS.md).
+  for stack in ${ORDERS[(round - 1) % 4]}; do "start_$stack"; done
   # The ratios measure authentication alone only if every stack answers with the same bytes.
   floor_body=$(answer $LOG_FLOOR_PORT "$JWT_L")
   for check in "$LOG_OIDC_PORT $JWT_L" "$LOG_OIDC_WARN_PORT $JWT_LW" "$LOG_FLOOR_AGAIN_PORT $JWT_L"; do
