@@ -323,9 +323,9 @@ start_warn() {
 ORDERS=("floor shipped floor_again warn" "shipped warn floor floor_again"
   "warn floor_again shipped floor" "floor_again floor warn shipped")
 for round in $(seq 1 "$ROUNDS"); do
-  # Started in the round's order too: until session 22 the floor was always started first
-  # (right after the last round's servers were stopped), and its twin, started second, came out
-  # 0.99-1.06 x the floor by the paired ratio in runs 21-26, 1.03 on average (BENCHMARKS.md).
+  # Started in the round's order too: until session 22 the floor was always started first,
+  # right after the last round's servers were stopped (BENCHMARKS.md, "The floor against
+  # itself": its twin, started second, came out ahead in five of six runs).
   for stack in ${ORDERS[(round - 1) % 4]}; do "start_$stack"; done
   # The ratios measure authentication alone only if every stack answers with the same bytes.
   floor_body=$(answer $LOG_FLOOR_PORT "$JWT_L")
@@ -342,8 +342,7 @@ for round in $(seq 1 "$ROUNDS"); do
   # just before (the as-shipped server can leave ~40 MB of log to be written back) lands on one
   # stack more than another; a ROUNDS that is a multiple of 4 balances it exactly. (Until
   # session 22 the order was reversed every other round: the floor then came right after the
-  # as-shipped server in every other round and its twin never did; over runs 21-23 the twin
-  # came out 1.05 x the floor, BENCHMARKS.md.)
+  # as-shipped server in every other round and its twin never did.)
   for stack in ${ORDERS[(round - 1) % 4]}; do "measure_$stack"; done
   kill $LOG_FLOOR_PID $LOG_OIDC_PID $LOG_OIDC_WARN_PID $LOG_FLOOR_AGAIN_PID 2>/dev/null ||
     { echo "a server of round $round exited before the round ended (its log: $LOGDIR)" >&2; KEEP_LOGS=1; exit 1; }
