@@ -306,7 +306,8 @@ impl McpServerBuilder {
 
     /// Requires `scopes` for a tool served by a custom handler (see
     /// [`build_with`](Self::build_with)), checked at the HTTP layer before the tool runs, and
-    /// announced in `tools/list` like [`scoped_tool`](Self::scoped_tool)'s.
+    /// announced in `tools/list` like [`scoped_tool`](Self::scoped_tool)'s. A later call for the
+    /// same tool replaces the earlier requirement; an empty list removes it.
     pub fn tool_scopes<I, S>(mut self, tool: impl Into<String>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -319,7 +320,8 @@ impl McpServerBuilder {
 
     /// Requires `scopes` for `prompts/get` of the prompt `name`: a request without them is
     /// answered with 403 `insufficient_scope` naming the scopes, before the handler's
-    /// `get_prompt` runs (the same step-up challenge as a scoped tool's).
+    /// `get_prompt` runs (the same step-up challenge as a scoped tool's). A later call for the
+    /// same prompt replaces the earlier requirement; an empty list removes it.
     ///
     /// ```
     /// use mcp_auth::McpServer;
