@@ -33,6 +33,8 @@
 #   DURATION=10 ROUNDS=1 CONNECTIONS=64 SESSIONS=1000 TOKENS=100000 scripts/bench.sh
 #   PARTS=logging scripts/bench.sh      # only some parts: any of load sessions cache shared logging
 #   KEEP_LOGS=1 PARTS=logging scripts/bench.sh   # keep the logging part's server logs (~650 MB)
+#   PARTS=logging ROUNDS=16 DURATION=5 WARMUP=2 scripts/bench.sh   # the logging runs BENCHMARKS.md records
+#                                       # (a ROUNDS that is a multiple of 4 balances the order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
