@@ -35,7 +35,7 @@
 #   PARTS=logging scripts/bench.sh      # only some parts: any of load sessions cache shared logging
 #   KEEP_LOGS=1 PARTS=logging scripts/bench.sh   # keep the logging part's server logs (~650 MB)
 #   PARTS=logging ROUNDS=64 DURATION=5 WARMUP=2 scripts/bench.sh   # the logging verdicts BENCHMARKS.md
-#                                       # records, about 35 minutes (ROUNDS a multiple of 4 balances the order)
+#                                       # records, about half an hour (ROUNDS a multiple of 4 balances the order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
